@@ -1,0 +1,61 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "ShardQuant",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "ShardTensor", targets: ["ShardTensor"]),
+        .library(name: "ShardNN", targets: ["ShardNN"]),
+        .library(name: "ShardModels", targets: ["ShardModels"]),
+        .executable(name: "shardquant", targets: ["shardquant"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+    ],
+    targets: [
+        // MARK: - System libraries
+
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+
+        // MARK: - Libraries
+
+        .target(
+            name: "ShardTensor",
+            dependencies: ["CBLAS"]
+        ),
+        .target(
+            name: "ShardNN",
+            dependencies: [
+                "ShardTensor",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ]
+        ),
+        .target(
+            name: "ShardModels",
+            dependencies: ["ShardNN", "ShardTensor"]
+        ),
+
+        // MARK: - Executables
+
+        .executableTarget(
+            name: "shardquant",
+            dependencies: [
+                "ShardModels", "ShardNN", "ShardTensor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // MARK: - Tests
+
+        .testTarget(name: "ShardTensorTests", dependencies: ["ShardTensor"]),
+        .testTarget(name: "ShardNNTests", dependencies: ["ShardNN", "ShardTensor"]),
+        .testTarget(name: "ShardModelsTests", dependencies: ["ShardModels", "ShardNN", "ShardTensor"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,52 @@
+import Dispatch
+import Foundation
+
+/// How many threads ShardQuant's own kernels (depthwise convolution, elementwise epilogues) use.
+///
+/// BLAS calls are threaded by OpenBLAS itself (`OPENBLAS_NUM_THREADS`). Under `mpirun`, where each
+/// rank should use one core, set `SHARDQUANT_NUM_THREADS=1` (the launcher does).
+public enum Parallelism {
+    nonisolated(unsafe) private static var configured: Int = {
+        if let text = ProcessInfo.processInfo.environment["SHARDQUANT_NUM_THREADS"], let value = Int(text), value > 0 {
+            return value
+        }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }()
+
+    /// The number of threads; at least 1.
+    public static var threadCount: Int { configured }
+
+    /// Sets the number of threads (call before any kernel runs, not concurrently with one).
+    public static func setThreadCount(_ count: Int) {
+        precondition(count >= 1, "thread count \(count) < 1")
+        configured = count
+    }
+}
+
+/// Runs `body(range)` over `0..<count` split into at most `Parallelism.threadCount` contiguous
+/// ranges, concurrently; returns when every range is done. Work below `minimumPerThread` items
+/// per thread runs on the calling thread.
+@inline(__always)
+func parallelFor(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
+    let threads = Swift.min(Parallelism.threadCount, count / Swift.max(minimumPerThread, 1))
+    if threads <= 1 {
+        if count > 0 { body(0..<count) }
+        return
+    }
+    withoutActuallyEscaping(body) { body in
+        // The ranges are disjoint, so callers that write through pointers write disjoint memory;
+        // that is the contract that makes sharing `body` across threads sound.
+        let shared = UncheckedSendable(body)
+        DispatchQueue.concurrentPerform(iterations: threads) { part in
+            let start = count * part / threads
+            let end = count * (part + 1) / threads
+            if start < end { shared.value(start..<end) }
+        }
+    }
+}
+
+/// Carries a value across a `@Sendable` boundary when the caller guarantees data-race freedom.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

@@ -1,0 +1,127 @@
+// The only file that imports CBLAS: every GEMM in ShardQuant goes through `generalMatrixMultiply`.
+import CBLAS
+
+/// Single-precision GEMM on row-major matrices, through OpenBLAS's `cblas_sgemm`:
+/// `C ← α · op(A) · op(B) + β · C`, with `op(A)` of shape `[m, k]` and `op(B)` of `[k, n]`.
+///
+/// - Parameters:
+///   - transposeA: read `A` (stored `[k, m]`, leading dimension `lda`) as its transpose.
+///   - transposeB: read `B` (stored `[n, k]`, leading dimension `ldb`) as its transpose.
+///   - lda, ldb, ldc: row strides, in elements, of the matrices as stored.
+@inline(__always)
+func generalMatrixMultiply(
+    transposeA: Bool = false, transposeB: Bool = false,
+    m: Int, n: Int, k: Int, alpha: Float = 1,
+    a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int,
+    beta: Float = 0,
+    c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    if m == 0 || n == 0 { return }
+    if k == 0 {
+        // BLAS leaves C scaled by β; with β = 0 that must be zeros.
+        for row in 0..<m { (c + row * ldc).update(repeating: 0, count: n) }
+        return
+    }
+    cblas_sgemm(
+        CblasRowMajor,
+        transposeA ? CblasTrans : CblasNoTrans,
+        transposeB ? CblasTrans : CblasNoTrans,
+        Int32(m), Int32(n), Int32(k), alpha,
+        a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// Settings of the BLAS library.
+public enum BLAS {
+    /// The number of threads OpenBLAS uses for one call.
+    public static var threadCount: Int {
+        get { Int(openblas_get_num_threads()) }
+    }
+
+    /// Sets the number of threads OpenBLAS uses for one call (`OPENBLAS_NUM_THREADS` sets the default).
+    public static func setThreadCount(_ count: Int) {
+        openblas_set_num_threads(Int32(count))
+    }
+
+    /// OpenBLAS's description of its build and the kernel it chose for this processor.
+    public static var configuration: String {
+        String(cString: openblas_get_config())
+    }
+
+    /// The name of the processor core type OpenBLAS's kernels were chosen for.
+    public static var coreName: String {
+        String(cString: openblas_get_corename())
+    }
+}
+
+extension Tensor {
+    /// Matrix product over the last two axes, `C[…, i, j] = Σ_p A[…, i, p] · B[…, p, j]`.
+    ///
+    /// `self` is `[…, m, k]`; `other` is `[k, n]` (shared by every leading index) or `[…, k, n]`
+    /// with the same leading axes. A rank-1 `self` is treated as one row.
+    public func matmul(_ other: Tensor) -> Tensor {
+        precondition(rank >= 1 && other.rank >= 2, "matmul of \(shape) by \(other.shape)")
+        let k = shape[rank - 1]
+        let m = rank == 1 ? 1 : shape[rank - 2]
+        let n = other.shape[other.rank - 1]
+        precondition(other.shape[other.rank - 2] == k, "matmul: inner extents differ in \(shape) · \(other.shape)")
+        let leading = rank <= 2 ? [] : Array(shape[..<(rank - 2)])
+        let resultShape = rank == 1 ? [n] : leading + [m, n]
+        if count == 0 || other.count == 0 { return Tensor.zeros(resultShape) }
+        if other.rank == 2 {
+            // One GEMM with every leading index folded into the rows.
+            let rows = count / k
+            return Tensor(shape: resultShape) { destination in
+                scalars.withUnsafeBufferPointer { a in
+                    other.scalars.withUnsafeBufferPointer { b in
+                        generalMatrixMultiply(
+                            m: rows, n: n, k: k,
+                            a: a.baseAddress!, lda: k, b: b.baseAddress!, ldb: n,
+                            c: destination.baseAddress!, ldc: n)
+                    }
+                }
+            }
+        }
+        let otherLeading = Array(other.shape[..<(other.rank - 2)])
+        precondition(otherLeading == leading, "batched matmul needs equal leading axes: \(shape) · \(other.shape)")
+        let batch = Tensor.elementCount(of: leading)
+        return Tensor(shape: resultShape) { destination in
+            scalars.withUnsafeBufferPointer { a in
+                other.scalars.withUnsafeBufferPointer { b in
+                    for index in 0..<batch {
+                        generalMatrixMultiply(
+                            m: m, n: n, k: k,
+                            a: a.baseAddress! + index * m * k, lda: k,
+                            b: b.baseAddress! + index * k * n, ldb: n,
+                            c: destination.baseAddress! + index * m * n, ldc: n)
+                    }
+                }
+            }
+        }
+    }
+
+    /// `self · otherᵀ` over the last two axes without materialising the transpose:
+    /// `self` is `[…, m, k]`, `other` is `[…, n, k]` with the same leading axes.
+    public func matmulTransposed(_ other: Tensor) -> Tensor {
+        precondition(rank >= 2 && other.rank == rank, "matmulTransposed of \(shape) by \(other.shape)")
+        let m = shape[rank - 2], k = shape[rank - 1], n = other.shape[rank - 2]
+        precondition(other.shape[rank - 1] == k, "matmulTransposed: inner extents differ in \(shape) · \(other.shape)ᵀ")
+        let leading = Array(shape[..<(rank - 2)])
+        precondition(Array(other.shape[..<(rank - 2)]) == leading, "matmulTransposed needs equal leading axes")
+        let batch = Tensor.elementCount(of: leading)
+        if count == 0 || other.count == 0 { return Tensor.zeros(leading + [m, n]) }
+        return Tensor(shape: leading + [m, n]) { destination in
+            scalars.withUnsafeBufferPointer { a in
+                other.scalars.withUnsafeBufferPointer { b in
+                    for index in 0..<batch {
+                        generalMatrixMultiply(
+                            transposeB: true, m: m, n: n, k: k,
+                            a: a.baseAddress! + index * m * k, lda: k,
+                            b: b.baseAddress! + index * n * k, ldb: k,
+                            c: destination.baseAddress! + index * m * n, ldc: n)
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,276 @@
+/// The geometry of a 2-D convolution or pooling window: stride, zero padding and dilation per
+/// spatial axis (height, width).
+public struct ConvolutionGeometry: Sendable, Equatable {
+    public var stride: (height: Int, width: Int)
+    public var padding: (height: Int, width: Int)
+    public var dilation: (height: Int, width: Int)
+
+    public init(stride: Int = 1, padding: Int = 0, dilation: Int = 1) {
+        self.init(stride: (stride, stride), padding: (padding, padding), dilation: (dilation, dilation))
+    }
+
+    public init(stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int) = (1, 1)) {
+        precondition(stride.0 > 0 && stride.1 > 0, "stride \(stride) must be positive")
+        precondition(padding.0 >= 0 && padding.1 >= 0, "padding \(padding) must be non-negative")
+        precondition(dilation.0 > 0 && dilation.1 > 0, "dilation \(dilation) must be positive")
+        self.stride = (stride.0, stride.1)
+        self.padding = (padding.0, padding.1)
+        self.dilation = (dilation.0, dilation.1)
+    }
+
+    public static func == (left: ConvolutionGeometry, right: ConvolutionGeometry) -> Bool {
+        left.stride == right.stride && left.padding == right.padding && left.dilation == right.dilation
+    }
+
+    /// The output extent for an input extent `size` and kernel extent `kernel` along one axis:
+    /// `⌊(size + 2·padding − dilation·(kernel − 1) − 1) / stride⌋ + 1`.
+    public func outputExtent(input size: Int, kernel: Int, axis: Int) -> Int {
+        let (s, p, d) = axis == 0
+            ? (stride.height, padding.height, dilation.height)
+            : (stride.width, padding.width, dilation.width)
+        let span = size + 2 * p - d * (kernel - 1) - 1
+        return span < 0 ? 0 : span / s + 1
+    }
+}
+
+/// A per-channel affine map and clamp applied to a convolution's output while it is still in
+/// cache: `y = clamp(x · scale[c] + shift[c], lower, upper)`. This is how an eval-mode
+/// BatchNorm2D, the convolution's bias and a ReLU/ReLU6 fold into one pass.
+public struct ChannelEpilogue: Sendable {
+    /// Per-channel multipliers; `nil` means 1.
+    public var scale: [Float]?
+    /// Per-channel offsets; `nil` means 0.
+    public var shift: [Float]?
+    /// Lower clamp (`-∞` for none).
+    public var lower: Float
+    /// Upper clamp (`+∞` for none).
+    public var upper: Float
+
+    public init(scale: [Float]? = nil, shift: [Float]? = nil, lower: Float = -.infinity, upper: Float = .infinity) {
+        self.scale = scale
+        self.shift = shift
+        self.lower = lower
+        self.upper = upper
+    }
+
+    var isIdentity: Bool { scale == nil && shift == nil && lower == -.infinity && upper == .infinity }
+
+    /// Applies the map to `count` values of channel `channel` starting at `values`.
+    @inline(__always)
+    func apply(channel: Int, to values: UnsafeMutablePointer<Float>, count: Int) {
+        let a = scale?[channel] ?? 1
+        let b = shift?[channel] ?? 0
+        let low = lower, high = upper
+        for i in 0..<count {
+            let v = values[i] * a + b
+            values[i] = Swift.min(Swift.max(v, low), high)
+        }
+    }
+}
+
+extension Tensor {
+    /// 2-D cross-correlation (what deep-learning frameworks call convolution) in NCHW layout.
+    ///
+    /// `y[n, o, i, j] = bias[o] + Σ_{c, u, v} w[o, c, u, v] · x[n, g·C_g + c, i·s_h − p_h + u·d_h, j·s_w − p_w + v·d_w]`
+    /// where `g = o / (C_out / groups)` is the group of output channel `o`, `C_g = C_in / groups`,
+    /// and positions outside the input read as zero.
+    ///
+    /// - Parameters:
+    ///   - weight: `[C_out, C_in / groups, k_h, k_w]`.
+    ///   - bias: `[C_out]` or `nil`.
+    ///   - geometry: stride, padding and dilation.
+    ///   - groups: the number of channel groups; it divides both `C_in` and `C_out`.
+    ///   - epilogue: a per-channel affine map and clamp applied after the bias.
+    /// - Returns: `[N, C_out, H_out, W_out]`.
+    ///
+    /// Depthwise convolutions (`groups == C_in == C_out`) run a direct kernel; 1×1 convolutions with
+    /// stride 1 and no padding are one GEMM per sample; others are im2col followed by GEMM.
+    public func conv2d(
+        weight: Tensor, bias: Tensor? = nil, geometry: ConvolutionGeometry = ConvolutionGeometry(),
+        groups: Int = 1, epilogue: ChannelEpilogue? = nil
+    ) -> Tensor {
+        precondition(rank == 4, "conv2d input must be [N, C, H, W], got \(shape)")
+        precondition(weight.rank == 4, "conv2d weight must be [C_out, C_in/groups, kH, kW], got \(weight.shape)")
+        let (batch, inputChannels, height, width) = (shape[0], shape[1], shape[2], shape[3])
+        let (outputChannels, groupChannels, kernelHeight, kernelWidth) =
+            (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+        precondition(groups > 0 && inputChannels % groups == 0 && outputChannels % groups == 0,
+                     "groups \(groups) must divide C_in \(inputChannels) and C_out \(outputChannels)")
+        precondition(groupChannels == inputChannels / groups,
+                     "weight \(weight.shape) expects \(groupChannels * groups) input channels, input has \(inputChannels)")
+        if let bias { precondition(bias.shape == [outputChannels], "bias \(bias.shape) for \(outputChannels) channels") }
+        let outputHeight = geometry.outputExtent(input: height, kernel: kernelHeight, axis: 0)
+        let outputWidth = geometry.outputExtent(input: width, kernel: kernelWidth, axis: 1)
+        let outputShape = [batch, outputChannels, outputHeight, outputWidth]
+
+        // Fold the bias into the epilogue's shift: y = (conv + b)·a + s = conv·a + (b·a + s).
+        var finalEpilogue = epilogue ?? ChannelEpilogue()
+        if let bias {
+            let scale = finalEpilogue.scale
+            let shift = finalEpilogue.shift
+            finalEpilogue.shift = (0..<outputChannels).map { o in
+                bias.scalars[o] * (scale?[o] ?? 1) + (shift?[o] ?? 0)
+            }
+        }
+        if Tensor.elementCount(of: outputShape) == 0 { return Tensor.zeros(outputShape) }
+
+        let problem = ConvolutionProblem(
+            batch: batch, inputChannels: inputChannels, height: height, width: width,
+            outputChannels: outputChannels, kernelHeight: kernelHeight, kernelWidth: kernelWidth,
+            outputHeight: outputHeight, outputWidth: outputWidth, groups: groups, geometry: geometry)
+        return Tensor(shape: outputShape) { output in
+            scalars.withUnsafeBufferPointer { input in
+                weight.scalars.withUnsafeBufferPointer { filter in
+                    if groups == inputChannels && groupChannels == 1 && outputChannels == inputChannels {
+                        problem.depthwise(input.baseAddress!, filter.baseAddress!, output.baseAddress!, finalEpilogue)
+                    } else {
+                        problem.viaMatrixMultiply(input.baseAddress!, filter.baseAddress!, output.baseAddress!, finalEpilogue)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The sizes of one convolution call; the kernels live here so that their loops see constants.
+struct ConvolutionProblem {
+    let batch, inputChannels, height, width: Int
+    let outputChannels, kernelHeight, kernelWidth: Int
+    let outputHeight, outputWidth: Int
+    let groups: Int
+    let geometry: ConvolutionGeometry
+
+    var isPointwise: Bool {
+        kernelHeight == 1 && kernelWidth == 1 && geometry.stride == (1, 1) && geometry.padding == (0, 0)
+    }
+
+    /// Grouped or dense convolution: per sample and group, `Y_g = W_g · cols(X_g)` with
+    /// `W_g` `[C_out/g, C_in/g·kH·kW]` and the im2col matrix `[C_in/g·kH·kW, H_out·W_out]`.
+    func viaMatrixMultiply(
+        _ input: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+        _ output: UnsafeMutablePointer<Float>, _ epilogue: ChannelEpilogue
+    ) {
+        let groupInput = inputChannels / groups
+        let groupOutput = outputChannels / groups
+        let patch = groupInput * kernelHeight * kernelWidth
+        let plane = outputHeight * outputWidth
+        let inputPlane = height * width
+        var columns: UnsafeMutablePointer<Float>? = nil
+        if !isPointwise {
+            columns = .allocate(capacity: patch * plane)
+        }
+        defer { columns?.deallocate() }
+        for n in 0..<batch {
+            for g in 0..<groups {
+                let source = input + (n * inputChannels + g * groupInput) * inputPlane
+                let matrix: UnsafePointer<Float>
+                if let columns {
+                    im2col(source, groupInput, columns)
+                    matrix = UnsafePointer(columns)
+                } else {
+                    matrix = source
+                }
+                generalMatrixMultiply(
+                    m: groupOutput, n: plane, k: patch,
+                    a: filter + g * groupOutput * patch, lda: patch,
+                    b: matrix, ldb: plane,
+                    c: output + (n * outputChannels + g * groupOutput) * plane, ldc: plane)
+            }
+            if !epilogue.isIdentity {
+                let sample = output + n * outputChannels * plane
+                parallelFor(outputChannels, minimumPerThread: Swift.max(1, 16_384 / Swift.max(plane, 1))) { channels in
+                    for o in channels { epilogue.apply(channel: o, to: sample + o * plane, count: plane) }
+                }
+            }
+        }
+    }
+
+    /// Unfolds one group of one sample into `[channels·kH·kW, H_out·W_out]`, zero where the window
+    /// falls into the padding.
+    func im2col(_ source: UnsafePointer<Float>, _ channels: Int, _ columns: UnsafeMutablePointer<Float>) {
+        let plane = outputHeight * outputWidth
+        let (strideH, strideW) = geometry.stride
+        let (padH, padW) = geometry.padding
+        let (dilationH, dilationW) = geometry.dilation
+        parallelFor(channels * kernelHeight * kernelWidth, minimumPerThread: 8) { rows in
+            for row in rows {
+                let c = row / (kernelHeight * kernelWidth)
+                let u = (row / kernelWidth) % kernelHeight
+                let v = row % kernelWidth
+                let destination = columns + row * plane
+                let channelBase = source + c * height * width
+                for i in 0..<outputHeight {
+                    let y = i * strideH - padH + u * dilationH
+                    let line = destination + i * outputWidth
+                    if y < 0 || y >= height {
+                        line.update(repeating: 0, count: outputWidth)
+                        continue
+                    }
+                    let inputLine = channelBase + y * width
+                    for j in 0..<outputWidth {
+                        let x = j * strideW - padW + v * dilationW
+                        line[j] = (x >= 0 && x < width) ? inputLine[x] : 0
+                    }
+                }
+            }
+        }
+    }
+
+    /// Depthwise convolution: each channel has its own `kH × kW` filter. For every output row and
+    /// kernel tap the valid output columns are computed once, so the inner loop has no branches.
+    func depthwise(
+        _ input: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
+        _ output: UnsafeMutablePointer<Float>, _ epilogue: ChannelEpilogue
+    ) {
+        let (strideH, strideW) = geometry.stride
+        let (padH, padW) = geometry.padding
+        let (dilationH, dilationW) = geometry.dilation
+        let taps = kernelHeight * kernelWidth
+        // Per kernel column v: the output columns j whose input column j·s − p + v·d lies in [0, W).
+        var columnRanges = [(start: Int, end: Int)]()
+        for v in 0..<kernelWidth {
+            let offset = v * dilationW - padW
+            var start = 0
+            while start < outputWidth && start * strideW + offset < 0 { start += 1 }
+            var end = outputWidth
+            while end > start && (end - 1) * strideW + offset >= width { end -= 1 }
+            columnRanges.append((start, end))
+        }
+        let planes = batch * inputChannels
+        let inputPlane = height * width
+        let outputPlane = outputHeight * outputWidth
+        columnRanges.withUnsafeBufferPointer { ranges in
+            parallelFor(planes) { planeRange in
+                for planeIndex in planeRange {
+                    let channel = planeIndex % inputChannels
+                    let source = input + planeIndex * inputPlane
+                    let destination = output + planeIndex * outputPlane
+                    let weights = filter + channel * taps
+                    destination.update(repeating: 0, count: outputPlane)
+                    for i in 0..<outputHeight {
+                        let line = destination + i * outputWidth
+                        for u in 0..<kernelHeight {
+                            let y = i * strideH - padH + u * dilationH
+                            if y < 0 || y >= height { continue }
+                            let inputLine = source + y * width
+                            for v in 0..<kernelWidth {
+                                let w = weights[u * kernelWidth + v]
+                                let (start, end) = ranges[v]
+                                let offset = v * dilationW - padW
+                                if strideW == 1 {
+                                    let shifted = inputLine + offset
+                                    for j in start..<end { line[j] += w * shifted[j] }
+                                } else {
+                                    for j in start..<end { line[j] += w * inputLine[j * strideW + offset] }
+                                }
+                            }
+                        }
+                    }
+                    if !epilogue.isIdentity {
+                        epilogue.apply(channel: channel, to: destination, count: outputPlane)
+                    }
+                }
+            }
+        }
+    }
+}
