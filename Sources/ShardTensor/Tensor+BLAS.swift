@@ -17,6 +17,7 @@ func generalMatrixMultiply(
     beta: Float = 0,
     c: UnsafeMutablePointer<Float>, ldc: Int
 ) {
+    _ = BLAS.singleThreaded
     if m == 0 || n == 0 { return }
     if k == 0 {
         // BLAS leaves C scaled by β; with β = 0 that must be zeros.
@@ -31,16 +32,66 @@ func generalMatrixMultiply(
         a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
-/// Settings of the BLAS library.
-public enum BLAS {
-    /// The number of threads OpenBLAS uses for one call.
-    public static var threadCount: Int {
-        get { Int(openblas_get_num_threads()) }
+/// `C ← op(A) · op(B)` split across `Parallelism.threadCount` threads, each running a
+/// single-threaded `cblas_sgemm` on a block of columns (or of rows when `n` is narrow). Blocks are
+/// disjoint, so the result equals one call's up to the blocking of the sums inside OpenBLAS.
+func parallelMatrixMultiply(
+    transposeA: Bool = false, transposeB: Bool = false,
+    m: Int, n: Int, k: Int,
+    a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int,
+    c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    let work = Double(m) * Double(n) * Double(k)
+    if work < 262_144 || Parallelism.threadCount == 1 {
+        generalMatrixMultiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                              a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc)
+        return
     }
+    let threads = Parallelism.threadCount
+    if n >= 64 * threads {
+        // Column blocks, multiples of 16 columns.
+        let blocks = threads
+        parallelFor(blocks) { range in
+            for block in range {
+                let start = (n * block / blocks) & ~15
+                let end = block == blocks - 1 ? n : (n * (block + 1) / blocks) & ~15
+                if start >= end { continue }
+                generalMatrixMultiply(
+                    transposeA: transposeA, transposeB: transposeB, m: m, n: end - start, k: k,
+                    a: a, lda: lda, b: transposeB ? b + start * ldb : b + start, ldb: ldb,
+                    c: c + start, ldc: ldc)
+            }
+        }
+    } else {
+        let blocks = Swift.min(threads, m)
+        parallelFor(blocks) { range in
+            for block in range {
+                let start = m * block / blocks
+                let end = m * (block + 1) / blocks
+                if start >= end { continue }
+                generalMatrixMultiply(
+                    transposeA: transposeA, transposeB: transposeB, m: end - start, n: n, k: k,
+                    a: transposeA ? a + start : a + start * lda, lda: lda, b: b, ldb: ldb,
+                    c: c + start * ldc, ldc: ldc)
+            }
+        }
+    }
+}
 
-    /// Sets the number of threads OpenBLAS uses for one call (`OPENBLAS_NUM_THREADS` sets the default).
-    public static func setThreadCount(_ count: Int) {
-        openblas_set_num_threads(Int32(count))
+/// Settings of the BLAS library.
+///
+/// ShardQuant runs OpenBLAS single-threaded and splits work across its own threads
+/// (``Parallelism``): OpenBLAS's idle threads spin on `sched_yield` between calls, which steals
+/// the cores from the non-BLAS kernels that run in between.
+public enum BLAS {
+    /// Forces OpenBLAS to one thread, once, before the first GEMM.
+    static let singleThreaded: Void = { openblas_set_num_threads(1) }()
+
+    /// The number of threads OpenBLAS uses for one call (1 once ShardQuant has run a GEMM).
+    public static var threadCount: Int {
+        _ = singleThreaded
+        return Int(openblas_get_num_threads())
     }
 
     /// OpenBLAS's description of its build and the kernel it chose for this processor.
@@ -74,7 +125,7 @@ extension Tensor {
             return Tensor(shape: resultShape) { destination in
                 scalars.withUnsafeBufferPointer { a in
                     other.scalars.withUnsafeBufferPointer { b in
-                        generalMatrixMultiply(
+                        parallelMatrixMultiply(
                             m: rows, n: n, k: k,
                             a: a.baseAddress!, lda: k, b: b.baseAddress!, ldb: n,
                             c: destination.baseAddress!, ldc: n)
@@ -88,13 +139,13 @@ extension Tensor {
         return Tensor(shape: resultShape) { destination in
             scalars.withUnsafeBufferPointer { a in
                 other.scalars.withUnsafeBufferPointer { b in
-                    for index in 0..<batch {
+                    parallelFor(batch) { indices in for index in indices {
                         generalMatrixMultiply(
                             m: m, n: n, k: k,
                             a: a.baseAddress! + index * m * k, lda: k,
                             b: b.baseAddress! + index * k * n, ldb: n,
                             c: destination.baseAddress! + index * m * n, ldc: n)
-                    }
+                    } }
                 }
             }
         }
@@ -113,13 +164,13 @@ extension Tensor {
         return Tensor(shape: leading + [m, n]) { destination in
             scalars.withUnsafeBufferPointer { a in
                 other.scalars.withUnsafeBufferPointer { b in
-                    for index in 0..<batch {
+                    parallelFor(batch) { indices in for index in indices {
                         generalMatrixMultiply(
                             transposeB: true, m: m, n: n, k: k,
                             a: a.baseAddress! + index * m * k, lda: k,
                             b: b.baseAddress! + index * n * k, ldb: k,
                             c: destination.baseAddress! + index * m * n, ldc: n)
-                    }
+                    } }
                 }
             }
         }

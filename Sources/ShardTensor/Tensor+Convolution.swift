@@ -146,6 +146,11 @@ struct ConvolutionProblem {
 
     /// Grouped or dense convolution: per sample and group, `Y_g = W_g · cols(X_g)` with
     /// `W_g` `[C_out/g, C_in/g·kH·kW]` and the im2col matrix `[C_in/g·kH·kW, H_out·W_out]`.
+    ///
+    /// The work is cut into (sample, column block) items spread over the threads; each item
+    /// unfolds its block of columns (not needed for 1×1 stride-1 convolutions, whose input plane is
+    /// already the matrix), runs a single-threaded GEMM and applies the epilogue while the block
+    /// is still in cache.
     func viaMatrixMultiply(
         _ input: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
         _ output: UnsafeMutablePointer<Float>, _ epilogue: ChannelEpilogue
@@ -155,69 +160,87 @@ struct ConvolutionProblem {
         let patch = groupInput * kernelHeight * kernelWidth
         let plane = outputHeight * outputWidth
         let inputPlane = height * width
-        var columns: UnsafeMutablePointer<Float>? = nil
-        if !isPointwise {
-            columns = .allocate(capacity: patch * plane)
-        }
-        defer { columns?.deallocate() }
-        for n in 0..<batch {
-            for g in 0..<groups {
-                let source = input + (n * inputChannels + g * groupInput) * inputPlane
-                let matrix: UnsafePointer<Float>
-                if let columns {
-                    im2col(source, groupInput, columns)
-                    matrix = UnsafePointer(columns)
-                } else {
-                    matrix = source
-                }
-                generalMatrixMultiply(
-                    m: groupOutput, n: plane, k: patch,
-                    a: filter + g * groupOutput * patch, lda: patch,
-                    b: matrix, ldb: plane,
-                    c: output + (n * outputChannels + g * groupOutput) * plane, ldc: plane)
-            }
-            if !epilogue.isIdentity {
-                let sample = output + n * outputChannels * plane
-                parallelFor(outputChannels, minimumPerThread: Swift.max(1, 16_384 / Swift.max(plane, 1))) { channels in
-                    for o in channels { epilogue.apply(channel: o, to: sample + o * plane, count: plane) }
+        // Column blocks of at most 2048 (a multiple of 16), enough blocks to feed every thread.
+        let wanted = Swift.max(1, (2 * Parallelism.threadCount + batch - 1) / batch)
+        var blockWidth = Swift.min(2048, (plane + wanted - 1) / wanted)
+        blockWidth = Swift.max(16, (blockWidth + 15) & ~15)
+        let blocksPerSample = (plane + blockWidth - 1) / blockWidth
+        let pointwise = isPointwise
+        let hasEpilogue = !epilogue.isIdentity
+        parallelFor(batch * blocksPerSample) { items in
+            let columns: UnsafeMutablePointer<Float>? = pointwise ? nil : .allocate(capacity: patch * blockWidth)
+            defer { columns?.deallocate() }
+            for item in items {
+                let n = item / blocksPerSample
+                let start = (item % blocksPerSample) * blockWidth
+                let width = Swift.min(blockWidth, plane - start)
+                for g in 0..<groups {
+                    let source = input + (n * inputChannels + g * groupInput) * inputPlane
+                    let target = output + (n * outputChannels + g * groupOutput) * plane + start
+                    if let columns {
+                        im2col(source, groupInput, columns, start..<(start + width))
+                        generalMatrixMultiply(
+                            m: groupOutput, n: width, k: patch,
+                            a: filter + g * groupOutput * patch, lda: patch,
+                            b: columns, ldb: width, c: target, ldc: plane)
+                    } else {
+                        generalMatrixMultiply(
+                            m: groupOutput, n: width, k: patch,
+                            a: filter + g * groupOutput * patch, lda: patch,
+                            b: source + start, ldb: plane, c: target, ldc: plane)
+                    }
+                    if hasEpilogue {
+                        for o in 0..<groupOutput {
+                            epilogue.apply(channel: g * groupOutput + o, to: target + o * plane, count: width)
+                        }
+                    }
                 }
             }
         }
     }
 
-    /// Unfolds one group of one sample into `[channels·kH·kW, H_out·W_out]`, zero where the window
-    /// falls into the padding.
-    func im2col(_ source: UnsafePointer<Float>, _ channels: Int, _ columns: UnsafeMutablePointer<Float>) {
-        let plane = outputHeight * outputWidth
+    /// Unfolds output columns `span` of one group of one sample into `[channels·kH·kW, span.count]`,
+    /// zero where the window falls into the padding.
+    func im2col(_ source: UnsafePointer<Float>, _ channels: Int, _ columns: UnsafeMutablePointer<Float>, _ span: Range<Int>) {
         let (strideH, strideW) = geometry.stride
         let (padH, padW) = geometry.padding
         let (dilationH, dilationW) = geometry.dilation
-        parallelFor(channels * kernelHeight * kernelWidth, minimumPerThread: 8) { rows in
-            for row in rows {
-                let c = row / (kernelHeight * kernelWidth)
-                let u = (row / kernelWidth) % kernelHeight
-                let v = row % kernelWidth
-                let destination = columns + row * plane
-                let channelBase = source + c * height * width
-                for i in 0..<outputHeight {
-                    let y = i * strideH - padH + u * dilationH
-                    let line = destination + i * outputWidth
-                    if y < 0 || y >= height {
-                        line.update(repeating: 0, count: outputWidth)
-                        continue
-                    }
-                    let inputLine = channelBase + y * width
-                    for j in 0..<outputWidth {
-                        let x = j * strideW - padW + v * dilationW
-                        line[j] = (x >= 0 && x < width) ? inputLine[x] : 0
+        let width = span.count
+        for row in 0..<(channels * kernelHeight * kernelWidth) {
+            let c = row / (kernelHeight * kernelWidth)
+            let u = (row / kernelWidth) % kernelHeight
+            let v = row % kernelWidth
+            let destination = columns + row * width
+            let channelBase = source + c * height * self.width
+            var i = span.lowerBound / outputWidth
+            var j = span.lowerBound % outputWidth
+            var written = 0
+            while written < width {
+                let run = Swift.min(outputWidth - j, width - written)
+                let y = i * strideH - padH + u * dilationH
+                let line = destination + written
+                if y < 0 || y >= height {
+                    line.update(repeating: 0, count: run)
+                } else {
+                    let inputLine = channelBase + y * self.width
+                    for t in 0..<run {
+                        let x = (j + t) * strideW - padW + v * dilationW
+                        line[t] = (x >= 0 && x < self.width) ? inputLine[x] : 0
                     }
                 }
+                written += run
+                j = 0
+                i += 1
             }
         }
     }
 
-    /// Depthwise convolution: each channel has its own `kH × kW` filter. For every output row and
-    /// kernel tap the valid output columns are computed once, so the inner loop has no branches.
+    /// Depthwise convolution: each channel has its own `kH × kW` filter.
+    ///
+    /// Each input plane is first copied into a zero-padded scratch buffer whose rows are split into
+    /// `s_w` phases (`phase_p[m] = padded[s_w·m + p]`), so that every kernel tap reads a contiguous
+    /// run for any stride and dilation. The output is then computed eight columns at a time in
+    /// SIMD registers, summing all taps before a single store that also applies the epilogue.
     func depthwise(
         _ input: UnsafePointer<Float>, _ filter: UnsafePointer<Float>,
         _ output: UnsafeMutablePointer<Float>, _ epilogue: ChannelEpilogue
@@ -225,49 +248,84 @@ struct ConvolutionProblem {
         let (strideH, strideW) = geometry.stride
         let (padH, padW) = geometry.padding
         let (dilationH, dilationW) = geometry.dilation
-        let taps = kernelHeight * kernelWidth
-        // Per kernel column v: the output columns j whose input column j·s − p + v·d lies in [0, W).
-        var columnRanges = [(start: Int, end: Int)]()
-        for v in 0..<kernelWidth {
-            let offset = v * dilationW - padW
-            var start = 0
-            while start < outputWidth && start * strideW + offset < 0 { start += 1 }
-            var end = outputWidth
-            while end > start && (end - 1) * strideW + offset >= width { end -= 1 }
-            columnRanges.append((start, end))
+        let paddedHeight = height + 2 * padH
+        let paddedWidth = width + 2 * padW
+        let phaseLength = (paddedWidth + strideW - 1) / strideW + 1
+        let scratchRow = strideW * phaseLength  // one padded row, all phases
+        // Offsets of each tap relative to the start of output row i's first padded row.
+        var tapOffsets = [Int]()
+        for u in 0..<kernelHeight {
+            for v in 0..<kernelWidth {
+                let column = v * dilationW
+                tapOffsets.append(u * dilationH * scratchRow + (column % strideW) * phaseLength + column / strideW)
+            }
         }
+        let taps = kernelHeight * kernelWidth
         let planes = batch * inputChannels
         let inputPlane = height * width
         let outputPlane = outputHeight * outputWidth
-        columnRanges.withUnsafeBufferPointer { ranges in
+        let hasEpilogue = !epilogue.isIdentity
+        tapOffsets.withUnsafeBufferPointer { offsets in
             parallelFor(planes) { planeRange in
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: paddedHeight * scratchRow + 8)
+                defer { scratch.deallocate() }
+                scratch.update(repeating: 0, count: paddedHeight * scratchRow + 8)
+                var weights = [Float](repeating: 0, count: taps)
                 for planeIndex in planeRange {
                     let channel = planeIndex % inputChannels
                     let source = input + planeIndex * inputPlane
                     let destination = output + planeIndex * outputPlane
-                    let weights = filter + channel * taps
-                    destination.update(repeating: 0, count: outputPlane)
-                    for i in 0..<outputHeight {
-                        let line = destination + i * outputWidth
-                        for u in 0..<kernelHeight {
-                            let y = i * strideH - padH + u * dilationH
-                            if y < 0 || y >= height { continue }
-                            let inputLine = source + y * width
-                            for v in 0..<kernelWidth {
-                                let w = weights[u * kernelWidth + v]
-                                let (start, end) = ranges[v]
-                                let offset = v * dilationW - padW
-                                if strideW == 1 {
-                                    let shifted = inputLine + offset
-                                    for j in start..<end { line[j] += w * shifted[j] }
-                                } else {
-                                    for j in start..<end { line[j] += w * inputLine[j * strideW + offset] }
+                    for t in 0..<taps { weights[t] = filter[channel * taps + t] }
+                    // Fill the interior rows of the phase-split scratch (the padding stays zero).
+                    for y in 0..<height {
+                        let row = scratch + (y + padH) * scratchRow
+                        let line = source + y * width
+                        if strideW == 1 {
+                            (row + padW).update(from: line, count: width)
+                        } else {
+                            // Padded column c = s·m + p holds input column c − p_w.
+                            for phase in 0..<strideW {
+                                let target = row + phase * phaseLength
+                                var m = Swift.max(0, (padW - phase + strideW - 1) / strideW)
+                                var x = strideW * m + phase - padW
+                                while x < width {
+                                    target[m] = line[x]
+                                    m += 1
+                                    x += strideW
                                 }
                             }
                         }
                     }
-                    if !epilogue.isIdentity {
-                        epilogue.apply(channel: channel, to: destination, count: outputPlane)
+                    let scale = epilogue.scale?[channel] ?? 1
+                    let shift = epilogue.shift?[channel] ?? 0
+                    let lower = epilogue.lower, upper = epilogue.upper
+                    let lowerVector = SIMD8<Float>(repeating: lower), upperVector = SIMD8<Float>(repeating: upper)
+                    weights.withUnsafeBufferPointer { w in
+                        for i in 0..<outputHeight {
+                            let base = scratch + i * strideH * scratchRow
+                            let line = destination + i * outputWidth
+                            var j = 0
+                            while j < outputWidth {
+                                // A chunk that runs past the row reads (finite) scratch beyond it and
+                                // stores only the lanes inside the row.
+                                var accumulator = SIMD8<Float>(repeating: 0)
+                                for t in 0..<taps {
+                                    let values = UnsafeRawPointer(base + offsets[t] + j).loadUnaligned(as: SIMD8<Float>.self)
+                                    accumulator += SIMD8<Float>(repeating: w[t]) * values
+                                }
+                                if hasEpilogue {
+                                    accumulator = accumulator * scale + shift
+                                    accumulator.replace(with: lowerVector, where: accumulator .< lowerVector)
+                                    accumulator.replace(with: upperVector, where: accumulator .> upperVector)
+                                }
+                                if j + 8 <= outputWidth {
+                                    UnsafeMutableRawPointer(line + j).storeBytes(of: accumulator, as: SIMD8<Float>.self)
+                                } else {
+                                    for lane in 0..<(outputWidth - j) { line[j + lane] = accumulator[lane] }
+                                }
+                                j += 8
+                            }
+                        }
                     }
                 }
             }

@@ -151,6 +151,21 @@ extension Tensor {
             left = left + right
         }
     }
+    /// Adds `vector` (`[n]`) to every row of `self` (`[…, n]`) in place: `x[…, j] += v[j]`.
+    public mutating func addRowVector(_ vector: Tensor) {
+        let length = vector.count
+        precondition(rank >= 1 && shape[rank - 1] == length, "cannot add a [\(length)] vector to rows of \(shape)")
+        if length == 0 { return }
+        scalars.withUnsafeMutableBufferPointer { buffer in
+            vector.scalars.withUnsafeBufferPointer { v in
+                for row in 0..<(buffer.count / length) {
+                    let base = row * length
+                    for j in 0..<length { buffer[base + j] += v[j] }
+                }
+            }
+        }
+    }
+
     public static func -= (left: inout Tensor, right: Tensor) { left = left - right }
     public static func *= (left: inout Tensor, right: Tensor) { left = left * right }
     public static func *= (left: inout Tensor, right: Float) { left.apply { $0 * right } }

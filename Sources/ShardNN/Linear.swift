@@ -1,0 +1,55 @@
+import ShardTensor
+
+/// A fully connected layer, `y = x · W + b`, with the weight stored `[in, out]` (Paddle's layout,
+/// so the output channel is axis 1). Input `[…, in]`, output `[…, out]`.
+open class Linear: Layer {
+    /// The number of input features (`in`).
+    public let inputFeatures: Int
+    /// The number of output features (`out`).
+    public let outputFeatures: Int
+
+    /// Creates the layer from its parameters: `weight` `[in, out]`, `bias` `[out]` or `nil`.
+    public init(weight: Tensor, bias: Tensor?) {
+        precondition(weight.rank == 2, "Linear weight must be [in, out], got \(weight.shape)")
+        if let bias { precondition(bias.shape == [weight.shape[1]], "Linear bias \(bias.shape) for weight \(weight.shape)") }
+        inputFeatures = weight.shape[0]
+        outputFeatures = weight.shape[1]
+        super.init()
+        parameters["weight"] = weight
+        if let bias { parameters["bias"] = bias }
+    }
+
+    /// Creates the layer with seeded initial values: weight uniform in `±1/√in`, bias zero.
+    public convenience init(inputFeatures: Int, outputFeatures: Int, bias: Bool = true, generator: CounterRandom) {
+        let bound = 1 / Float(Swift.max(inputFeatures, 1)).squareRoot()
+        self.init(
+            weight: Tensor.uniform([inputFeatures, outputFeatures], low: -bound, high: bound, generator: generator.substream("weight")),
+            bias: bias ? Tensor.zeros([outputFeatures]) : nil)
+    }
+
+    /// `[in, out]`.
+    public var weight: Tensor {
+        get { parameter("weight") }
+        set { parameters["weight"] = newValue }
+    }
+
+    /// `[out]` or `nil`.
+    public var bias: Tensor? {
+        get { parameters["bias"] }
+        set { parameters["bias"] = newValue }
+    }
+
+    open override func forward(_ input: Tensor) -> Tensor {
+        Linear.apply(input, weight: weight, bias: bias)
+    }
+
+    /// `x · W + b` for any weight (float or fake-quantized), shared with quantized subclasses.
+    public static func apply(_ input: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        precondition(input.shape.last == weight.shape[0], "Linear expects [..., \(weight.shape[0])], got \(input.shape)")
+        var output = input.matmul(weight)
+        if let bias { output.addRowVector(bias) }
+        return output
+    }
+
+    open override func makeCopy() -> Layer { Linear(weight: weight, bias: bias) }
+}

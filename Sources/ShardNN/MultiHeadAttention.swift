@@ -1,0 +1,77 @@
+import Foundation
+import ShardTensor
+
+/// Multi-head self-attention with separate `query`, `key`, `value` and `output` projections:
+///
+/// ```
+/// Q, K, V = query(x), key(x), value(x)              // [B, S, h·d], split into h heads of d
+/// A_h = softmax(Q_h · K_hᵀ / √d + mask)              // [B, h, S, S]
+/// y = output(concat_h(A_h · V_h))                   // [B, S, hidden]
+/// ```
+///
+/// The projections are any layers (plain Linear, or the tensor-parallel column layers, in which
+/// case `headCount` is this rank's share of the heads and `output` is a row-parallel layer).
+open class MultiHeadAttention: Layer {
+    /// Heads computed by this layer (on this rank).
+    public let headCount: Int
+    /// Features per head, `d`.
+    public let headDimension: Int
+    /// Whether position `i` may attend only to positions `≤ i` (decoder) or to all (encoder).
+    public let isCausal: Bool
+
+    public init(query: Layer, key: Layer, value: Layer, output: Layer, headCount: Int, headDimension: Int, isCausal: Bool) {
+        precondition(headCount > 0 && headDimension > 0, "attention needs heads > 0 and head dimension > 0")
+        self.headCount = headCount
+        self.headDimension = headDimension
+        self.isCausal = isCausal
+        super.init()
+        addSublayer("query", query)
+        addSublayer("key", key)
+        addSublayer("value", value)
+        addSublayer("output", output)
+    }
+
+    open override func forward(_ input: Tensor) -> Tensor { forward(input, keyMask: nil) }
+
+    /// Attention with a key mask `[B, S]` (1 = attend, 0 = padding), as BERT uses; masked keys get
+    /// `−∞` before the softmax (a row with every key masked would be NaN, so its mask is ignored).
+    open func forward(_ input: Tensor, keyMask: Tensor?) -> Tensor {
+        precondition(input.rank == 3, "attention expects [batch, sequence, hidden], got \(input.shape)")
+        let (batch, sequence) = (input.shape[0], input.shape[1])
+        let width = headCount * headDimension
+        func heads(_ projection: Tensor) -> Tensor {
+            precondition(projection.shape == [batch, sequence, width], "projection \(projection.shape) is not [\(batch), \(sequence), \(width)]")
+            return projection.reshaped([batch, sequence, headCount, headDimension]).permuted([0, 2, 1, 3])
+        }
+        let q = heads(self[sublayer: "query"](input))
+        let k = heads(self[sublayer: "key"](input))
+        let v = heads(self[sublayer: "value"](input))
+        var scores = q.matmulTransposed(k) * (1 / Float(headDimension).squareRoot())  // [B, h, S, S]
+        if isCausal || keyMask != nil {
+            if let keyMask { precondition(keyMask.shape == [batch, sequence], "key mask \(keyMask.shape) for [\(batch), \(sequence)]") }
+            scores.scalars.withUnsafeMutableBufferPointer { buffer in
+                for b in 0..<batch {
+                    let keysValid = keyMask.map { mask in (0..<sequence).contains { mask.scalars[b * sequence + $0] != 0 } } ?? true
+                    for h in 0..<headCount {
+                        for i in 0..<sequence {
+                            let row = ((b * headCount + h) * sequence + i) * sequence
+                            for j in 0..<sequence {
+                                let masked = (isCausal && j > i) || (keysValid && (keyMask?.scalars[b * sequence + j] ?? 1) == 0)
+                                if masked { buffer[row + j] = -.infinity }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let context = scores.softmax().matmul(v)  // [B, h, S, d]
+        let merged = context.permuted([0, 2, 1, 3]).reshaped([batch, sequence, width])
+        return self[sublayer: "output"](merged)
+    }
+
+    open override func makeCopy() -> Layer {
+        MultiHeadAttention(
+            query: self[sublayer: "query"], key: self[sublayer: "key"], value: self[sublayer: "value"],
+            output: self[sublayer: "output"], headCount: headCount, headDimension: headDimension, isCausal: isCausal)
+    }
+}

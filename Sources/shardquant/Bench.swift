@@ -1,0 +1,133 @@
+import ArgumentParser
+import Foundation
+import ShardModels
+import ShardNN
+import ShardTensor
+
+/// `shardquant bench …`: performance measurements printed as JSON.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure performance; prints JSON.",
+        subcommands: [Forward.self, GEMM.self]
+    )
+
+    /// `shardquant bench forward --model mobilenet_v1 --batch 4 [--steps N]`.
+    struct Forward: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Time the float forward pass of a model: median seconds per batch after one warm-up run.")
+
+        @Option(help: "The model preset: mobilenet_v1 or gpt.")
+        var model: String = "mobilenet_v1"
+
+        @Option(help: "Samples per batch.")
+        var batch: Int = 4
+
+        @Option(help: "Timed batches (the median is reported).")
+        var steps: Int = 5
+
+        @Option(help: "Image side for mobilenet_v1, sequence length for gpt.")
+        var size: Int?
+
+        @Option(help: "MobileNetV1 channel multiplier.")
+        var scale: Float = 1.0
+
+        func validate() throws {
+            guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
+            guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
+            guard ["mobilenet_v1", "gpt"].contains(model) else {
+                throw ValidationError("unknown --model '\(model)'; expected mobilenet_v1 or gpt")
+            }
+        }
+
+        func run() throws {
+            let network: Layer
+            let input: Tensor
+            let operations: Double
+            switch model {
+            case "gpt":
+                let configuration = GPTConfiguration.preset
+                let sequence = size ?? configuration.maxSequence
+                let gpt = GPT(configuration)
+                network = gpt
+                let generator = CounterRandom(seed: 1)
+                input = Tensor(shape: [batch, sequence]) { ids in
+                    for i in 0..<ids.count { ids[i] = Float(Int(generator.word(at: UInt64(i))) % configuration.vocabulary) }
+                }
+                let c = configuration
+                let perToken = Double(c.layers) * (2 * Double(4 * c.hidden * c.hidden + 2 * c.hidden * c.ffn)
+                    + 4 * Double(sequence * c.hidden)) + 2 * Double(c.hidden * c.vocabulary)
+                operations = perToken * Double(batch * sequence)
+            default:
+                let side = size ?? 224
+                let mobilenet = MobileNetV1(scale: scale)
+                network = mobilenet
+                input = Tensor.uniform([batch, 3, side, side], generator: CounterRandom(seed: 1))
+                operations = mobilenet.floatingPointOperations(batch: batch, height: side, width: side)
+            }
+            network.eval()
+            _ = network(input)  // warm-up
+            var seconds: [Double] = []
+            for _ in 0..<steps {
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = network(input)
+                seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            }
+            let median = BenchmarkStatistics.median(seconds)
+            try BenchmarkStatistics.printJSON([
+                "benchmark": "forward", "model": model, "batch": batch, "steps": steps,
+                "seconds_per_batch": median, "seconds_all": seconds,
+                "gflop_per_batch": operations / 1e9, "gflops": operations / median / 1e9,
+                "threads": Parallelism.threadCount, "blas_threads": BLAS.threadCount, "blas_core": BLAS.coreName,
+            ])
+        }
+    }
+
+    /// `shardquant bench gemm`: sgemm throughput for a few square and MobileNet-like shapes.
+    struct GEMM: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "gemm", abstract: "Time cblas_sgemm (through Tensor.matmul) and print GFLOP/s per size.")
+
+        @Option(help: "Timed repetitions per size (the median is reported).")
+        var steps: Int = 5
+
+        func run() throws {
+            let sizes: [(Int, Int, Int)] = [
+                (256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048),
+                (128, 12544, 64), (512, 784, 512), (1024, 49, 1024),
+            ]
+            var results: [[String: Any]] = []
+            for (m, n, k) in sizes {
+                let a = Tensor.uniform([m, k], low: -1, high: 1, generator: CounterRandom(seed: 1))
+                let b = Tensor.uniform([k, n], low: -1, high: 1, generator: CounterRandom(seed: 2))
+                _ = a.matmul(b)
+                var seconds: [Double] = []
+                for _ in 0..<steps {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    _ = a.matmul(b)
+                    seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                }
+                let median = BenchmarkStatistics.median(seconds)
+                results.append(["m": m, "n": n, "k": k, "seconds": median, "gflops": 2 * Double(m * n * k) / median / 1e9])
+            }
+            try BenchmarkStatistics.printJSON([
+                "benchmark": "gemm", "blas_threads": BLAS.threadCount, "blas_core": BLAS.coreName, "sizes": results,
+            ])
+        }
+    }
+}
+
+/// Helpers shared by the benchmarks.
+enum BenchmarkStatistics {
+    /// The median of a non-empty list (the mean of the middle two for an even count).
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+
+    /// Prints a JSON object with sorted keys.
+    static func printJSON(_ object: [String: Any]) throws {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
