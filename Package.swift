@@ -53,9 +53,9 @@ let package = Package(
 
         // MARK: - Tests
 
-        .testTarget(name: "ShardTensorTests", dependencies: ["ShardTensor"]),
+        .testTarget(name: "ShardTensorTests", dependencies: ["ShardTensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardNNTests", dependencies: ["ShardNN", "ShardTensor"]),
-        .testTarget(name: "ShardModelsTests", dependencies: ["ShardModels", "ShardNN", "ShardTensor"]),
+        .testTarget(name: "ShardModelsTests", dependencies: ["ShardModels", "ShardNN", "ShardTensor"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -304,14 +304,15 @@ enum JSONKeyScanner {
     static func integers(_ values: [Any]) -> [Int]? {
         var result = [Int]()
         for value in values {
-            if value is Bool { return nil }
-            if let integer = value as? Int {
-                result.append(integer)
-            } else if let double = value as? Double, double == double.rounded(), Swift.abs(double) < 9.0e15 {
-                result.append(Int(double))
-            } else {
+            // Foundation reports JSON numbers as NSNumber (Int or Double underneath).
+            guard let number = value as? NSNumber else { return nil }
+            let double = number.doubleValue
+            guard double == double.rounded(), Swift.abs(double) < 9.0e15 else {
+                // Integers past 2⁵³ lose exactness in Double; Int64 values are read directly.
+                if let integer = value as? Int { result.append(integer); continue }
                 return nil
             }
+            result.append(number.intValue)
         }
         return result
     }
