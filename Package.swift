@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "ShardTensor", targets: ["ShardTensor"]),
         .library(name: "ShardNN", targets: ["ShardNN"]),
         .library(name: "ShardModels", targets: ["ShardModels"]),
+        .library(name: "ShardQuant", targets: ["ShardQuant"]),
         .executable(name: "shardquant", targets: ["shardquant"]),
     ],
     dependencies: [
@@ -40,13 +41,17 @@ let package = Package(
             name: "ShardModels",
             dependencies: ["ShardNN", "ShardTensor"]
         ),
+        .target(
+            name: "ShardQuant",
+            dependencies: ["ShardNN", "ShardTensor"]
+        ),
 
         // MARK: - Executables
 
         .executableTarget(
             name: "shardquant",
             dependencies: [
-                "ShardModels", "ShardNN", "ShardTensor",
+                "ShardModels", "ShardNN", "ShardQuant", "ShardTensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -55,6 +60,7 @@ let package = Package(
 
         .testTarget(name: "ShardTensorTests", dependencies: ["ShardTensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardNNTests", dependencies: ["ShardNN", "ShardTensor"]),
+        .testTarget(name: "ShardQuantTests", dependencies: ["ShardQuant", "ShardModels"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardModelsTests", dependencies: ["ShardModels", "ShardNN", "ShardTensor"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]

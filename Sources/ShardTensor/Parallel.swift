@@ -16,6 +16,14 @@ public enum Parallelism {
     /// The number of threads; at least 1.
     public static var threadCount: Int { configured }
 
+    /// Runs `body(index)` for every index in `0..<count`, spread over ``threadCount`` threads in
+    /// contiguous ranges; returns when all are done. `body` must only write disjoint memory.
+    public static func forEach(_ count: Int, _ body: (Int) -> Void) {
+        parallelFor(count) { range in
+            for index in range { body(index) }
+        }
+    }
+
     /// Sets the number of threads (call before any kernel runs, not concurrently with one).
     public static func setThreadCount(_ count: Int) {
         precondition(count >= 1, "thread count \(count) < 1")

@@ -1,0 +1,64 @@
+import ShardTensor
+
+/// A histogram kept identically on every rank (DESIGN.md §4): each batch, the ranks agree on the
+/// batch's range (MIN/MAX all-reduce), bin their own values on the same edges, SUM-reduce the
+/// integer counts, and then apply PaddleSlim's growth rules (paddleslim-spec §1.6) to the
+/// reduced counts, so every rank holds the same histogram whatever the split.
+struct HistogramState: Sendable {
+    let bins: Int
+    /// `nil` until a batch with a non-empty range arrives.
+    var histogram: UniformHistogram?
+    /// The range PaddleSlim records from the first batch even when it cannot bin it (constant input).
+    var firstRange: (minimum: Double, maximum: Double)?
+
+    init(bins: Int) {
+        precondition(bins > 0, "histogram needs at least one bin")
+        self.bins = bins
+    }
+
+    /// Adds one batch whose values are `values` on this rank.
+    mutating func add(_ values: [Float], reducer: StatisticReducer) {
+        var local: (Float, Float) = (.infinity, -.infinity)
+        for v in values {
+            local.0 = Swift.min(local.0, v)
+            local.1 = Swift.max(local.1, v)
+        }
+        let newMinimum = Double(reducer.minimum(local.0))
+        let newMaximum = Double(reducer.maximum(local.1))
+        guard newMinimum <= newMaximum else { return }  // no rank had data
+        func binned(_ first: Double, _ last: Double) -> [Double] {
+            var counts = UniformHistogram.binCounts(values, bins: bins, first: first, last: last)
+            reducer.reduceSum(&counts)
+            return counts.map(Double.init)
+        }
+        guard var current = histogram else {
+            if firstRange == nil {
+                firstRange = (newMinimum, newMaximum)
+                if newMaximum > newMinimum {
+                    histogram = UniformHistogram(counts: binned(newMinimum, newMaximum), minimum: newMinimum, maximum: newMaximum)
+                }
+            } else if newMaximum > newMinimum {
+                // PaddleSlim: the old range was empty, so the batch starts the histogram afresh.
+                histogram = UniformHistogram(counts: binned(newMinimum, newMaximum), minimum: newMinimum, maximum: newMaximum, isFloat32: true)
+                firstRange = (newMinimum, newMaximum)
+            }
+            return
+        }
+        if newMaximum - newMinimum == 0 { return }  // PaddleSlim ignores a constant batch once a histogram exists
+        current.isFloat32 = true
+        if newMaximum <= current.maximum && newMinimum >= current.minimum {
+            let counts = binned(current.minimum, current.maximum)
+            for i in 0..<bins { current.counts[i] += counts[i] }
+        } else {
+            let grown = UniformHistogram.grownRange(
+                oldMinimum: current.minimum, oldMaximum: current.maximum,
+                newMinimum: Swift.min(newMinimum, current.minimum), newMaximum: Swift.max(newMaximum, current.maximum), bins: bins)
+            let counts = binned(grown.minimum, grown.maximum)
+            let old = UniformHistogram.resampled(current.counts, downsample: grown.downsample, start: grown.start, bins: bins)
+            current.counts = (0..<bins).map { counts[$0] + old[$0] }
+            current.minimum = grown.minimum
+            current.maximum = grown.maximum
+        }
+        histogram = current
+    }
+}

@@ -1,0 +1,72 @@
+/// Histogram machinery shared by ``HistObserver`` and ``KLObserver``: NumPy's uniform-bin
+/// `histogram` (bit for bit, in float32 as NumPy 1.x computes it for float32 input) and
+/// PaddleSlim's range growth by up-sampling and merging (paddleslim-spec §1.6).
+struct UniformHistogram: Sendable {
+    /// Counts (fractional after a range growth, always dyadic: exact in `Double`).
+    var counts: [Double]
+    var minimum: Double
+    var maximum: Double
+    /// Whether PaddleSlim's copy would be a float32 array by now (after any second batch), which
+    /// decides the precision of its percentile cumsum.
+    var isFloat32 = false
+
+    static let upsampleCount = 64
+
+    /// `numpy.histogram(values, bins, range: (first, last))` for float32 values: the index is
+    /// `⌊(x − first) / (last − first) · bins⌋` in float32, corrected against the float32 bin edges
+    /// of `linspace(first, last, bins + 1)`; values outside the range are dropped and the last
+    /// edge falls in the last bin.
+    static func binCounts(_ values: [Float], bins: Int, first: Double, last: Double) -> [Int64] {
+        var counts = [Int64](repeating: 0, count: bins)
+        let step = (last - first) / Double(bins)
+        let edges = (0...bins).map { $0 == bins ? Float(last) : Float(Double($0) * step + first) }
+        let firstFloat = Float(first), lastFloat = Float(last)
+        let denominator = Float(last - first)
+        let binsFloat = Float(bins)
+        counts.withUnsafeMutableBufferPointer { counts in
+            for x in values where x >= firstFloat && x <= lastFloat {
+                var index = Int((x - firstFloat) / denominator * binsFloat)
+                if index == bins { index -= 1 }
+                if x < edges[index] { index -= 1 }
+                if index != bins - 1 && x >= edges[index + 1] { index += 1 }
+                counts[index] += 1
+            }
+        }
+        return counts
+    }
+
+    /// PaddleSlim's `_relax_min_max` and `_merge_histograms`: grows the range to cover
+    /// `[newMinimum, newMaximum]`, spreading each old bin uniformly over the new bins it overlaps,
+    /// then adds `batchCounts` (already binned on the returned range). Returns the grown range
+    /// first so the caller can bin the batch; call ``merge(_:)`` after.
+    static func grownRange(oldMinimum: Double, oldMaximum: Double, newMinimum: Double, newMaximum: Double, bins: Int)
+        -> (minimum: Double, maximum: Double, downsample: Int, start: Int)
+    {
+        let width = (oldMaximum - oldMinimum) / Double(bins * upsampleCount)
+        let downsample = Int(((newMaximum - newMinimum) / (Double(bins) * width)).rounded(.up))
+        let error = Double(downsample * bins) * width - (newMaximum - newMinimum)
+        let start = Int(((oldMinimum - newMinimum) / width).rounded(.toNearestOrEven))
+        return (newMinimum, newMaximum + error, downsample, start)
+    }
+
+    /// The old counts re-binned onto the grown range: each old bin repeated `upsampleCount` times
+    /// at sub-bin offset `start`, summed in groups of `downsample` sub-bins, divided by
+    /// `upsampleCount`. Sub-bins that would fall past the end are dropped (PaddleSlim would
+    /// fail on them).
+    static func resampled(_ old: [Double], downsample: Int, start: Int, bins: Int) -> [Double] {
+        var result = [Double](repeating: 0, count: bins)
+        let total = bins * downsample
+        for (bin, count) in old.enumerated() where count != 0 {
+            let begin = start + bin * upsampleCount
+            var sub = Swift.max(begin, 0)
+            let end = Swift.min(begin + upsampleCount, total)
+            while sub < end {
+                let target = sub / downsample
+                let runEnd = Swift.min(end, (target + 1) * downsample)
+                result[target] += count * Double(runEnd - sub)
+                sub = runEnd
+            }
+        }
+        return result.map { $0 / Double(upsampleCount) }
+    }
+}

@@ -1,0 +1,83 @@
+import ShardNN
+import ShardTensor
+
+/// What a quanter observes in a layer.
+public enum QuanterRole: String, Sendable {
+    /// The layer's input activation (per-tensor).
+    case activation
+    /// The layer's weight.
+    case weight
+}
+
+/// A per-layer observer or quanter (Paddle's `BaseQuanter`/`BaseObserver`): a layer whose
+/// forward records statistics and returns its input unchanged, and which reports the
+/// quantization parameters those statistics give.
+///
+/// `scales()` returns **thresholds** `T` (the float value mapped to `qmax = 2^(bits−1) − 1`), one
+/// per channel along `quantAxis` or one for the whole tensor (`quantAxis == -1`):
+/// `q = clip(roundTiesToEven(x · qmax / T), −qmax − 1, qmax)`.
+open class BaseQuanter: Layer {
+    /// The integer width, 2…8.
+    public let bitLength: Int
+    /// The channel axis of per-channel parameters, or −1 for per-tensor.
+    public let quantAxis: Int
+    /// The observer's name in configs and files (`kl`, `abs_max_channel_wise`, …).
+    public let observerName: String
+    /// Reduces statistics over the ranks that share the observed tensor.
+    public let reducer: StatisticReducer
+    /// How many forward calls this quanter has seen.
+    public private(set) var callCount = 0
+
+    public init(observerName: String, bitLength: Int, quantAxis: Int, reducer: StatisticReducer) {
+        precondition((2...8).contains(bitLength), "quantization bits \(bitLength) outside 2…8")
+        self.observerName = observerName
+        self.bitLength = bitLength
+        self.quantAxis = quantAxis
+        self.reducer = reducer
+        super.init()
+    }
+
+    /// `2^(bits−1) − 1`.
+    public var quantMaximum: Int { (1 << (bitLength - 1)) - 1 }
+
+    public final override func forward(_ input: Tensor) -> Tensor {
+        callCount += 1
+        observe(input)
+        return input
+    }
+
+    /// Records the statistics of one calibration batch. Subclasses override it.
+    open func observe(_ input: Tensor) {
+        fatalError("\(typeName) does not implement observe(_:)")
+    }
+
+    /// The thresholds, or `nil` when nothing has been observed.
+    open func scales() -> [Float]? {
+        fatalError("\(typeName) does not implement scales()")
+    }
+
+    /// The zero points (0 for symmetric quantizers), one per threshold.
+    open func zeroPoints() -> [Float]? {
+        scales().map { [Float](repeating: 0, count: $0.count) }
+    }
+
+    /// The arguments that describe this quanter, for provenance and reports.
+    open var arguments: [String: String] { ["bits": String(bitLength)] }
+}
+
+/// Builds one fresh quanter per layer (Paddle's `QuanterFactory`): configs hold factories, so
+/// one config entry serves many layers, each with its own state.
+public protocol QuanterFactory: Sendable {
+    /// The name used in configs and files (`abs_max`, `kl`, …).
+    var name: String { get }
+    /// Whether the factory is meant for weights only (the channel-wise observers).
+    var isWeightOnly: Bool { get }
+    /// A new quanter for `role` of `layer`, reducing through `reducer`.
+    /// - Throws: ``QuantizationError/unsupportedLayer(path:type:observer:)`` when the quanter cannot
+    ///   serve that layer (a channel-wise observer needs a known weight layout).
+    func makeQuanter(for layer: Layer, role: QuanterRole, reducer: StatisticReducer) throws(QuantizationError) -> BaseQuanter
+}
+
+extension QuanterFactory {
+    public var isWeightOnly: Bool { false }
+}
