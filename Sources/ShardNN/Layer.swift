@@ -55,6 +55,11 @@ open class Layer {
         sublayers[name] = layer
     }
 
+    /// Removes the direct child called `name`, if any.
+    public func removeSublayer(_ name: String) {
+        sublayers[name] = nil
+    }
+
     /// The direct child called `name`.
     public subscript(sublayer name: String) -> Layer {
         guard let layer = sublayers[name] else { preconditionFailure("\(typeName) has no sublayer '\(name)'") }
@@ -121,8 +126,13 @@ open class Layer {
         copy.isTraining = isTraining
         copy.inputSharding = inputSharding
         copy.sublayers = sublayers.mapValues { $0.deepCopy() }
+        copyExtraState(to: copy)
         return copy
     }
+
+    /// Copies state that lives outside the three registries into a fresh ``makeCopy()`` result
+    /// during ``deepCopy()``. Subclasses with such state (quantized weights) override it.
+    open func copyExtraState(to copy: Layer) {}
 
     // MARK: - Mode
 

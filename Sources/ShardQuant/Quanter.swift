@@ -40,7 +40,7 @@ open class BaseQuanter: Layer {
     /// `2^(bits−1) − 1`.
     public var quantMaximum: Int { (1 << (bitLength - 1)) - 1 }
 
-    public final override func forward(_ input: Tensor) -> Tensor {
+    open override func forward(_ input: Tensor) -> Tensor {
         callCount += 1
         observe(input)
         return input

@@ -1,0 +1,117 @@
+import ShardNN
+import ShardTensor
+
+/// Where observers get their reducers: one per observed tensor, chosen from the tensor's
+/// sharding (DESIGN.md §4). The single-process provider gives every tensor a ``LocalReducer``.
+public protocol ReducerProvider: Sendable {
+    /// The reducer for `role` of `layer`.
+    func reducer(for layer: Layer, role: QuanterRole) -> StatisticReducer
+}
+
+/// Every tensor reduces locally: a single process.
+public struct LocalReducerProvider: ReducerProvider {
+    public init() {}
+    public func reducer(for layer: Layer, role: QuanterRole) -> StatisticReducer { LocalReducer() }
+}
+
+/// A quantized stand-in for a float layer (Paddle's `ConvertibleQuantedLayer`): it keeps the float
+/// layer's parameters, owns an `activation_quanter` and a `weight_quanter` sublayer when the config
+/// has them, and ``convert()`` turns it into its inference form (Int8 weights, quantize-dequantize
+/// of the input).
+open class ConvertibleQuantedLayer: Layer {
+    /// The class name of the layer this one replaced (`Linear`, `Conv2D`, …).
+    public let sourceTypeName: String
+    /// The weight after ``convert()``: Int8 storage with its thresholds.
+    public private(set) var quantizedWeight: QuantizedTensor?
+    private var dequantizedWeight: Tensor?
+
+    /// Wraps `layer`, making quanters from `config` with reducers from `reducers`.
+    public required init(quantizing layer: Layer, config: SingleLayerConfig, reducers: ReducerProvider) throws(QuantizationError) {
+        sourceTypeName = layer.typeName
+        super.init()
+        parameters = layer.parameters
+        inputSharding = layer.inputSharding
+        if let activation = config.activation {
+            if activation.isWeightOnly {
+                throw QuantizationError.unsupportedLayer(path: "", type: layer.typeName, observer: activation.name)
+            }
+            addSublayer("activation_quanter", try activation.makeQuanter(for: layer, role: .activation, reducer: reducers.reducer(for: layer, role: .activation)))
+        }
+        if let weight = config.weight {
+            addSublayer("weight_quanter", try weight.makeQuanter(for: layer, role: .weight, reducer: reducers.reducer(for: layer, role: .weight)))
+        }
+    }
+
+    /// For ``makeCopy()`` of subclasses: same source type, no state.
+    public init(sourceTypeName: String) {
+        self.sourceTypeName = sourceTypeName
+        super.init()
+    }
+
+    /// The quanter (or, after conversion, the quantize-dequantize layer) applied to the input.
+    public var activationQuanter: Layer? { sublayers["activation_quanter"] }
+    /// The quanter applied to the weight, until conversion.
+    public var weightQuanter: BaseQuanter? { sublayers["weight_quanter"] as? BaseQuanter }
+    /// Whether ``convert()`` has run.
+    public var isConverted: Bool { quantizedWeight != nil || (activationQuanter is LinearQuanterDequanter) }
+
+    /// The weight the forward pass uses: the float weight after the weight quanter (which returns
+    /// it unchanged while observing), or the dequantized Int8 weight after conversion.
+    public func effectiveWeight() -> Tensor {
+        if let dequantizedWeight { return dequantizedWeight }
+        if let quantizedWeight {
+            let value = quantizedWeight.dequantized()
+            dequantizedWeight = value
+            return value
+        }
+        let weight = parameter("weight")
+        return weightQuanter.map { $0(weight) } ?? weight
+    }
+
+    /// The input after the activation quanter.
+    public func quantizedInput(_ input: Tensor) -> Tensor {
+        activationQuanter.map { $0(input) } ?? input
+    }
+
+    /// The inference form of this layer's quanters: the input's quantize-dequantize layer and the
+    /// Int8 weight. `path` names the layer in errors.
+    /// - Throws: ``QuantizationError/notCalibrated(path:observer:)`` when a quanter saw no data.
+    public func conversion(path: String) throws(QuantizationError) -> (activation: LinearQuanterDequanter?, weight: QuantizedTensor?, weightObserver: String?) {
+        if isConverted { return (activationQuanter as? LinearQuanterDequanter, quantizedWeight, weightObserverName) }
+        var activation: LinearQuanterDequanter? = nil
+        if let quanter = activationQuanter as? BaseQuanter {
+            activation = try LinearQuanterDequanter(from: quanter, path: path)
+        }
+        var weight: QuantizedTensor? = nil
+        if let quanter = weightQuanter {
+            guard let thresholds = quanter.scales() else {
+                throw QuantizationError.notCalibrated(path: path, observer: quanter.observerName)
+            }
+            weight = QuantizedTensor(quantizing: parameter("weight"), thresholds: thresholds, axis: quanter.quantAxis, bits: quanter.bitLength)
+        }
+        return (activation, weight, weightQuanter?.observerName)
+    }
+
+    /// Installs a conversion computed by ``conversion(path:)`` (possibly on another copy of the
+    /// model): the weight becomes a ``QuantizedTensor`` (removed from the float parameters) and
+    /// the activation quanter a ``LinearQuanterDequanter``.
+    public func applyConversion(activation: LinearQuanterDequanter?, weight: QuantizedTensor?, weightObserver: String?) {
+        if let activation { addSublayer("activation_quanter", activation) }
+        if let weight {
+            quantizedWeight = weight
+            dequantizedWeight = nil
+            weightObserverName = weightObserver
+            parameters["weight"] = nil
+            removeSublayer("weight_quanter")
+        }
+    }
+
+    /// The weight observer's name, kept after conversion for reports and exports.
+    public private(set) var weightObserverName: String?
+
+    open override func copyExtraState(to copy: Layer) {
+        guard let copy = copy as? ConvertibleQuantedLayer else { return }
+        copy.quantizedWeight = quantizedWeight
+        copy.weightObserverName = weightObserverName
+    }
+}

@@ -1,0 +1,53 @@
+import ShardNN
+import ShardTensor
+
+/// One quantized tensor's parameters as `scales.json` records them.
+public struct TensorScales: Sendable, Equatable, Codable {
+    public var observer: String
+    public var bits: Int
+    /// −1 for per-tensor.
+    public var axis: Int
+    /// Thresholds (always a list).
+    public var threshold: [Float]
+}
+
+/// A quantized layer's parameters: its dotted path, the float layer's type, and its activation
+/// and weight scales.
+public struct LayerScales: Sendable, Equatable {
+    public var path: String
+    public var type: String
+    public var activation: TensorScales?
+    public var weight: TensorScales?
+}
+
+extension PTQ {
+    /// The scales of every quantized layer and observed leaf of a calibrated or converted model,
+    /// in model order. Calibrated observers that saw no data are left out.
+    public static func layerScales(of model: Layer) -> [LayerScales] {
+        var result: [LayerScales] = []
+        func tensorScales(_ layer: Layer?) -> TensorScales? {
+            if let qdq = layer as? LinearQuanterDequanter {
+                return TensorScales(observer: qdq.observerName, bits: qdq.bits, axis: qdq.axis, threshold: qdq.thresholds)
+            }
+            if let quanter = layer as? BaseQuanter, let scales = quanter.scales() {
+                return TensorScales(observer: quanter.observerName, bits: quanter.bitLength, axis: quanter.quantAxis, threshold: scales)
+            }
+            return nil
+        }
+        for (path, layer) in model.namedSublayers() {
+            if let quanted = layer as? ConvertibleQuantedLayer {
+                var weight = tensorScales(quanted.weightQuanter)
+                if let quantized = quanted.quantizedWeight {
+                    weight = TensorScales(observer: quanted.weightObserverName ?? "", bits: quantized.bits, axis: quantized.axis, threshold: quantized.thresholds)
+                }
+                let activation = tensorScales(quanted.activationQuanter)
+                if activation != nil || weight != nil {
+                    result.append(LayerScales(path: path, type: quanted.sourceTypeName, activation: activation, weight: weight))
+                }
+            } else if let wrapper = layer as? ObserveWrapper, let activation = tensorScales(wrapper[sublayer: "_observer"]) {
+                result.append(LayerScales(path: path, type: wrapper[sublayer: "_observed"].typeName, activation: activation, weight: nil))
+            }
+        }
+        return result
+    }
+}

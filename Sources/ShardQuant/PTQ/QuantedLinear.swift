@@ -1,0 +1,68 @@
+import ShardNN
+import ShardTensor
+
+/// The quantized counterpart of ``Linear`` (Paddle's `QuantedLinear`):
+/// `y = act_q(x) · w_q(W) + b`, with `W` `[in, out]` and per-channel weight quanters on axis 1.
+open class QuantedLinear: ConvertibleQuantedLayer {
+    public required init(quantizing layer: Layer, config: SingleLayerConfig, reducers: ReducerProvider) throws(QuantizationError) {
+        guard layer is Linear else { throw QuantizationError.unsupportedLayer(path: "", type: layer.typeName, observer: "QuantedLinear") }
+        try super.init(quantizing: layer, config: config, reducers: reducers)
+    }
+
+    public override init(sourceTypeName: String) { super.init(sourceTypeName: sourceTypeName) }
+
+    open override func forward(_ input: Tensor) -> Tensor {
+        Linear.apply(quantizedInput(input), weight: effectiveWeight(), bias: parameters["bias"])
+    }
+
+    open override func makeCopy() -> Layer { QuantedLinear(sourceTypeName: sourceTypeName) }
+}
+
+/// The quantized counterpart of ``Conv2D`` (Paddle's `QuantedConv2D`):
+/// `y = conv2d(act_q(x), w_q(W)) + b`, per-channel weight quanters on axis 0.
+open class QuantedConv2D: ConvertibleQuantedLayer {
+    public let geometry: ConvolutionGeometry
+    public let groups: Int
+
+    public required init(quantizing layer: Layer, config: SingleLayerConfig, reducers: ReducerProvider) throws(QuantizationError) {
+        guard let convolution = layer as? Conv2D else {
+            throw QuantizationError.unsupportedLayer(path: "", type: layer.typeName, observer: "QuantedConv2D")
+        }
+        geometry = convolution.geometry
+        groups = convolution.groups
+        try super.init(quantizing: layer, config: config, reducers: reducers)
+    }
+
+    public init(sourceTypeName: String, geometry: ConvolutionGeometry, groups: Int) {
+        self.geometry = geometry
+        self.groups = groups
+        super.init(sourceTypeName: sourceTypeName)
+    }
+
+    open override func forward(_ input: Tensor) -> Tensor {
+        quantizedInput(input).conv2d(weight: effectiveWeight(), bias: parameters["bias"], geometry: geometry, groups: groups)
+    }
+
+    open override func makeCopy() -> Layer { QuantedConv2D(sourceTypeName: sourceTypeName, geometry: geometry, groups: groups) }
+}
+
+/// Observes the input of a leaf layer that is not replaced (Paddle's `ObserveWrapper`):
+/// `_observer` sees the input, then `_observed` runs on it.
+public final class ObserveWrapper: Layer {
+    public init(observer: Layer, observed: Layer) {
+        super.init()
+        addSublayer("_observer", observer)
+        addSublayer("_observed", observed)
+        inputSharding = observed.inputSharding
+    }
+
+    private override init() { super.init() }
+
+    public override func forward(_ input: Tensor) -> Tensor {
+        self[sublayer: "_observed"](self[sublayer: "_observer"](input))
+    }
+
+    public override var typeName: String { "ObserveWrapper" }
+
+    public override func makeCopy() -> Layer { ObserveWrapper() }
+}

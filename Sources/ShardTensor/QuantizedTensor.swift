@@ -1,0 +1,96 @@
+/// A tensor stored as signed integers with symmetric thresholds (Int8 storage for 2…8 bits):
+/// `value ≈ q · T / qmax` with `qmax = 2^(bits−1) − 1`, per tensor (`axis == -1`, one threshold)
+/// or per channel along `axis` (one threshold per index of that axis).
+public struct QuantizedTensor: Sendable, Equatable {
+    public let shape: [Int]
+    /// The integers in row-major order, each in `[−qmax − 1, qmax]`.
+    public let values: [Int8]
+    /// Thresholds `T` (not steps).
+    public let thresholds: [Float]
+    /// The channel axis, or −1 for per-tensor.
+    public let axis: Int
+    /// The bit width, 2…8.
+    public let bits: Int
+
+    public init(shape: [Int], values: [Int8], thresholds: [Float], axis: Int, bits: Int) {
+        precondition((2...8).contains(bits), "bits \(bits) outside 2…8")
+        precondition(values.count == Tensor.elementCount(of: shape), "\(values.count) values for shape \(shape)")
+        precondition(axis == -1 ? thresholds.count == 1 : (axis >= 0 && axis < shape.count && thresholds.count == shape[axis]),
+                     "\(thresholds.count) thresholds for axis \(axis) of \(shape)")
+        self.shape = shape
+        self.values = values
+        self.thresholds = thresholds
+        self.axis = axis
+        self.bits = bits
+    }
+
+    /// `2^(bits−1) − 1`.
+    public var quantMaximum: Int { (1 << (bits - 1)) - 1 }
+
+    /// Quantizes `tensor`: `q = clip(roundTiesToEven(x · qmax / T), −qmax − 1, qmax)`, computed as
+    /// Paddle's `quantize_linear` does (`x · (1/T) · qmax` in float32).
+    public init(quantizing tensor: Tensor, thresholds: [Float], axis: Int, bits: Int) {
+        let qmax = Float((1 << (bits - 1)) - 1)
+        let (outer, channels, inner) = QuantizedTensor.layout(shape: tensor.shape, axis: axis)
+        var values = [Int8](repeating: 0, count: tensor.count)
+        let inverses = thresholds.map { 1 / $0 }
+        tensor.scalars.withUnsafeBufferPointer { x in
+            for o in 0..<outer {
+                for c in 0..<channels {
+                    let inverse = inverses[axis == -1 ? 0 : c]
+                    let base = (o * channels + c) * inner
+                    for i in 0..<inner {
+                        let q = (x[base + i] * inverse * qmax).rounded(.toNearestOrEven)
+                        values[base + i] = Int8(Swift.min(Swift.max(q, -qmax - 1), qmax))
+                    }
+                }
+            }
+        }
+        self.init(shape: tensor.shape, values: values, thresholds: thresholds, axis: axis, bits: bits)
+    }
+
+    /// The float tensor `q · T / qmax` (Paddle's `dequantize_linear`: `q · T · (1/qmax)` in float32).
+    public func dequantized() -> Tensor {
+        let (outer, channels, inner) = QuantizedTensor.layout(shape: shape, axis: axis)
+        let reciprocal = 1 / Float(quantMaximum)
+        return Tensor(shape: shape) { destination in
+            for o in 0..<outer {
+                for c in 0..<channels {
+                    let threshold = thresholds[axis == -1 ? 0 : c]
+                    let base = (o * channels + c) * inner
+                    for i in 0..<inner { destination[base + i] = Float(values[base + i]) * threshold * reciprocal }
+                }
+            }
+        }
+    }
+
+    /// `(outer, channels, inner)` extents around the channel axis (channels 1 for per-tensor).
+    static func layout(shape: [Int], axis: Int) -> (Int, Int, Int) {
+        if axis == -1 { return (1, 1, Tensor.elementCount(of: shape)) }
+        return (shape[..<axis].reduce(1, *), shape[axis], shape[(axis + 1)...].reduce(1, *))
+    }
+}
+
+extension Tensor {
+    /// Symmetric fake quantization, `dequantize(quantize(x))`, in one pass (see ``QuantizedTensor``).
+    public func fakeQuantized(thresholds: [Float], axis: Int, bits: Int) -> Tensor {
+        let qmax = Float((1 << (bits - 1)) - 1)
+        let reciprocal = 1 / qmax
+        let (outer, channels, inner) = QuantizedTensor.layout(shape: shape, axis: axis)
+        return Tensor(shape: shape) { destination in
+            scalars.withUnsafeBufferPointer { x in
+                for o in 0..<outer {
+                    for c in 0..<channels {
+                        let threshold = thresholds[axis == -1 ? 0 : c]
+                        let inverse = 1 / threshold
+                        let base = (o * channels + c) * inner
+                        for i in 0..<inner {
+                            let q = Swift.min(Swift.max((x[base + i] * inverse * qmax).rounded(.toNearestOrEven), -qmax - 1), qmax)
+                            destination[base + i] = q * threshold * reciprocal
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
