@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "ShardNN", targets: ["ShardNN"]),
         .library(name: "ShardModels", targets: ["ShardModels"]),
         .library(name: "ShardQuant", targets: ["ShardQuant"]),
+        .library(name: "ShardExport", targets: ["ShardExport"]),
         .executable(name: "shardquant", targets: ["shardquant"]),
     ],
     dependencies: [
@@ -45,13 +46,17 @@ let package = Package(
             name: "ShardQuant",
             dependencies: ["ShardNN", "ShardTensor"]
         ),
+        .target(
+            name: "ShardExport",
+            dependencies: ["ShardQuant"]
+        ),
 
         // MARK: - Executables
 
         .executableTarget(
             name: "shardquant",
             dependencies: [
-                "ShardModels", "ShardNN", "ShardQuant", "ShardTensor",
+                "ShardExport", "ShardModels", "ShardNN", "ShardQuant", "ShardTensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

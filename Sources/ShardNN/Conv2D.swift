@@ -2,7 +2,7 @@ import ShardTensor
 
 /// A 2-D convolution in NCHW layout with weight `[out, in/groups, kH, kW]` (output channel axis 0):
 /// `y[n, o] = b[o] + Σ_c W[o, c] ⋆ x[n, g(o)·in/groups + c]` (see ``Tensor/conv2d(weight:bias:geometry:groups:epilogue:)``).
-open class Conv2D: Layer {
+open class Conv2D: Layer, EpilogueFusableConvolution {
     public let inputChannels: Int
     public let outputChannels: Int
     public let kernelSize: (height: Int, width: Int)
@@ -64,6 +64,9 @@ open class Conv2D: Layer {
                      "Conv2D expects [N, \(inputChannels), H, W], got \(input.shape)")
         return input.conv2d(weight: weight, bias: bias, geometry: geometry, groups: groups, epilogue: epilogue)
     }
+
+    /// Only `Conv2D` itself fuses; a subclass opts in by overriding this.
+    open var fusesEpilogue: Bool { type(of: self) == Conv2D.self }
 
     open override func makeCopy() -> Layer { Conv2D(weight: weight, bias: bias, geometry: geometry, groups: groups) }
 }

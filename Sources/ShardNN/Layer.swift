@@ -214,8 +214,8 @@ open class Layer {
     }
 }
 
-/// Levenshtein distance between two strings, over Unicode scalars.
-func editDistance(_ a: String, _ b: String) -> Int {
+/// Levenshtein distance between two strings, over Unicode scalars (for "did you mean" hints).
+public func editDistance(_ a: String, _ b: String) -> Int {
     let x = Array(a.unicodeScalars), y = Array(b.unicodeScalars)
     if x.isEmpty { return y.count }
     if y.isEmpty { return x.count }

@@ -3,7 +3,8 @@ import ShardTensor
 /// Runs its sublayers in order, named `0`, `1`, `2`, … as in Paddle's `nn.Sequential`.
 ///
 /// In evaluation mode a run of exactly `Conv2D → BatchNorm2D → ReLU/ReLU6` (those classes, not
-/// subclasses or wrappers) executes as one convolution whose epilogue applies the batch norm's
+/// subclasses or wrappers; the convolution may be any ``EpilogueFusableConvolution`` that says it
+/// fuses, such as a quantized convolution) executes as one convolution whose epilogue applies the batch norm's
 /// affine map and the clamp while the output is in cache; the result equals running the three
 /// layers one after another up to float rounding of `(x·s + t)` versus `((x − μ)/σ)·γ + β`.
 /// Once a quantization pass swaps or wraps any of the three, they run one by one.
@@ -34,7 +35,7 @@ open class Sequential: Layer {
     /// Runs `Conv2D [→ BatchNorm2D] [→ ReLU | ReLU6]` starting at `index` as one fused convolution,
     /// returning the output and the number of layers consumed, or `nil` when the pattern is absent.
     static func fusedConvolution(_ layers: [Layer], at index: Int, input: Tensor) -> (Tensor, Int)? {
-        guard type(of: layers[index]) == Conv2D.self, let convolution = layers[index] as? Conv2D else { return nil }
+        guard let convolution = layers[index] as? EpilogueFusableConvolution, convolution.fusesEpilogue else { return nil }
         var epilogue = ChannelEpilogue()
         var consumed = 1
         if index + consumed < layers.count, type(of: layers[index + consumed]) == BatchNorm2D.self,
@@ -60,4 +61,13 @@ open class Sequential: Layer {
     }
 
     open override func makeCopy() -> Layer { Sequential([]) }
+}
+
+/// A convolution that can apply a per-channel affine map and clamp to its output in the same pass.
+public protocol EpilogueFusableConvolution: Layer {
+    /// Whether this instance's ``forward(_:epilogue:)`` equals its forward followed by the
+    /// epilogue (false for subclasses that change the forward without knowing about fusion).
+    var fusesEpilogue: Bool { get }
+    /// The layer's forward followed by `epilogue`.
+    func forward(_ input: Tensor, epilogue: ChannelEpilogue?) -> Tensor
 }

@@ -2,13 +2,14 @@ import ArgumentParser
 import Foundation
 import ShardModels
 import ShardNN
+import ShardQuant
 import ShardTensor
 
 /// `shardquant bench …`: performance measurements printed as JSON.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure performance; prints JSON.",
-        subcommands: [Forward.self, GEMM.self]
+        subcommands: [Forward.self, GEMM.self, CalibrateTiming.self]
     )
 
     /// `shardquant bench forward --model mobilenet_v1 --batch 4 [--steps N]`.
@@ -111,6 +112,69 @@ struct Bench: ParsableCommand {
             }
             try BenchmarkStatistics.printJSON([
                 "benchmark": "gemm", "blas_threads": BLAS.threadCount, "blas_core": BLAS.coreName, "sizes": results,
+            ])
+        }
+    }
+}
+
+extension Bench {
+    /// `shardquant bench calibrate --model mobilenet_v1 --batch 4 --observer NAME --weight-observer NAME`:
+    /// the anchor's job (Conv2D and Linear quantized), timed as `paddle_mobilenet_bench.py` times it.
+    struct CalibrateTiming: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "calibrate",
+            abstract: "Time PTQ calibration (seconds per batch, median after one warm-up batch), convert, the float forward and the converted forward.")
+
+        @OptionGroup var model: ModelOptions
+
+        @Option(help: "Samples per batch.")
+        var batch: Int = 4
+
+        @Option(help: "Timed calibration batches.")
+        var steps: Int = 3
+
+        @Option(help: "Activation observer.")
+        var observer: String = "avg"
+
+        @Option(help: "Weight observer.")
+        var weightObserver: String = "abs_max_channel_wise"
+
+        @Option(help: "Bits.")
+        var bits: Int = 8
+
+        func run() throws {
+            let input = model.syntheticBatch(seed: 1, start: 0, count: batch)
+            func time(_ body: () -> Void) -> Double {
+                let start = DispatchTime.now().uptimeNanoseconds
+                body()
+                return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            }
+            let float = try model.build(seed: 0)
+            _ = float(input)
+            let forward = BenchmarkStatistics.median((0..<steps).map { _ in time { _ = float(input) } })
+
+            let config = QuantConfig(activation: nil, weight: nil)
+            config.addTypeConfig([Conv2D.self, Linear.self],
+                                 activation: try ObserverRegistry.factory(named: observer, bits: bits),
+                                 weight: try ObserverRegistry.factory(named: weightObserver, bits: bits))
+            let ptq = PTQ(config)
+            let observed = try ptq.quantize(try model.build(seed: 0), inplace: true)
+            _ = observed(input)  // warm-up, as the anchor does (it is also a calibration batch)
+            let calibration = BenchmarkStatistics.median((0..<steps).map { _ in time { _ = observed(input) } })
+            var converted: Layer? = nil
+            let convert = try { () throws -> Double in
+                let start = DispatchTime.now().uptimeNanoseconds
+                converted = try ptq.convert(observed, inplace: false)
+                return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            }()
+            _ = converted!(input)
+            let quantForward = BenchmarkStatistics.median((0..<steps).map { _ in time { _ = converted!(input) } })
+            try BenchmarkStatistics.printJSON([
+                "benchmark": "calibrate", "model": model.model, "batch": batch, "steps": steps,
+                "observer": observer, "weight_observer": weightObserver,
+                "calibration_seconds_per_batch": calibration, "convert_seconds": convert,
+                "float_forward_seconds": forward, "quant_forward_seconds": quantForward,
+                "calibration_over_forward": calibration / forward, "threads": Parallelism.threadCount,
             ])
         }
     }

@@ -36,11 +36,10 @@ public final class AVGObserverLayer: BaseQuanter {
         reducer.reduceMaximum(&maxima)  // rows split on features (tensor parallel)
         let largest = reducer.maximum(maxima.max() ?? -.infinity)  // every rank's rows (data parallel)
         let grid = FixedPointGrid(maximumTerm: Double(Swift.max(largest, 0)))
-        var accumulator = FixedPointAccumulator()
-        for value in maxima where value.isFinite { accumulator.add(grid.integer(Double(value))) }
-        var sums = [accumulator.sum()]
+        let finite = maxima.filter(\.isFinite)
+        var sums = [fixedPointSum(count: finite.count, grid: grid) { Double(finite[$0]) }]
         reducer.reduceSum(&sums)
-        let count = reducer.sum(Int64(maxima.filter(\.isFinite).count))
+        let count = reducer.sum(Int64(finite.count))
         if count > 0 { callMeans.append(Float(grid.value(sums[0]) / Double(count))) }
     }
 

@@ -44,34 +44,35 @@ public final class EMDObserverLayer: BaseQuanter {
         }
         let parameters: [(Float, Float)] = [(0, 0)] + factors.map { (Float(1.0 / ($0 * absMax)), Float($0 * absMax)) }
         // Pass 1: sums. |dq| ≤ 1.01·a.
-        let sumGrid = FixedPointGrid(maximumTerm: 1.01 * absMax)
+        let sumGrid = FixedPointGrid(maximumTerm: 2.02 * absMax)
         var sums = [Int128](repeating: 0, count: slots)
         input.scalars.withUnsafeBufferPointer { x in
             sums.withUnsafeMutableBufferPointer { sums in
                 Parallelism.forEach(slots) { slot in
-                    var accumulator = FixedPointAccumulator()
                     let (inverse, threshold) = parameters[slot]
-                    for value in x { accumulator.add(sumGrid.integer(Double(values(slot, value, inverse, threshold)))) }
-                    sums[slot] = accumulator.sum()
+                    // Shifted by 1.01·a so every term is non-negative: Σ(v + b) = Σv + N·b, and
+                    // N·b is the same on every rank's share, so the split does not matter.
+                    let shift = 1.01 * absMax
+                    sums[slot] = fixedPointSum(count: x.count, grid: sumGrid) { i in
+                        Double(values(slot, x[i], inverse, threshold)) + shift
+                    }
                 }
             }
         }
         reducer.reduceSum(&sums)
-        let means = sums.map { count > 0 ? sumGrid.value($0) / count : 0 }
+        let means = sums.map { count > 0 ? sumGrid.value($0) / count - 1.01 * absMax : 0 }
         // Pass 2: squared deviations from the agreed means; |v − mean| ≤ 2.02·a.
         let squareGrid = FixedPointGrid(maximumTerm: 4.1 * absMax * absMax)
         var squares = [Int128](repeating: 0, count: slots)
         input.scalars.withUnsafeBufferPointer { x in
             squares.withUnsafeMutableBufferPointer { squares in
                 Parallelism.forEach(slots) { slot in
-                    var accumulator = FixedPointAccumulator()
                     let (inverse, threshold) = parameters[slot]
                     let mean = means[slot]
-                    for value in x {
-                        let deviation = Double(values(slot, value, inverse, threshold)) - mean
-                        accumulator.add(squareGrid.integer(deviation * deviation))
+                    squares[slot] = fixedPointSum(count: x.count, grid: squareGrid) { i in
+                        let deviation = Double(values(slot, x[i], inverse, threshold)) - mean
+                        return deviation * deviation
                     }
-                    squares[slot] = accumulator.sum()
                 }
             }
         }

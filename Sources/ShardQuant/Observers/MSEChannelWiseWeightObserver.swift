@@ -51,14 +51,12 @@ public final class MSEChannelWiseWeightObserverLayer: BaseQuanter {
                     for (k, factor) in factors.enumerated() {
                         // PaddleSlim divides by the per-channel scale tensor (not a reciprocal multiply).
                         let threshold = Float(factor * a)
-                        var accumulator = FixedPointAccumulator()
-                        for j in 0..<length {
+                        sums[c * factors.count + k] = fixedPointSum(count: length, grid: grid) { j in
                             let x = w[c * length + j]
-                            let q = Swift.min(Swift.max((x / threshold * qmax).rounded(.toNearestOrEven), -qmax - 1), qmax)
+                            let q = quantizedLevel(x / threshold * qmax, quantMaximum: qmax)
                             let error = Double(x - q * reciprocal * threshold)
-                            accumulator.add(grid.integer(error * error))
+                            return error * error
                         }
-                        sums[c * factors.count + k] = accumulator.sum()
                     }
                 }
             }

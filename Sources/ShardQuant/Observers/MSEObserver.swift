@@ -67,13 +67,11 @@ enum SquaredErrorSearch {
                     let threshold = factors[candidate] * absMax
                     let inverse = Float(1.0 / threshold)
                     let thresholdFloat = Float(threshold)
-                    var accumulator = FixedPointAccumulator()
-                    for value in x {
-                        let error = Double(value - fakeQuantize(value, inverse: inverse, threshold: thresholdFloat,
-                                                                quantMaximum: qmax, reciprocalMaximum: reciprocal))
-                        accumulator.add(grid.integer(error * error))
+                    sums[candidate] = fixedPointSum(count: x.count, grid: grid) { i in
+                        let error = Double(x[i] - fakeQuantize(x[i], inverse: inverse, threshold: thresholdFloat,
+                                                               quantMaximum: qmax, reciprocalMaximum: reciprocal))
+                        return error * error
                     }
-                    sums[candidate] = accumulator.sum()
                 }
             }
         }

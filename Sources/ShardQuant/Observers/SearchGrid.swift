@@ -1,3 +1,5 @@
+import ShardTensor
+
 /// The candidate factors of PaddleSlim's MSE/EMD searches: `f = 0.3; while f <= 1.0 { …; f += 0.02 }`
 /// accumulated in `Double` exactly as Python does, which yields 35 factors 0.30, 0.32, …, 0.98
 /// (1.0 itself is never reached: the running sum is 1.0000000000000004 by then).
@@ -18,6 +20,5 @@ public enum SearchGrid {
 /// `q · (1/qmax) · threshold`.
 @inline(__always)
 func fakeQuantize(_ x: Float, inverse: Float, threshold: Float, quantMaximum: Float, reciprocalMaximum: Float) -> Float {
-    let q = Swift.min(Swift.max((x * inverse * quantMaximum).rounded(.toNearestOrEven), -quantMaximum - 1), quantMaximum)
-    return q * reciprocalMaximum * threshold
+    quantizedLevel(x * inverse * quantMaximum, quantMaximum: quantMaximum) * reciprocalMaximum * threshold
 }

@@ -20,7 +20,7 @@ open class QuantedLinear: ConvertibleQuantedLayer {
 
 /// The quantized counterpart of ``Conv2D`` (Paddle's `QuantedConv2D`):
 /// `y = conv2d(act_q(x), w_q(W)) + b`, per-channel weight quanters on axis 0.
-open class QuantedConv2D: ConvertibleQuantedLayer {
+open class QuantedConv2D: ConvertibleQuantedLayer, EpilogueFusableConvolution {
     public let geometry: ConvolutionGeometry
     public let groups: Int
 
@@ -39,9 +39,16 @@ open class QuantedConv2D: ConvertibleQuantedLayer {
         super.init(sourceTypeName: sourceTypeName)
     }
 
-    open override func forward(_ input: Tensor) -> Tensor {
-        quantizedInput(input).conv2d(weight: effectiveWeight(), bias: parameters["bias"], geometry: geometry, groups: groups)
+    open override func forward(_ input: Tensor) -> Tensor { forward(input, epilogue: nil) }
+
+    /// The quantized convolution followed by a per-channel epilogue (a folded BatchNorm2D and ReLU),
+    /// which is the float arithmetic after the input and weight quantization: fusing is exact up to
+    /// the rounding of the folded affine map.
+    open func forward(_ input: Tensor, epilogue: ChannelEpilogue?) -> Tensor {
+        quantizedInput(input).conv2d(weight: effectiveWeight(), bias: parameters["bias"], geometry: geometry, groups: groups, epilogue: epilogue)
     }
+
+    open var fusesEpilogue: Bool { type(of: self) == QuantedConv2D.self }
 
     open override func makeCopy() -> Layer { QuantedConv2D(sourceTypeName: sourceTypeName, geometry: geometry, groups: groups) }
 }

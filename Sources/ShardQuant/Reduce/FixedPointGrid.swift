@@ -25,36 +25,33 @@ public struct FixedPointGrid: Sendable, Equatable {
         return scaled.magnitude < 9.2e18 ? Int64(scaled) : (scaled > 0 ? .max : .min)
     }
 
+    /// The grid integer of a non-negative term below 2⁴⁰ on the grid, rounded to nearest: adding
+    /// 2⁵² leaves the integer in the low bits of the double. Branch-free and vectorisable; as
+    /// deterministic per term as ``integer(_:)``.
+    @inline(__always)
+    public func nonNegativeInteger(_ term: Double) -> Int64 {
+        Int64(bitPattern: (term * scale + 0x1p52).bitPattern &- (0x1p52 as Double).bitPattern)
+    }
+
     /// The value of a sum of grid integers.
     public func value(_ sum: Int128) -> Double {
         Double(sum) / scale
     }
 }
 
-/// Adds grid integers in an `Int64` and spills into an `Int128` before it can overflow.
-public struct FixedPointAccumulator: Sendable {
-    public private(set) var total: Int128 = 0
-    private var partial: Int64 = 0
-    private var pending = 0
-
-    public init() {}
-
-    @inline(__always)
-    public mutating func add(_ value: Int64) {
-        partial &+= value
-        pending += 1
-        if pending == 1 << 22 { flush() }
-    }
-
-    public mutating func flush() {
+/// The exact fixed-point sum of `term(i)` for `i` in `0..<count`, every term non-negative and
+/// below the grid's bound: chunks of 2²² terms (each below 2⁴⁰) add up in an `Int64` without
+/// overflow checks, then spill into an `Int128`.
+@inline(__always)
+public func fixedPointSum(count: Int, grid: FixedPointGrid, _ term: (Int) -> Double) -> Int128 {
+    var total: Int128 = 0
+    var start = 0
+    while start < count {
+        let end = Swift.min(start + (1 << 22), count)
+        var partial: Int64 = 0
+        for i in start..<end { partial &+= grid.nonNegativeInteger(term(i)) }
         total += Int128(partial)
-        partial = 0
-        pending = 0
+        start = end
     }
-
-    /// The exact sum of everything added.
-    public mutating func sum() -> Int128 {
-        flush()
-        return total
-    }
+    return total
 }

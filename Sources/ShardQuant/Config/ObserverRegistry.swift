@@ -1,0 +1,50 @@
+/// Observers by the names configs and the command line use.
+public enum ObserverRegistry {
+    /// Every observer name, in documentation order.
+    public static let names = ["abs_max", "avg", "mse", "emd", "hist", "kl", "abs_max_channel_wise", "mse_channel_wise"]
+
+    /// The arguments an observer can take beyond its bit width.
+    public struct Options: Sendable {
+        public var bins: Int = 2048
+        public var percent: Double = 0.999
+        public var symmetric: Bool = true
+        public init(bins: Int = 2048, percent: Double = 0.999, symmetric: Bool = true) {
+            self.bins = bins
+            self.percent = percent
+            self.symmetric = symmetric
+        }
+    }
+
+    /// The factory called `name` with `bits`.
+    /// - Throws: ``QuantizationError/unknownObserver(_:suggestion:)`` with the closest name.
+    public static func factory(named name: String, bits: Int, options: Options = Options()) throws(QuantizationError) -> QuanterFactory {
+        switch name {
+        case "abs_max": return AbsmaxObserver(quantBits: bits)
+        case "avg": return AVGObserver(quantBits: bits)
+        case "mse": return MSEObserver(quantBits: bits)
+        case "emd": return EMDObserver(quantBits: bits)
+        case "hist": return HistObserver(quantBits: bits, binsCount: options.bins, percent: options.percent, symmetric: options.symmetric)
+        case "kl": return KLObserver(quantBits: bits, binsCount: options.bins)
+        case "abs_max_channel_wise": return AbsMaxChannelWiseWeightObserver(quantBits: bits)
+        case "mse_channel_wise": return MSEChannelWiseWeightObserver(quantBits: bits)
+        default:
+            let nearest = names.min { editDistance($0, name) < editDistance($1, name) }
+            throw QuantizationError.unknownObserver(name, suggestion: nearest.flatMap { editDistance($0, name) <= 3 ? $0 : nil })
+        }
+    }
+
+    /// A per-layer observer for a bare tensor (the `observe` command): channel-wise observers take
+    /// `axis` directly instead of reading it from a layer.
+    public static func standaloneObserver(named name: String, bits: Int, axis: Int?, options: Options = Options()) throws(QuantizationError) -> BaseQuanter {
+        switch name {
+        case "abs_max_channel_wise", "mse_channel_wise":
+            guard let axis else { throw QuantizationError.unsupportedLayer(path: "<tensor>", type: "tensor without --axis", observer: name) }
+            return name == "abs_max_channel_wise"
+                ? AbsMaxChannelWiseWeightObserverLayer(quantBits: bits, axis: axis)
+                : MSEChannelWiseWeightObserverLayer(quantBits: bits, axis: axis)
+        default:
+            return try factory(named: name, bits: bits, options: options)
+                .makeQuanter(for: Layer(), role: .activation, reducer: LocalReducer())
+        }
+    }
+}
