@@ -61,6 +61,14 @@ let package = Package(
             ]
         ),
 
+        // MARK: - Examples (public API only)
+
+        .executableTarget(
+            name: "seed_ptq",
+            dependencies: ["ShardModels", "ShardQuant"],
+            path: "examples/seed_ptq"
+        ),
+
         // MARK: - Tests
 
         .testTarget(name: "ShardTensorTests", dependencies: ["ShardTensor"], exclude: ["Fixtures"]),
