@@ -56,6 +56,10 @@ open class BaseQuanter: Layer {
         fatalError("\(typeName) does not implement scales()")
     }
 
+    /// Whether the quanter is symmetric (zero points 0, ``scales()`` are thresholds). An asymmetric
+    /// quanter's ``scales()`` are steps, with integer ``zeroPoints()`` (PaddleSlim's convention).
+    open var isSymmetric: Bool { true }
+
     /// The zero points (0 for symmetric quantizers), one per threshold.
     open func zeroPoints() -> [Float]? {
         scales().map { [Float](repeating: 0, count: $0.count) }

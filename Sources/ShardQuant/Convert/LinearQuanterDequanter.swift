@@ -2,18 +2,23 @@ import ShardNN
 import ShardTensor
 
 /// Quantize then dequantize (Paddle's `LinearQuanterDequanter`), the inference form of an
-/// activation quanter:
+/// activation quanter. Symmetric:
 /// `y = clip(roundTiesToEven(x · qmax / T), −qmax − 1, qmax) · T / qmax`.
+/// Asymmetric (steps `s`, zero points `z`):
+/// `y = (clip(roundTiesToEven(x / s) + z, −qmax − 1, qmax) − z) · s`.
 public final class LinearQuanterDequanter: Layer {
-    /// Thresholds (one per tensor, or per channel along `axis`).
+    /// Thresholds (one per tensor, or per channel along `axis`); steps when ``zeroPoints`` is set.
     public let thresholds: [Float]
+    /// Integer zero points of an asymmetric quantizer, or `nil` (symmetric).
+    public let zeroPoints: [Float]?
     public let axis: Int
     public let bits: Int
     /// The observer that chose the thresholds, for reports and exports.
     public let observerName: String
 
-    public init(thresholds: [Float], axis: Int, bits: Int, observerName: String) {
+    public init(thresholds: [Float], axis: Int, bits: Int, observerName: String, zeroPoints: [Float]? = nil) {
         self.thresholds = thresholds
+        self.zeroPoints = zeroPoints
         self.axis = axis
         self.bits = bits
         self.observerName = observerName
@@ -28,14 +33,20 @@ public final class LinearQuanterDequanter: Layer {
         guard thresholds.allSatisfy({ $0.isFinite && $0 > 0 }) else {
             throw QuantizationError.nonFinite(path: path, detail: "observer '\(quanter.observerName)' gave thresholds \(thresholds)")
         }
-        self.init(thresholds: thresholds, axis: quanter.quantAxis, bits: quanter.bitLength, observerName: quanter.observerName)
+        self.init(thresholds: thresholds, axis: quanter.quantAxis, bits: quanter.bitLength, observerName: quanter.observerName,
+                  zeroPoints: quanter.isSymmetric ? nil : quanter.zeroPoints())
     }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        input.fakeQuantized(thresholds: thresholds, axis: axis, bits: bits)
+        guard let zeroPoints else { return input.fakeQuantized(thresholds: thresholds, axis: axis, bits: bits) }
+        precondition(axis == -1, "asymmetric quantize-dequantize is per-tensor")
+        let step = thresholds[0], zero = zeroPoints[0]
+        let qmax = Float((1 << (bits - 1)) - 1)
+        let inverse = 1 / step
+        return input.map { x in (quantizedLevel(roundedToNearestEven(Swift.min(Swift.max(x * inverse, -1e6), 1e6)) + zero, quantMaximum: qmax) - zero) * step }
     }
 
     public override func makeCopy() -> Layer {
-        LinearQuanterDequanter(thresholds: thresholds, axis: axis, bits: bits, observerName: observerName)
+        LinearQuanterDequanter(thresholds: thresholds, axis: axis, bits: bits, observerName: observerName, zeroPoints: zeroPoints)
     }
 }

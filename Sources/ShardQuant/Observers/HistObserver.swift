@@ -115,6 +115,8 @@ public final class PercentHistObserverLayer: BaseQuanter {
         return [Float(Swift.min(Swift.max(zero, qmin), Double(quantMaximum)))]
     }
 
+    public override var isSymmetric: Bool { symmetric }
+
     public override var arguments: [String: String] {
         ["bits": String(bitLength), "bins": String(binsCount), "percent": String(percent), "symmetric": String(symmetric)]
     }

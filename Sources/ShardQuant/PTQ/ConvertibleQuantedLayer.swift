@@ -87,6 +87,9 @@ open class ConvertibleQuantedLayer: Layer {
             guard let thresholds = quanter.scales() else {
                 throw QuantizationError.notCalibrated(path: path, observer: quanter.observerName)
             }
+            guard quanter.isSymmetric else {
+                throw QuantizationError.unsupportedLayer(path: path, type: sourceTypeName, observer: "\(quanter.observerName) (asymmetric weights)")
+            }
             weight = QuantizedTensor(quantizing: parameter("weight"), thresholds: thresholds, axis: quanter.quantAxis, bits: quanter.bitLength)
         }
         return (activation, weight, weightQuanter?.observerName)

@@ -7,8 +7,25 @@ public struct TensorScales: Sendable, Equatable, Codable {
     public var bits: Int
     /// −1 for per-tensor.
     public var axis: Int
-    /// Thresholds (always a list).
+    /// Thresholds (always a list). For an asymmetric quantizer: `max(|min|, |max|)` of its range.
     public var threshold: [Float]
+    /// Asymmetric quantizers only: steps and integer zero points (`q = round(x / step) + zero_point`).
+    public var step: [Float]?
+    public var zeroPoint: [Float]?
+
+    enum CodingKeys: String, CodingKey {
+        case observer, bits, axis, threshold, step
+        case zeroPoint = "zero_point"
+    }
+
+    public init(observer: String, bits: Int, axis: Int, threshold: [Float], step: [Float]? = nil, zeroPoint: [Float]? = nil) {
+        self.observer = observer
+        self.bits = bits
+        self.axis = axis
+        self.threshold = threshold
+        self.step = step
+        self.zeroPoint = zeroPoint
+    }
 }
 
 /// A quantized layer's parameters: its dotted path, the float layer's type, and its activation
@@ -26,10 +43,22 @@ extension PTQ {
     public static func layerScales(of model: Layer) -> [LayerScales] {
         var result: [LayerScales] = []
         func tensorScales(_ layer: Layer?) -> TensorScales? {
+            func asymmetric(_ steps: [Float], _ zeros: [Float], bits: Int) -> [Float] {
+                let qmax = Float((1 << (bits - 1)) - 1)
+                return zip(steps, zeros).map { step, zero in Swift.max(Swift.abs((-qmax - 1 - zero) * step), Swift.abs((qmax - zero) * step)) }
+            }
             if let qdq = layer as? LinearQuanterDequanter {
+                if let zeros = qdq.zeroPoints {
+                    return TensorScales(observer: qdq.observerName, bits: qdq.bits, axis: qdq.axis,
+                                        threshold: asymmetric(qdq.thresholds, zeros, bits: qdq.bits), step: qdq.thresholds, zeroPoint: zeros)
+                }
                 return TensorScales(observer: qdq.observerName, bits: qdq.bits, axis: qdq.axis, threshold: qdq.thresholds)
             }
             if let quanter = layer as? BaseQuanter, let scales = quanter.scales() {
+                if !quanter.isSymmetric, let zeros = quanter.zeroPoints() {
+                    return TensorScales(observer: quanter.observerName, bits: quanter.bitLength, axis: quanter.quantAxis,
+                                        threshold: asymmetric(scales, zeros, bits: quanter.bitLength), step: scales, zeroPoint: zeros)
+                }
                 return TensorScales(observer: quanter.observerName, bits: quanter.bitLength, axis: quanter.quantAxis, threshold: scales)
             }
             return nil
