@@ -18,11 +18,7 @@ struct HistogramState: Sendable {
 
     /// Adds one batch whose values are `values` on this rank.
     mutating func add(_ values: [Float], reducer: StatisticReducer) {
-        var local: (Float, Float) = (.infinity, -.infinity)
-        for v in values {
-            local.0 = Swift.min(local.0, v)
-            local.1 = Swift.max(local.1, v)
-        }
+        let local = UniformHistogram.range(values)
         let newMinimum = Double(reducer.minimum(local.0))
         let newMaximum = Double(reducer.maximum(local.1))
         guard newMinimum <= newMaximum else { return }  // no rank had data

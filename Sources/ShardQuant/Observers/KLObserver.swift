@@ -46,8 +46,8 @@ public final class KLObserverLayer: BaseQuanter {
         cached = nil
         // |x| with an explicit zero, so every rank's range starts at 0 (one more value per rank
         // would change counts; the zero is added to the range only, not binned).
-        var magnitudes = input.scalars.map { Swift.abs($0) }
-        let local = magnitudes.max() ?? -.infinity
+        let magnitudes = input.abs().scalars
+        let local = UniformHistogram.range(magnitudes).1
         let maximum = reducer.maximum(local)
         if state.histogram == nil && maximum > 0 {
             // Start the histogram at exactly [0, absmax].

@@ -1,3 +1,5 @@
+import ShardTensor
+
 /// Histogram machinery shared by ``HistObserver`` and ``KLObserver``: NumPy's uniform-bin
 /// `histogram` (bit for bit, in float32 as NumPy 1.x computes it for float32 input) and
 /// PaddleSlim's range growth by up-sampling and merging (paddleslim-spec §1.6).
@@ -17,22 +19,58 @@ struct UniformHistogram: Sendable {
     /// of `linspace(first, last, bins + 1)`; values outside the range are dropped and the last
     /// edge falls in the last bin.
     static func binCounts(_ values: [Float], bins: Int, first: Double, last: Double) -> [Int64] {
-        var counts = [Int64](repeating: 0, count: bins)
         let step = (last - first) / Double(bins)
         let edges = (0...bins).map { $0 == bins ? Float(last) : Float(Double($0) * step + first) }
         let firstFloat = Float(first), lastFloat = Float(last)
         let denominator = Float(last - first)
         let binsFloat = Float(bins)
-        counts.withUnsafeMutableBufferPointer { counts in
-            for x in values where x >= firstFloat && x <= lastFloat {
-                var index = Int((x - firstFloat) / denominator * binsFloat)
-                if index == bins { index -= 1 }
-                if x < edges[index] { index -= 1 }
-                if index != bins - 1 && x >= edges[index + 1] { index += 1 }
-                counts[index] += 1
+        // Each thread counts a contiguous share into its own histogram; integer counts add up the
+        // same in any order.
+        let threads = Swift.max(1, Swift.min(Parallelism.threadCount, values.count / 65_536))
+        var partials = [[Int64]](repeating: [Int64](repeating: 0, count: bins), count: threads)
+        values.withUnsafeBufferPointer { x in
+            edges.withUnsafeBufferPointer { edges in
+                partials.withUnsafeMutableBufferPointer { partials in
+                    Parallelism.forEach(threads) { part in
+                        var counts = [Int64](repeating: 0, count: bins)
+                        counts.withUnsafeMutableBufferPointer { counts in
+                            for i in (x.count * part / threads)..<(x.count * (part + 1) / threads) {
+                                let value = x[i]
+                                guard value >= firstFloat && value <= lastFloat else { continue }
+                                var index = Int((value - firstFloat) / denominator * binsFloat)
+                                if index == bins { index -= 1 }
+                                if value < edges[index] { index -= 1 }
+                                if index != bins - 1 && value >= edges[index + 1] { index += 1 }
+                                counts[index] += 1
+                            }
+                        }
+                        partials[part] = counts
+                    }
+                }
             }
         }
+        var counts = partials[0]
+        for partial in partials.dropFirst() { for i in 0..<bins { counts[i] += partial[i] } }
         return counts
+    }
+
+    /// `(min, max)` of the values (`(+∞, −∞)` when empty), over the kernel threads.
+    static func range(_ values: [Float]) -> (Float, Float) {
+        let threads = Swift.max(1, Swift.min(Parallelism.threadCount, values.count / 65_536))
+        var partials = [(Float, Float)](repeating: (.infinity, -.infinity), count: threads)
+        values.withUnsafeBufferPointer { x in
+            partials.withUnsafeMutableBufferPointer { partials in
+                Parallelism.forEach(threads) { part in
+                    var low = Float.infinity, high = -Float.infinity
+                    for i in (x.count * part / threads)..<(x.count * (part + 1) / threads) {
+                        low = Swift.min(low, x[i])
+                        high = Swift.max(high, x[i])
+                    }
+                    partials[part] = (low, high)
+                }
+            }
+        }
+        return partials.reduce((Float.infinity, -Float.infinity)) { (Swift.min($0.0, $1.0), Swift.max($0.1, $1.1)) }
     }
 
     /// PaddleSlim's `_relax_min_max` and `_merge_histograms`: grows the range to cover
