@@ -60,17 +60,8 @@ extension Tensor {
                             for i in 0..<inner { accumulator[i] += Double(source[row + i]) }
                         }
                         for i in 0..<inner { destination[o * inner + i] = Float(accumulator[i]) }
-                    case .max, .min, .absMax where inner == 1:
-                        // Contiguous run: a branch-free loop; NaN is tracked on the side.
-                        let run = UnsafeBufferPointer(rebasing: source[base..<(base + length)])
-                        var best = effective == .min ? Float.infinity : -Float.infinity
-                        var sawNaN = false
-                        switch effective {
-                        case .max: for v in run { best = Swift.max(best, v); sawNaN = sawNaN || v.isNaN }
-                        case .min: for v in run { best = Swift.min(best, v); sawNaN = sawNaN || v.isNaN }
-                        default: for v in run { best = Swift.max(best, Swift.abs(v)); sawNaN = sawNaN || v.isNaN }
-                        }
-                        destination[o] = sawNaN ? .nan : best
+                    case .max where inner == 1, .min where inner == 1, .absMax where inner == 1:
+                        destination[o] = Tensor.extreme(of: UnsafeBufferPointer(rebasing: source[base..<(base + length)]), effective)
                     case .max, .min, .absMax:
                         for i in 0..<inner {
                             var best = effective == .absMax ? Swift.abs(source[base + i]) : source[base + i]
@@ -89,6 +80,18 @@ extension Tensor {
                 }
             }
         }
+    }
+
+    /// The maximum, minimum or abs-maximum of a contiguous run, branch-free (NaN tracked on the side).
+    static func extreme(of run: UnsafeBufferPointer<Float>, _ kind: ReductionKind) -> Float {
+        var best = kind == .min ? Float.infinity : -Float.infinity
+        var sawNaN = false
+        switch kind {
+        case .max: for v in run { best = Swift.max(best, v); sawNaN = sawNaN || v.isNaN }
+        case .min: for v in run { best = Swift.min(best, v); sawNaN = sawNaN || v.isNaN }
+        default: for v in run { best = Swift.max(best, Swift.abs(v)); sawNaN = sawNaN || v.isNaN }
+        }
+        return sawNaN ? .nan : best
     }
 
     /// `Σ x` over every element, accumulated in `Double`.
