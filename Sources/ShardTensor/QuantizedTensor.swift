@@ -86,6 +86,15 @@ public func quantizedLevel(_ value: Float, quantMaximum: Float) -> Float {
     roundedToNearestEven(Swift.min(Swift.max(value, -quantMaximum - 1), quantMaximum))
 }
 
+/// The integer `clip(roundTiesToEven(value), −qmax − 1, qmax)` read straight from the bits of
+/// `clamped + 1.5 · 2²³` (the float's low mantissa bits hold the rounded value): no conversion
+/// check, vectorisable.
+@inlinable @inline(__always)
+public func quantizedLevelIndex(_ value: Float, quantMaximum: Float) -> Int {
+    let shifted = Swift.min(Swift.max(value, -quantMaximum - 1), quantMaximum) + 12_582_912
+    return Int(Int32(bitPattern: shifted.bitPattern &- 0x4B40_0000))
+}
+
 extension Tensor {
     /// Symmetric fake quantization, `dequantize(quantize(x))`, in one pass (see ``QuantizedTensor``).
     public func fakeQuantized(thresholds: [Float], axis: Int, bits: Int) -> Tensor {

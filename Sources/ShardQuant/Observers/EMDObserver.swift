@@ -9,9 +9,10 @@ import ShardTensor
 /// ```
 ///
 /// ShardQuant searches from `a = max |x|` (PaddleSlim: the signed max, wrong for negative data)
-/// and averages the per-batch thresholds (PaddleSlim: last batch only). Means and variances are
-/// computed in two passes of exact fixed-point sums (`Σx`, then `Σ(x − mean)²`), so they are
-/// free of cancellation and independent of how the values are split across ranks.
+/// and averages the per-batch thresholds (PaddleSlim: last batch only). The data's mean and
+/// variance come from two passes of exact fixed-point sums (`Σx`, then `Σ(x − mean)²`); each
+/// candidate's from its integer counts per quantization level. Both are free of cancellation and
+/// independent of how the values are split across ranks.
 public struct EMDObserver: QuanterFactory {
     public let quantBits: Int
     public init(quantBits: Int = 8) { self.quantBits = quantBits }
@@ -37,51 +38,67 @@ public final class EMDObserverLayer: BaseQuanter {
         let count = Double(reducer.sum(Int64(input.count)))
         let qmax = Float(quantMaximum)
         let reciprocal = Float(1.0 / Double(quantMaximum))
-        // Slot 0 is x itself; slot k + 1 is candidate k's dequantized values.
-        let slots = factors.count + 1
-        func values(_ slot: Int, _ x: Float, _ inverse: Float, _ threshold: Float) -> Float {
-            slot == 0 ? x : fakeQuantize(x, inverse: inverse, threshold: threshold, quantMaximum: qmax, reciprocalMaximum: reciprocal)
-        }
-        let parameters: [(Float, Float)] = [(0, 0)] + factors.map { (Float(1.0 / ($0 * absMax)), Float($0 * absMax)) }
-        // Pass 1: sums. |dq| ≤ 1.01·a.
-        let sumGrid = FixedPointGrid(maximumTerm: 2.02 * absMax)
-        var sums = [Int128](repeating: 0, count: slots)
-        input.scalars.withUnsafeBufferPointer { x in
-            sums.withUnsafeMutableBufferPointer { sums in
-                Parallelism.forEach(slots) { slot in
-                    let (inverse, threshold) = parameters[slot]
-                    // Shifted by 1.01·a so every term is non-negative: Σ(v + b) = Σv + N·b, and
-                    // N·b is the same on every rank's share, so the split does not matter.
-                    let shift = 1.01 * absMax
-                    sums[slot] = fixedPointSum(count: x.count, grid: sumGrid) { i in
-                        Double(values(slot, x[i], inverse, threshold)) + shift
-                    }
-                }
-            }
-        }
-        reducer.reduceSum(&sums)
-        let means = sums.map { count > 0 ? sumGrid.value($0) / count - 1.01 * absMax : 0 }
-        // Pass 2: squared deviations from the agreed means; |v − mean| ≤ 2.02·a.
-        let squareGrid = FixedPointGrid(maximumTerm: 4.1 * absMax * absMax)
-        var squares = [Int128](repeating: 0, count: slots)
-        input.scalars.withUnsafeBufferPointer { x in
-            squares.withUnsafeMutableBufferPointer { squares in
-                Parallelism.forEach(slots) { slot in
-                    let (inverse, threshold) = parameters[slot]
-                    let mean = means[slot]
-                    squares[slot] = fixedPointSum(count: x.count, grid: squareGrid) { i in
-                        let deviation = Double(values(slot, x[i], inverse, threshold)) - mean
-                        return deviation * deviation
-                    }
-                }
-            }
-        }
+        let levels = 2 * quantMaximum + 2  // −qmax − 1 … qmax
+        // The data's moments: exact fixed-point sums in two passes (Σx, then Σ(x − mean)²), with
+        // x shifted by a so every term is non-negative (Σ(x + a) = Σx + N·a on every share).
+        let sumGrid = FixedPointGrid(maximumTerm: 2 * absMax)
+        var moments = [input.scalars.withUnsafeBufferPointer { x in
+            fixedPointSum(count: x.count, grid: sumGrid) { Double(x[$0]) + absMax }
+        }]
+        reducer.reduceSum(&moments)
+        let mean = count > 0 ? sumGrid.value(moments[0]) / count - absMax : 0
+        let squareGrid = FixedPointGrid(maximumTerm: 4 * absMax * absMax)
+        var squares = [input.scalars.withUnsafeBufferPointer { x in
+            fixedPointSum(count: x.count, grid: squareGrid) { let d = Double(x[$0]) - mean; return d * d }
+        }]
         reducer.reduceSum(&squares)
-        let deviations = squares.map { count > 1 ? (squareGrid.value($0) / (count - 1)).squareRoot() : 0 }
+        let deviation = count > 1 ? (squareGrid.value(squares[0]) / (count - 1)).squareRoot() : 0
+        // Each candidate's dequantized values take only `levels` values, so their moments follow
+        // exactly from integer level counts (SUM-reduced, order-free).
+        var counts = [Int64](repeating: 0, count: factors.count * levels)
+        input.scalars.withUnsafeBufferPointer { x in
+            counts.withUnsafeMutableBufferPointer { counts in
+                Parallelism.forEach(factors.count) { k in
+                    let inverse = Float(1.0 / (factors[k] * absMax))
+                    // Four interleaved tallies so consecutive increments rarely hit the same counter.
+                    var tallies = [Int64](repeating: 0, count: 4 * levels)
+                    tallies.withUnsafeMutableBufferPointer { tallies in
+                        let offset = quantMaximum + 1
+                        var i = 0
+                        while i + 4 <= x.count {
+                            tallies[offset + quantizedLevelIndex(x[i] * inverse * qmax, quantMaximum: qmax)] += 1
+                            tallies[levels + offset + quantizedLevelIndex(x[i + 1] * inverse * qmax, quantMaximum: qmax)] += 1
+                            tallies[2 * levels + offset + quantizedLevelIndex(x[i + 2] * inverse * qmax, quantMaximum: qmax)] += 1
+                            tallies[3 * levels + offset + quantizedLevelIndex(x[i + 3] * inverse * qmax, quantMaximum: qmax)] += 1
+                            i += 4
+                        }
+                        while i < x.count {
+                            tallies[offset + quantizedLevelIndex(x[i] * inverse * qmax, quantMaximum: qmax)] += 1
+                            i += 1
+                        }
+                    }
+                    for level in 0..<levels {
+                        counts[k * levels + level] = tallies[level] + tallies[levels + level] + tallies[2 * levels + level] + tallies[3 * levels + level]
+                    }
+                }
+            }
+        }
+        reducer.reduceSum(&counts)
         var best = 0
         var bestLoss = Double.infinity
         for k in 0..<factors.count {
-            let loss = Swift.abs(means[0] - means[k + 1]) + Swift.abs(deviations[0] - deviations[k + 1])
+            let threshold = Float(factors[k] * absMax)
+            let values = (0..<levels).map { Double(Float($0 - quantMaximum - 1) * reciprocal * threshold) }
+            var candidateMean = 0.0
+            for level in 0..<levels { candidateMean += Double(counts[k * levels + level]) * values[level] }
+            candidateMean = count > 0 ? candidateMean / count : 0
+            var candidateSquares = 0.0
+            for level in 0..<levels {
+                let d = values[level] - candidateMean
+                candidateSquares += Double(counts[k * levels + level]) * d * d
+            }
+            let candidateDeviation = count > 1 ? (candidateSquares / (count - 1)).squareRoot() : 0
+            let loss = Swift.abs(mean - candidateMean) + Swift.abs(deviation - candidateDeviation)
             if loss <= bestLoss {
                 bestLoss = loss
                 best = k
