@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "ShardTensor", targets: ["ShardTensor"]),
         .library(name: "ShardNN", targets: ["ShardNN"]),
+        .library(name: "ShardDistributed", targets: ["ShardDistributed"]),
         .library(name: "ShardModels", targets: ["ShardModels"]),
         .library(name: "ShardQuant", targets: ["ShardQuant"]),
         .library(name: "ShardExport", targets: ["ShardExport"]),
@@ -19,6 +20,11 @@ let package = Package(
     targets: [
         // MARK: - System libraries
 
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"])]
+        ),
         .systemLibrary(
             name: "CBLAS",
             pkgConfig: "openblas",
@@ -39,12 +45,16 @@ let package = Package(
             ]
         ),
         .target(
+            name: "ShardDistributed",
+            dependencies: ["CMPI", "ShardNN", "ShardTensor"]
+        ),
+        .target(
             name: "ShardModels",
-            dependencies: ["ShardNN", "ShardTensor"]
+            dependencies: ["ShardDistributed", "ShardNN", "ShardTensor"]
         ),
         .target(
             name: "ShardQuant",
-            dependencies: ["ShardNN", "ShardTensor"]
+            dependencies: ["ShardDistributed", "ShardNN", "ShardTensor"]
         ),
         .target(
             name: "ShardExport",
@@ -72,6 +82,7 @@ let package = Package(
         // MARK: - Tests
 
         .testTarget(name: "ShardTensorTests", dependencies: ["ShardTensor"], exclude: ["Fixtures"]),
+        .testTarget(name: "ShardDistributedTests", dependencies: ["ShardDistributed", "ShardNN", "ShardTensor"]),
         .testTarget(name: "ShardNNTests", dependencies: ["ShardNN", "ShardTensor"]),
         .testTarget(name: "ShardQuantTests", dependencies: ["ShardQuant", "ShardModels"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardModelsTests", dependencies: ["ShardModels", "ShardNN", "ShardTensor"], exclude: ["Fixtures"]),

@@ -33,13 +33,13 @@ public final class AVGObserverLayer: BaseQuanter {
         var maxima = rows == 0 || input.count == 0
             ? [Float](repeating: -.infinity, count: rows)
             : input.reshaped([rows, -1]).absMax(alongAxes: 1).scalars
-        reducer.reduceMaximum(&maxima)  // rows split on features (tensor parallel)
-        let largest = reducer.maximum(maxima.max() ?? -.infinity)  // every rank's rows (data parallel)
+        reducer.shards.reduceMaximum(&maxima)  // a row split on features: its pieces' maxima
+        let largest = reducer.maximum(maxima.max() ?? -.infinity)
         let grid = FixedPointGrid(maximumTerm: Double(Swift.max(largest, 0)))
         let finite = maxima.filter(\.isFinite)
         var sums = [fixedPointSum(count: finite.count, grid: grid) { Double(finite[$0]) }]
-        reducer.reduceSum(&sums)
-        let count = reducer.sum(Int64(finite.count))
+        reducer.samples.reduceSum(&sums)  // other ranks' rows (data parallel)
+        let count = reducer.samples.sum(Int64(finite.count))
         if count > 0 { callMeans.append(Float(grid.value(sums[0]) / Double(count))) }
     }
 

@@ -4,14 +4,15 @@ import ShardTensor
 /// Where observers get their reducers: one per observed tensor, chosen from the tensor's
 /// sharding (DESIGN.md §4). The single-process provider gives every tensor a ``LocalReducer``.
 public protocol ReducerProvider: Sendable {
-    /// The reducer for `role` of `layer`.
-    func reducer(for layer: Layer, role: QuanterRole) -> StatisticReducer
+    /// The reducer for `role` of `layer`; `perChannel` when the statistic is per output channel
+    /// (a column-parallel weight's channels belong to one rank each, so those stay local).
+    func reducer(for layer: Layer, role: QuanterRole, perChannel: Bool) -> StatisticReducer
 }
 
 /// Every tensor reduces locally: a single process.
 public struct LocalReducerProvider: ReducerProvider {
     public init() {}
-    public func reducer(for layer: Layer, role: QuanterRole) -> StatisticReducer { LocalReducer() }
+    public func reducer(for layer: Layer, role: QuanterRole, perChannel: Bool) -> StatisticReducer { LocalReducer() }
 }
 
 /// A quantized stand-in for a float layer (Paddle's `ConvertibleQuantedLayer`): it keeps the float
@@ -35,10 +36,10 @@ open class ConvertibleQuantedLayer: Layer {
             if activation.isWeightOnly {
                 throw QuantizationError.unsupportedLayer(path: "", type: layer.typeName, observer: activation.name)
             }
-            addSublayer("activation_quanter", try activation.makeQuanter(for: layer, role: .activation, reducer: reducers.reducer(for: layer, role: .activation)))
+            addSublayer("activation_quanter", try activation.makeQuanter(for: layer, role: .activation, reducer: reducers.reducer(for: layer, role: .activation, perChannel: false)))
         }
         if let weight = config.weight {
-            addSublayer("weight_quanter", try weight.makeQuanter(for: layer, role: .weight, reducer: reducers.reducer(for: layer, role: .weight)))
+            addSublayer("weight_quanter", try weight.makeQuanter(for: layer, role: .weight, reducer: reducers.reducer(for: layer, role: .weight, perChannel: weight.isWeightOnly)))
         }
     }
 

@@ -55,7 +55,7 @@ public final class PTQ {
                 }
                 let observer: BaseQuanter
                 do {
-                    observer = try activation.makeQuanter(for: child, role: .activation, reducer: reducers.reducer(for: child, role: .activation))
+                    observer = try activation.makeQuanter(for: child, role: .activation, reducer: reducers.reducer(for: child, role: .activation, perChannel: false))
                 } catch {
                     throw error.at(path: path)
                 }

@@ -15,6 +15,11 @@ public protocol StatisticReducer: Sendable {
     func reduceSum(_ values: inout [Int128])
     /// A short description for dry runs and reports (`local`, `tp`, `tp+dp`).
     var scope: String { get }
+    /// The part of this reducer over ranks that hold other pieces of the *same* samples (tensor
+    /// parallel, a tensor sharded on features); ``LocalReducer`` for a replicated tensor.
+    var shards: StatisticReducer { get }
+    /// The part over ranks that hold *other* samples (data parallel).
+    var samples: StatisticReducer { get }
 }
 
 /// The reducer of a single process, or of a statistic that every rank owns alone: the identity.
@@ -25,6 +30,8 @@ public struct LocalReducer: StatisticReducer {
     public func reduceSum(_ values: inout [Int64]) {}
     public func reduceSum(_ values: inout [Int128]) {}
     public var scope: String { "local" }
+    public var shards: StatisticReducer { self }
+    public var samples: StatisticReducer { self }
 }
 
 extension StatisticReducer {

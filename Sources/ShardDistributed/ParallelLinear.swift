@@ -1,0 +1,134 @@
+import ShardNN
+import ShardTensor
+
+/// A size that the tensor-parallel degree does not divide.
+public struct ShardingError: Error, CustomStringConvertible, Equatable {
+    public let what: String
+    public let extent: Int
+    public let degree: Int
+    public var description: String { "tensor-parallel degree \(degree) does not divide the \(extent) \(what)" }
+}
+
+/// Megatron's column-parallel linear layer: `y = x · W + b` with the output features split across
+/// the T ranks of `group`. Each rank holds `W[:, r·out/T ..< (r+1)·out/T]` (`[in, out/T]`) and the
+/// matching bias slice; the input is replicated; the output is this rank's slice of features, or
+/// all of them (an all-gather) when `gatherOutput`.
+public final class ColumnParallelLinear: Layer {
+    public let inputFeatures: Int
+    /// Output features of the whole layer (all ranks).
+    public let outputFeatures: Int
+    public let gatherOutput: Bool
+    public let group: Communicator
+
+    /// This rank's shard of a full weight `[in, out]` and bias `[out]`.
+    public init(fullWeight: Tensor, fullBias: Tensor?, gatherOutput: Bool, group: Communicator) throws(ShardingError) {
+        let (input, output) = (fullWeight.shape[0], fullWeight.shape[1])
+        guard output % group.size == 0 else { throw ShardingError(what: "output features", extent: output, degree: group.size) }
+        inputFeatures = input
+        outputFeatures = output
+        self.gatherOutput = gatherOutput
+        self.group = group
+        super.init()
+        let width = output / group.size
+        parameters["weight"] = fullWeight.slice(axis: 1, start: group.rank * width, end: (group.rank + 1) * width)
+        if let fullBias { parameters["bias"] = fullBias.slice(axis: 0, start: group.rank * width, end: (group.rank + 1) * width) }
+    }
+
+    private init(copying other: ColumnParallelLinear) {
+        inputFeatures = other.inputFeatures
+        outputFeatures = other.outputFeatures
+        gatherOutput = other.gatherOutput
+        group = other.group
+        super.init()
+    }
+
+    public override func forward(_ input: Tensor) -> Tensor {
+        ColumnParallelLinear.apply(input, weight: parameter("weight"), bias: parameters["bias"], gatherOutput: gatherOutput, group: group)
+    }
+
+    /// The column-parallel product for any local weight (float or fake-quantized).
+    public static func apply(_ input: Tensor, weight: Tensor, bias: Tensor?, gatherOutput: Bool, group: Communicator) -> Tensor {
+        let local = Linear.apply(input, weight: weight, bias: bias)
+        guard gatherOutput && group.size > 1 else { return local }
+        return Collective.gatherFeatures(local, group: group)
+    }
+
+    public override func makeCopy() -> Layer { ColumnParallelLinear(copying: self) }
+}
+
+/// Megatron's row-parallel linear layer: `y = Σ_r x_r · W_r + b` with the input features split
+/// across the T ranks of `group`. Each rank holds rows `W[r·in/T ..< (r+1)·in/T, :]` (`[in/T, out]`);
+/// the partial products are SUM-reduced over the group and the bias is added once, after the
+/// reduction. With `inputIsParallel` the input is already this rank's feature slice; otherwise the
+/// full input is split here.
+public final class RowParallelLinear: Layer {
+    /// Input features of the whole layer (all ranks).
+    public let inputFeatures: Int
+    public let outputFeatures: Int
+    public let inputIsParallel: Bool
+    public let group: Communicator
+
+    /// This rank's shard of a full weight `[in, out]`; the bias `[out]` is replicated.
+    public init(fullWeight: Tensor, fullBias: Tensor?, inputIsParallel: Bool, group: Communicator) throws(ShardingError) {
+        let (input, output) = (fullWeight.shape[0], fullWeight.shape[1])
+        guard input % group.size == 0 else { throw ShardingError(what: "input features", extent: input, degree: group.size) }
+        inputFeatures = input
+        outputFeatures = output
+        self.inputIsParallel = inputIsParallel
+        self.group = group
+        super.init()
+        let height = input / group.size
+        parameters["weight"] = fullWeight.slice(axis: 0, start: group.rank * height, end: (group.rank + 1) * height)
+        if let fullBias { parameters["bias"] = fullBias }
+        inputSharding = inputIsParallel ? .shardedOnFeatures : .replicated
+    }
+
+    private init(copying other: RowParallelLinear) {
+        inputFeatures = other.inputFeatures
+        outputFeatures = other.outputFeatures
+        inputIsParallel = other.inputIsParallel
+        group = other.group
+        super.init()
+    }
+
+    public override func forward(_ input: Tensor) -> Tensor {
+        RowParallelLinear.apply(input, weight: parameter("weight"), bias: parameters["bias"], inputIsParallel: inputIsParallel, group: group)
+    }
+
+    /// The row-parallel product for any local weight (float or fake-quantized).
+    public static func apply(_ input: Tensor, weight: Tensor, bias: Tensor?, inputIsParallel: Bool, group: Communicator) -> Tensor {
+        var local = input
+        if !inputIsParallel && group.size > 1 {
+            let width = input.shape[input.rank - 1] / group.size
+            local = input.slice(axis: -1, start: group.rank * width, end: (group.rank + 1) * width)
+        }
+        var partial = local.matmul(weight)
+        if group.size > 1 { Collective.sum(&partial, group: group) }
+        if let bias { partial.addRowVector(bias) }
+        return partial
+    }
+
+    public override func makeCopy() -> Layer { RowParallelLinear(copying: self) }
+}
+
+/// The collectives the parallel layers need inside a forward pass, where a failure cannot be
+/// returned: it ends the job (`abort`), as Megatron's would.
+enum Collective {
+    static func sum(_ tensor: inout Tensor, group: Communicator) {
+        do {
+            try group.allReduce(&tensor.scalars, .sum)
+        } catch {
+            group.abort("\(error)")
+        }
+    }
+
+    /// Concatenates every rank's last-axis slice in rank order.
+    static func gatherFeatures(_ local: Tensor, group: Communicator) -> Tensor {
+        do {
+            let pieces = try group.allGather(local.scalars).map { Tensor(shape: local.shape, scalars: $0) }
+            return Tensor.concatenate(pieces, axis: -1)
+        } catch {
+            group.abort("\(error)")
+        }
+    }
+}
