@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "ShardTensorTests", dependencies: ["ShardTensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardDistributedTests", dependencies: ["ShardDistributed", "ShardNN", "ShardTensor"]),
         .testTarget(name: "ShardNNTests", dependencies: ["ShardNN", "ShardTensor"]),
-        .testTarget(name: "ShardQuantTests", dependencies: ["ShardQuant", "ShardModels"], exclude: ["Fixtures"]),
+        .testTarget(name: "ShardQuantTests", dependencies: ["ShardQuant", "ShardModels", "ShardDistributed"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardModelsTests", dependencies: ["ShardModels", "ShardNN", "ShardTensor"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
