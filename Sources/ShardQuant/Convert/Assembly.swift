@@ -1,0 +1,48 @@
+import ShardDistributed
+import ShardNN
+import ShardTensor
+
+extension PTQ {
+    /// The scales of the whole (assembled) model, the same on every rank: a collective over the
+    /// tensor-parallel group. Column-parallel layers' per-channel weight thresholds are their
+    /// ranks' slices, concatenated in rank order; everything else is already identical across the
+    /// group (reduced, or replicated).
+    /// - Throws: ``CommunicatorError`` when the gather fails.
+    public static func assembledLayerScales(of model: Layer, groups: ProcessGroups) throws(CommunicatorError) -> [LayerScales] {
+        var layers = layerScales(of: model)
+        let group = groups.tensorParallel
+        guard group.size > 1 else { return layers }
+        for index in layers.indices {
+            let layer = model.sublayer(at: layers[index].path)
+            guard layer is QuantizedColumnParallelLinear, var weight = layers[index].weight, weight.axis >= 0 else { continue }
+            weight.threshold = try group.allGather(weight.threshold).flatMap { $0 }
+            layers[index].weight = weight
+        }
+        return layers
+    }
+
+    /// The whole Int8 weight of a converted layer, gathered from its tensor-parallel shards (a
+    /// collective): column shards concatenate along the output axis, row shards along the input axis.
+    public static func assembledWeight(of layer: ConvertibleQuantedLayer, groups: ProcessGroups) throws(CommunicatorError) -> QuantizedTensor? {
+        guard let local = layer.quantizedWeight else { return nil }
+        let group = groups.tensorParallel
+        let axis: Int
+        switch layer {
+        case is QuantizedColumnParallelLinear: axis = 1
+        case is QuantizedRowParallelLinear: axis = 0
+        default: return local
+        }
+        guard group.size > 1 else { return local }
+        let pieces = try group.allGather(bytes: local.values.map { UInt8(bitPattern: $0) })
+        let values = pieces.map { Tensor(shape: shard(local.shape, axis: axis, bytes: $0.count), scalars: $0.map { Float(Int8(bitPattern: $0)) }) }
+        let whole = Tensor.concatenate(values, axis: axis)
+        let thresholds = local.axis == 1 && axis == 1 ? try group.allGather(local.thresholds).flatMap { $0 } : local.thresholds
+        return QuantizedTensor(shape: whole.shape, values: whole.scalars.map { Int8($0) }, thresholds: thresholds, axis: local.axis, bits: local.bits)
+    }
+
+    private static func shard(_ shape: [Int], axis: Int, bytes: Int) -> [Int] {
+        var result = shape
+        result[axis] = bytes / Swift.max(shape.enumerated().filter { $0.offset != axis }.reduce(1) { $0 * $1.element }, 1)
+        return result
+    }
+}
