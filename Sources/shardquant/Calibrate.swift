@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ShardExport
+import ShardDistributed
 import ShardModels
 import ShardQuant
 
@@ -62,6 +63,9 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Output folder.")
     var out: String
 
+    @Option(help: ArgumentHelp("Fault injection for tests: this rank fails at the given calibration step.", visibility: .hidden))
+    var injectFailure: String?
+
     func validate() throws {
         for (name, value) in [("--bits", bits), ("--weight-bits", weightBits ?? bits), ("--activation-bits", activationBits ?? bits)]
             where !(2...8).contains(value) {
@@ -69,52 +73,143 @@ struct Calibrate: ParsableCommand {
         }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
-        if tp != 1 || (dp ?? 1) != 1 || reproducible {
-            throw ValidationError("--tp, --dp and --reproducible need the tensor-parallel build (not in this version); run with --tp 1")
+        guard tp > 0, (dp ?? 1) > 0 else { throw ValidationError("--tp and --dp must be positive") }
+        if reproducible {
+            throw ValidationError("--reproducible is not implemented yet; without it thresholds agree across --tp/--dp within float noise")
+        }
+        if tp > 1 && model.model != "gpt" {
+            throw ValidationError("--tp \(tp): only the gpt preset has tensor-parallel layers; use --dp for \(model.model)")
         }
     }
 
     func run() throws {
         let start = DispatchTime.now().uptimeNanoseconds
-        let network = try model.build(seed: seed)
-        let activationFactory = observer == "none" ? nil
-            : try ObserverRegistry.factory(named: observer, bits: activationBits ?? bits, options: .init(bins: bins, percent: percent))
-        let weightFactory = try ObserverRegistry.factory(named: weightObserver, bits: weightBits ?? bits)
-        let config = QuantConfig(activation: nil, weight: nil)
-        config.addTypeConfig([Conv2D.self, Linear.self], activation: activationFactory, weight: weightFactory)
-        let ptq = PTQ(config)
-        let observed = try ptq.quantize(network, inplace: true)
+        let world: Communicator = MPICommunicator.isLaunchedByMPI ? try MPICommunicator.world() : SingleProcessCommunicator()
+        let dataParallel = dp ?? world.size / tp
+        guard tp * dataParallel == world.size else {
+            throw ValidationError("--tp \(tp) × --dp \(dataParallel) must equal the world size \(world.size)")
+        }
+        let groups = world.size == 1 ? ProcessGroups.single : try ProcessGroups(world: world, tensorParallelSize: tp)
+        let isRoot = world.rank == 0
+        func progress(_ line: String) {
+            if isRoot && !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        }
 
-        let batches: [Tensor]
-        if let data {
-            batches = Array(try CalibrationData.batches(from: URL(fileURLWithPath: data), batchSize: batchSize).prefix(steps))
-        } else {
-            batches = (0..<steps).map { model.syntheticBatch(seed: seed, start: $0 * batchSize, count: batchSize) }
+        // Every rank does its share. Failures are agreed at fixed points (after set-up, before
+        // each calibration step, after conversion), so no rank is left waiting in a collective
+        // that a failed rank will never reach (DESIGN.md §3).
+        var layers: [LayerScales] = []
+        var batchesUsed = 0
+        var dataBytes = Data()
+        do {
+            var prepared: (PTQ, Layer, [Tensor])?
+            try agreement(world) {
+                let network = try model.build(seed: seed, group: groups.tensorParallel)
+                let activationFactory = observer == "none" ? nil
+                    : try ObserverRegistry.factory(named: observer, bits: activationBits ?? bits, options: .init(bins: bins, percent: percent))
+                let weightFactory = try ObserverRegistry.factory(named: weightObserver, bits: weightBits ?? bits)
+                let config = QuantConfig(activation: nil, weight: nil)
+                config.addQATLayerMapping(ColumnParallelLinear.self, QuantizedColumnParallelLinear.self)
+                config.addQATLayerMapping(RowParallelLinear.self, QuantizedRowParallelLinear.self)
+                config.addTypeConfig([Conv2D.self, Linear.self, ColumnParallelLinear.self, RowParallelLinear.self],
+                                     activation: activationFactory, weight: weightFactory)
+                let ptq = PTQ(config, groups: groups)
+                let observed = try ptq.quantize(network, inplace: true)
+                let share = { (count: Int) -> Range<Int> in
+                    let rank = groups.dataParallel.rank, size = groups.dataParallelSize
+                    return (count * rank / size)..<(count * (rank + 1) / size)
+                }
+                var batches: [Tensor]
+                if let data {
+                    batches = Array(try CalibrationData.batches(from: URL(fileURLWithPath: data), batchSize: batchSize).prefix(steps))
+                    batchesUsed = batches.count
+                    for batch in batches { dataBytes.append(contentsOf: batch.scalars.withUnsafeBytes { Data($0) }) }
+                    batches = batches.map { batch in
+                        let range = share(batch.shape[0])
+                        return batch.slice(axis: 0, start: range.lowerBound, end: range.upperBound)
+                    }
+                } else {
+                    batchesUsed = steps
+                    batches = (0..<steps).map { step in
+                        let range = share(batchSize)
+                        return model.syntheticBatch(seed: seed, start: step * batchSize + range.lowerBound, count: range.count)
+                    }
+                }
+                prepared = (ptq, observed, batches)
+            }
+            let (ptq, observed, batches) = prepared!
+            let injected = injectFailure.flatMap { text -> (rank: Int, step: Int)? in
+                let parts = text.split(separator: ":").compactMap { Int($0) }
+                return parts.count == 2 ? (parts[0], parts[1]) : nil
+            }
+            for (index, batch) in batches.enumerated() {
+                try agreement(world) {
+                    if let injected, injected.rank == world.rank, injected.step == index + 1 {
+                        throw CalibrationFailure(message: "injected failure at calibration step \(index + 1)")
+                    }
+                }
+                _ = observed(batch)
+                progress("calibrate: step \(index + 1)/\(batches.count)")
+            }
+            var converted: Layer?
+            try agreement(world) { converted = try ptq.convert(observed, inplace: true) }
+            layers = try PTQ.assembledLayerScales(of: converted!, groups: groups)
+        } catch let failure as AgreedFailure {
+            if world.rank == 0 {
+                for (rank, text) in failure.messages where !text.isEmpty {
+                    let prefix = world.size > 1 ? "rank \(rank): " : ""
+                    FileHandle.standardError.write(Data("Error: \(prefix)\(text)\n".utf8))
+                }
+            }
+            throw ExitCode.failure
         }
-        let folder = try OutputFolder(URL(fileURLWithPath: out), overwrite: overwrite)
-        for (index, batch) in batches.enumerated() {
-            _ = observed(batch)
-            if !quiet { FileHandle.standardError.write(Data("calibrate: step \(index + 1)/\(batches.count)\n".utf8)) }
+
+        if isRoot {
+            let folder = try OutputFolder(URL(fileURLWithPath: out), overwrite: overwrite)
+            try ScalesFile(layers: layers, tensorParallel: tp, dataParallel: dataParallel).encoded().write(to: folder.file("scales.json"))
+            let provenance = Provenance(
+                tool: "shardquant", version: ShardQuantCommand.configuration.version,
+                model: model.description(seed: seed), weights: model.weights, data: data ?? "synthetic",
+                dataFingerprint: data == nil ? "synthetic:\(seed)" : fingerprint(dataBytes),
+                seed: seed, steps: batchesUsed, batchSize: batchSize, tensorParallel: tp, dataParallel: dataParallel,
+                activationObserver: observer, weightObserver: weightObserver,
+                activationBits: activationBits ?? bits, weightBits: weightBits ?? bits)
+            try provenance.encoded().write(to: folder.file("shardquant.json"))
+            try folder.commit()
+            if !quiet {
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                print(SummaryTable.render(layers))
+                print("\(layers.count) layers quantized in \(String(format: "%.1f", seconds)) s on \(world.size) rank(s) (T=\(tp), D=\(dataParallel)); wrote \(folder.destination.path)")
+            }
         }
-        let converted = try ptq.convert(observed, inplace: true)
-        let layers = PTQ.layerScales(of: converted)
-        try ScalesFile(layers: layers).encoded().write(to: folder.file("scales.json"))
-        let provenance = Provenance(
-            tool: "shardquant", version: ShardQuantCommand.configuration.version,
-            model: model.description(seed: seed), weights: model.weights, data: data ?? "synthetic",
-            dataFingerprint: fingerprint(batches.reduce(into: Data()) { $0.append(contentsOf: $1.scalars.withUnsafeBytes { Data($0) }) }),
-            seed: seed, steps: batches.count, batchSize: batchSize, tensorParallel: 1, dataParallel: 1,
-            activationObserver: observer, weightObserver: weightObserver,
-            activationBits: activationBits ?? bits, weightBits: weightBits ?? bits)
-        try provenance.encoded().write(to: folder.file("shardquant.json"))
-        try folder.commit()
-        if !quiet {
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            print(SummaryTable.render(layers))
-            print("\(layers.count) layers quantized in \(String(format: "%.1f", seconds)) s; wrote \(folder.destination.path)")
-        }
+        try world.barrier()
+    }
+
+    /// Runs `body`, then makes every rank agree on whether any rank's `body` failed: an
+    /// all-reduced flag and, on failure, every rank's message gathered. Throws the same
+    /// ``AgreedFailure`` on every rank when any failed.
+    private func agreement(_ world: Communicator, _ body: () throws -> Void) throws {
+        var message = ""
+        do { try body() } catch { message = "\(error)" }
+        var flag: [Int64] = [message.isEmpty ? 0 : 1]
+        try world.allReduce(&flag, .maximum)
+        guard flag[0] != 0 else { return }
+        let messages = try world.allGather(bytes: Array(message.utf8)).map { String(decoding: $0, as: UTF8.self) }
+        throw AgreedFailure(messages: Array(messages.enumerated()).map { ($0.offset, $0.element) })
     }
 }
+
+/// A failure every rank knows about, with each rank's message (empty for ranks that did not fail).
+struct AgreedFailure: Error {
+    let messages: [(Int, String)]
+}
+
+/// A failure raised during calibration (fault injection for tests).
+struct CalibrationFailure: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
 
 /// `shardquant.json`: what is needed to know how a run was made and to rebuild its model.
 struct Provenance: Codable {

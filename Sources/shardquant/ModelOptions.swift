@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ShardDistributed
 import ShardModels
 import ShardNN
 import ShardTensor
@@ -40,9 +41,12 @@ struct ModelOptions: ParsableArguments {
         GPTConfiguration(hidden: hidden, heads: heads, layers: layers, ffn: ffn, vocabulary: vocab, maxSequence: seq)
     }
 
-    /// The model in evaluation mode, with `--weights` loaded when given.
-    func build(seed: UInt64) throws -> Layer {
-        let network: Layer = ModelPreset(rawValue: model)! == .gpt ? GPT(gptConfiguration, seed: seed) : MobileNetV1(scale: scale, seed: seed)
+    /// The model in evaluation mode, with `--weights` loaded when given; the GPT preset's linear
+    /// layers are column/row parallel over `group` (plain layers of degree 1 when it has one rank).
+    func build(seed: UInt64, group: Communicator = SingleProcessCommunicator()) throws -> Layer {
+        let network: Layer = ModelPreset(rawValue: model)! == .gpt
+            ? GPT(gptConfiguration, seed: seed, factory: ParallelLinearFactory(group: group))
+            : MobileNetV1(scale: scale, seed: seed)
         if let weights { try ModelPreset.loadWeights(network, from: URL(fileURLWithPath: weights)) }
         network.eval()
         return network
