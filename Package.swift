@@ -75,7 +75,7 @@ let package = Package(
 
         .executableTarget(
             name: "seed_ptq",
-            dependencies: ["ShardModels", "ShardQuant"],
+            dependencies: ["ShardDistributed", "ShardModels", "ShardQuant"],
             path: "examples/seed_ptq"
         ),
 

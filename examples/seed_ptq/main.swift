@@ -1,7 +1,7 @@
 // The seed's PaddleSlim example, translated line by line (DESIGN.md §1):
 //
 //     config = QuantConfig(activation=None, weight=None)
-//     config.add_qat_layer_mapping(ColumnParallelLinear, QuantizedColumnParallelLinear)   # (tensor-parallel issue)
+//     config.add_qat_layer_mapping(ColumnParallelLinear, QuantizedColumnParallelLinear)
 //     config.add_qat_layer_mapping(RowParallelLinear, QuantizedRowParallelLinear)
 //     config.add_type_config([Conv2D, Linear, ...], activation=MSEObserver(), weight=MSEChannelWiseWeightObserver())
 //     ptq = PTQ(config)
@@ -12,6 +12,7 @@
 // Usage: seed_ptq [steps] [--all]   (--all: every Conv2D and Linear with AbsMax/AbsMax-channel-wise,
 // the variant that quantizes every layer; default: the seed's MSE observers on a short run)
 import Foundation
+import ShardDistributed
 import ShardModels
 import ShardQuant
 
@@ -22,10 +23,13 @@ let quantizeEverything = arguments.contains("--all")
 let model = MobileNetV1(scale: 0.5, numClasses: 1000, seed: 1)
 model.eval()
 let config = QuantConfig(activation: nil, weight: nil)
+config.addQATLayerMapping(ColumnParallelLinear.self, QuantizedColumnParallelLinear.self)
+config.addQATLayerMapping(RowParallelLinear.self, QuantizedRowParallelLinear.self)
 if quantizeEverything {
     config.addTypeConfig([Conv2D.self, Linear.self], activation: AbsmaxObserver(), weight: AbsMaxChannelWiseWeightObserver())
 } else {
-    config.addTypeConfig([Conv2D.self, Linear.self], activation: MSEObserver(), weight: MSEChannelWiseWeightObserver())
+    config.addTypeConfig([Conv2D.self, Linear.self, ColumnParallelLinear.self, RowParallelLinear.self],
+                         activation: MSEObserver(), weight: MSEChannelWiseWeightObserver())
 }
 let ptq = PTQ(config)
 let observed = try ptq.quantize(model, inplace: true)
