@@ -116,7 +116,9 @@ public final class RowParallelLinear: Layer {
 enum Collective {
     static func sum(_ tensor: inout Tensor, group: Communicator) {
         do {
-            try group.allReduce(&tensor.scalars, .sum)
+            try CollectiveCounters.measure(.model, bytes: tensor.count * 4) { () throws(CommunicatorError) in
+                try group.allReduce(&tensor.scalars, .sum)
+            }
         } catch {
             group.abort("\(error)")
         }
@@ -125,7 +127,9 @@ enum Collective {
     /// Concatenates every rank's last-axis slice in rank order.
     static func gatherFeatures(_ local: Tensor, group: Communicator) -> Tensor {
         do {
-            let pieces = try group.allGather(local.scalars).map { Tensor(shape: local.shape, scalars: $0) }
+            let pieces = try CollectiveCounters.measure(.model, bytes: local.count * 4) { () throws(CommunicatorError) in
+                try group.allGather(local.scalars)
+            }.map { Tensor(shape: local.shape, scalars: $0) }
             return Tensor.concatenate(pieces, axis: -1)
         } catch {
             group.abort("\(error)")

@@ -60,6 +60,9 @@ struct Calibrate: ParsableCommand {
     @Flag(help: "Print only errors.")
     var quiet = false
 
+    @Flag(help: "Also print timings: calibration wall time and the time and bytes of collectives.")
+    var verbose = false
+
     @Option(help: "Output folder.")
     var out: String
 
@@ -99,6 +102,9 @@ struct Calibrate: ParsableCommand {
         // each calibration step, after conversion), so no rank is left waiting in a collective
         // that a failed rank will never reach (DESIGN.md §3).
         var layers: [LayerScales] = []
+        var calibrationSeconds = 0.0
+        var collectives: [CollectiveCounters.Purpose: CollectiveCounters.Totals] = [:]
+        var observerCount = 0
         var batchesUsed = 0
         var dataBytes = Data()
         do {
@@ -142,6 +148,8 @@ struct Calibrate: ParsableCommand {
                 let parts = text.split(separator: ":").compactMap { Int($0) }
                 return parts.count == 2 ? (parts[0], parts[1]) : nil
             }
+            CollectiveCounters.reset()
+            let calibrationStart = DispatchTime.now().uptimeNanoseconds
             for (index, batch) in batches.enumerated() {
                 try agreement(world) {
                     if let injected, injected.rank == world.rank, injected.step == index + 1 {
@@ -151,6 +159,9 @@ struct Calibrate: ParsableCommand {
                 _ = observed(batch)
                 progress("calibrate: step \(index + 1)/\(batches.count)")
             }
+            calibrationSeconds = Double(DispatchTime.now().uptimeNanoseconds - calibrationStart) / 1e9
+            collectives = CollectiveCounters.snapshot()
+            observerCount = PTQ.layerScales(of: observed).reduce(0) { $0 + ($1.activation == nil ? 0 : 1) + ($1.weight == nil ? 0 : 1) }
             var converted: Layer?
             try agreement(world) { converted = try ptq.convert(observed, inplace: true) }
             layers = try PTQ.assembledLayerScales(of: converted!, groups: groups)
@@ -181,6 +192,17 @@ struct Calibrate: ParsableCommand {
                 print(SummaryTable.render(layers))
                 print("\(layers.count) layers quantized in \(String(format: "%.1f", seconds)) s on \(world.size) rank(s) (T=\(tp), D=\(dataParallel)); wrote \(folder.destination.path)")
             }
+        }
+        if verbose {
+            // Rank 0's view; the other ranks' are similar (every rank calls every collective).
+            let statistics = collectives[.statistics] ?? .init(), model = collectives[.model] ?? .init()
+            let steps = Double(Swift.max(batchesUsed, 1))
+            let lines = [
+                "calibration: \(String(format: "%.3f", calibrationSeconds)) s for \(batchesUsed) batches on rank \(world.rank)",
+                "statistics collectives: \(statistics.calls) calls, \(String(format: "%.3f", statistics.seconds)) s (\(String(format: "%.1f", 100 * statistics.seconds / Swift.max(calibrationSeconds, 1e-9))) %), \(statistics.bytes) bytes, \(String(format: "%.0f", Double(statistics.bytes) / steps / Double(Swift.max(observerCount, 1)))) bytes per observer per batch",
+                "model collectives: \(model.calls) calls, \(String(format: "%.3f", model.seconds)) s (\(String(format: "%.1f", 100 * model.seconds / Swift.max(calibrationSeconds, 1e-9))) %), \(model.bytes) bytes",
+            ]
+            if isRoot { FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8)) }
         }
         try world.barrier()
     }

@@ -17,16 +17,20 @@ public struct GroupReducer: StatisticReducer, @unchecked Sendable {
 
     private var groups: [Communicator] { [shardGroup, sampleGroup].compactMap { $0 } }
 
-    private func each(_ body: (Communicator) throws(CommunicatorError) -> Void) {
+    private func each(bytes: Int, _ body: (Communicator) throws(CommunicatorError) -> Void) {
         for group in groups {
-            do { try body(group) } catch { group.abort("statistic reduction failed: \(error)") }
+            do {
+                try CollectiveCounters.measure(.statistics, bytes: bytes) { () throws(CommunicatorError) in try body(group) }
+            } catch {
+                group.abort("statistic reduction failed: \(error)")
+            }
         }
     }
 
-    public func reduceMaximum(_ values: inout [Float]) { each { (group: Communicator) throws(CommunicatorError) in try group.allReduce(&values, .maximum) } }
-    public func reduceMinimum(_ values: inout [Float]) { each { (group: Communicator) throws(CommunicatorError) in try group.allReduce(&values, .minimum) } }
-    public func reduceSum(_ values: inout [Int64]) { each { (group: Communicator) throws(CommunicatorError) in try group.allReduce(&values, .sum) } }
-    public func reduceSum(_ values: inout [Int128]) { each { (group: Communicator) throws(CommunicatorError) in try group.allReduceSum(&values) } }
+    public func reduceMaximum(_ values: inout [Float]) { each(bytes: values.count * 4) { (group: Communicator) throws(CommunicatorError) in try group.allReduce(&values, .maximum) } }
+    public func reduceMinimum(_ values: inout [Float]) { each(bytes: values.count * 4) { (group: Communicator) throws(CommunicatorError) in try group.allReduce(&values, .minimum) } }
+    public func reduceSum(_ values: inout [Int64]) { each(bytes: values.count * 8) { (group: Communicator) throws(CommunicatorError) in try group.allReduce(&values, .sum) } }
+    public func reduceSum(_ values: inout [Int128]) { each(bytes: values.count * 16) { (group: Communicator) throws(CommunicatorError) in try group.allReduceSum(&values) } }
 
     public var scope: String {
         switch (shardGroup != nil, sampleGroup != nil) {
