@@ -5,7 +5,8 @@ For every grid point (T, D) of DESIGN.md §8 it runs `launch/shardquant -np T·D
 --tp T --dp D` (12 heads, FFN 384, so T = 3 divides) for each observer pair, and checks that the
 `layers` of scales.json agree with the single-process run within DESIGN.md §3's noise bounds
 (max/avg 1e-5 relative, hist/kl within one bin, mse/emd the same or the neighbouring candidate;
-weights bit-identical). Then it injects a failure on one rank and checks that every rank exits
+weights bit-identical). With --reproducible the layers and the converted model's output on a fixed input must be
+bit-identical at every grid point (and for MobileNetV1 at D = 1 and 2). Then it injects a failure on one rank and checks that every rank exits
 non-zero, that stderr names the failing rank, and that no output folder exists.
 Prints `N passed, N failed` last; exits non-zero on any failure.
 """
@@ -63,6 +64,37 @@ with tempfile.TemporaryDirectory() as folder:
                 a, e = other["activation"]["threshold"][0], entry["activation"]["threshold"][0]
                 check(abs(a - e) <= BOUND[observer] * e + 1e-12, f"{observer} T={tp} D={dp} {path}: {a} vs {e}")
         print(f"{observer}: grid done", flush=True)
+
+    # Reproducible mode: bit-identical `layers` and converted outputs at every grid point.
+    for observer, weight in PAIRS:
+        reference = None
+        for tp, dp in GRID:
+            out = os.path.join(folder, f"r-{observer}-{tp}-{dp}")
+            probe = out + ".npy"
+            run = calibrate(tp, dp, observer, weight, out, ["--reproducible", "--probe-output", probe])
+            check(run.returncode == 0, f"reproducible {observer} T={tp} D={dp} exit {run.returncode}: {run.stderr[-500:]}")
+            if run.returncode != 0:
+                continue
+            result = (json.load(open(os.path.join(out, "scales.json")))["layers"], open(probe, "rb").read())
+            if reference is None:
+                reference = result
+                continue
+            check(result[0] == reference[0], f"reproducible {observer} T={tp} D={dp}: scales.json layers differ")
+            check(result[1] == reference[1], f"reproducible {observer} T={tp} D={dp}: converted output differs")
+        print(f"reproducible {observer}: grid done", flush=True)
+
+    # MobileNetV1 (no tensor-parallel layers) split over data-parallel ranks, reproducible.
+    outputs = []
+    for dp in (1, 2):
+        out = os.path.join(folder, f"mobilenet-{dp}")
+        command = [LAUNCH, "-np", str(dp), "calibrate", "--model", "mobilenet_v1", "--scale", "0.25", "--image-size", "64",
+                   "--steps", "2", "--batch-size", "4", "--dp", str(dp), "--observer", "hist", "--reproducible", "--quiet",
+                   "--out", out, "--probe-output", out + ".npy"]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "SHARDQUANT_BINARY": BINARY})
+        check(run.returncode == 0, f"mobilenet D={dp}: {run.stderr[-300:]}")
+        if run.returncode == 0:
+            outputs.append((json.load(open(os.path.join(out, "scales.json")))["layers"], open(out + ".npy", "rb").read()))
+    check(len(outputs) == 2 and outputs[0] == outputs[1], "mobilenet_v1 reproducible at D=1 and D=2: identical")
 
     out = os.path.join(folder, "failed")
     run = calibrate(2, 1, "avg", "abs_max_channel_wise", out, ["--inject-failure", "1:2"])

@@ -48,7 +48,14 @@ public final class ColumnParallelLinear: Layer {
 
     /// The column-parallel product for any local weight (float or fake-quantized).
     public static func apply(_ input: Tensor, weight: Tensor, bias: Tensor?, gatherOutput: Bool, group: Communicator) -> Tensor {
-        let local = Linear.apply(input, weight: weight, bias: bias)
+        var local: Tensor
+        if Reproducibility.isEnabled {
+            // This rank's columns are 12/T of the 12 fixed column chunks.
+            local = input.reproducibleMatmul(weight, columnChunks: Reproducibility.chunkCount / group.size)
+            if let bias { local.addRowVector(bias) }
+        } else {
+            local = Linear.apply(input, weight: weight, bias: bias)
+        }
         guard gatherOutput && group.size > 1 else { return local }
         return Collective.gatherFeatures(local, group: group)
     }
@@ -102,10 +109,39 @@ public final class RowParallelLinear: Layer {
             let width = input.shape[input.rank - 1] / group.size
             local = input.slice(axis: -1, start: group.rank * width, end: (group.rank + 1) * width)
         }
+        if Reproducibility.isEnabled {
+            var sum = reproducibleRowProduct(local, weight: weight, group: group)
+            if let bias { sum.addRowVector(bias) }
+            return sum
+        }
         var partial = local.matmul(weight)
         if group.size > 1 { Collective.sum(&partial, group: group) }
         if let bias { partial.addRowVector(bias) }
         return partial
+    }
+
+    /// `Σ_c x_c · W_c` over the 12 fixed chunks of the reduction dimension: this rank computes its
+    /// 12/T chunks' partial products (one GEMM each, per sample), the partials of every rank are
+    /// gathered, and all 12 are added in chunk order, so the sum is the same for every T.
+    static func reproducibleRowProduct(_ local: Tensor, weight: Tensor, group: Communicator) -> Tensor {
+        let chunksHere = Reproducibility.chunkCount / group.size
+        let height = weight.shape[0] / chunksHere
+        let partials = (0..<chunksHere).map { c in
+            local.slice(axis: -1, start: c * height, end: (c + 1) * height)
+                .reproducibleMatmul(weight.slice(axis: 0, start: c * height, end: (c + 1) * height))
+        }
+        var all = partials
+        if group.size > 1 {
+            let flat = partials.flatMap(\.scalars)
+            let gathered = Collective.gather(flat, group: group)
+            let size = partials[0].count
+            all = gathered.flatMap { rankValues in
+                (0..<chunksHere).map { Tensor(shape: partials[0].shape, scalars: Array(rankValues[($0 * size)..<(($0 + 1) * size)])) }
+            }
+        }
+        var sum = all[0]
+        for partial in all.dropFirst() { sum += partial }
+        return sum
     }
 
     public override func makeCopy() -> Layer { RowParallelLinear(copying: self) }
@@ -118,6 +154,17 @@ enum Collective {
         do {
             try CollectiveCounters.measure(.model, bytes: tensor.count * 4) { () throws(CommunicatorError) in
                 try group.allReduce(&tensor.scalars, .sum)
+            }
+        } catch {
+            group.abort("\(error)")
+        }
+    }
+
+    /// Every rank's values, in rank order.
+    static func gather(_ values: [Float], group: Communicator) -> [[Float]] {
+        do {
+            return try CollectiveCounters.measure(.model, bytes: values.count * 4) { () throws(CommunicatorError) in
+                try group.allGather(values)
             }
         } catch {
             group.abort("\(error)")

@@ -46,7 +46,7 @@ open class Linear: Layer {
     /// `x · W + b` for any weight (float or fake-quantized), shared with quantized subclasses.
     public static func apply(_ input: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
         precondition(input.shape.last == weight.shape[0], "Linear expects [..., \(weight.shape[0])], got \(input.shape)")
-        var output = input.matmul(weight)
+        var output = Reproducibility.isEnabled ? input.reproducibleMatmul(weight) : input.matmul(weight)
         if let bias { output.addRowVector(bias) }
         return output
     }

@@ -161,7 +161,8 @@ struct ConvolutionProblem {
         let plane = outputHeight * outputWidth
         let inputPlane = height * width
         // Column blocks of at most 2048 (a multiple of 16), enough blocks to feed every thread.
-        let wanted = Swift.max(1, (2 * Parallelism.threadCount + batch - 1) / batch)
+        // (Reproducible mode: the block width must not depend on the batch a rank holds.)
+        let wanted = Reproducibility.isEnabled ? 1 : Swift.max(1, (2 * Parallelism.threadCount + batch - 1) / batch)
         var blockWidth = Swift.min(2048, (plane + wanted - 1) / wanted)
         blockWidth = Swift.max(16, (blockWidth + 15) & ~15)
         let blocksPerSample = (plane + blockWidth - 1) / blockWidth

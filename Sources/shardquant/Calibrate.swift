@@ -66,8 +66,11 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Output folder.")
     var out: String
 
-    @Option(help: ArgumentHelp("Fault injection for tests: this rank fails at the given calibration step.", visibility: .hidden))
+    @Option(help: ArgumentHelp("Fault injection for tests: RANK:STEP fails that rank at that calibration step.", visibility: .hidden))
     var injectFailure: String?
+
+    @Option(help: ArgumentHelp("For tests: write the converted model's output on two fixed synthetic samples (rank 0) to this .npy.", visibility: .hidden))
+    var probeOutput: String?
 
     func validate() throws {
         for (name, value) in [("--bits", bits), ("--weight-bits", weightBits ?? bits), ("--activation-bits", activationBits ?? bits)]
@@ -78,7 +81,11 @@ struct Calibrate: ParsableCommand {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
         guard tp > 0, (dp ?? 1) > 0 else { throw ValidationError("--tp and --dp must be positive") }
         if reproducible {
-            throw ValidationError("--reproducible is not implemented yet; without it thresholds agree across --tp/--dp within float noise")
+            let chunks = Reproducibility.chunkCount
+            guard chunks % tp == 0 else { throw ValidationError("--reproducible needs --tp dividing \(chunks), got \(tp)") }
+            if model.model == "gpt" && (model.hidden % chunks != 0 || model.ffn % chunks != 0) {
+                throw ValidationError("--reproducible splits layers into \(chunks) chunks: --hidden (\(model.hidden)) and --ffn (\(model.ffn)) must be multiples of \(chunks)")
+            }
         }
         if tp > 1 && model.model != "gpt" {
             throw ValidationError("--tp \(tp): only the gpt preset has tensor-parallel layers; use --dp for \(model.model)")
@@ -87,6 +94,7 @@ struct Calibrate: ParsableCommand {
 
     func run() throws {
         let start = DispatchTime.now().uptimeNanoseconds
+        if reproducible { Reproducibility.setEnabled(true) }
         let world: Communicator = MPICommunicator.isLaunchedByMPI ? try MPICommunicator.world() : SingleProcessCommunicator()
         let dataParallel = dp ?? world.size / tp
         guard tp * dataParallel == world.size else {
@@ -165,6 +173,11 @@ struct Calibrate: ParsableCommand {
             var converted: Layer?
             try agreement(world) { converted = try ptq.convert(observed, inplace: true) }
             layers = try PTQ.assembledLayerScales(of: converted!, groups: groups)
+            if let probeOutput {
+                // Every rank runs the probe (the parallel layers need all of them); rank 0 writes it.
+                let output = converted!(model.syntheticBatch(seed: seed &+ 1, start: 0, count: 2))
+                if isRoot { try NumpyFile.write(output, to: URL(fileURLWithPath: probeOutput)) }
+            }
         } catch let failure as AgreedFailure {
             if world.rank == 0 {
                 for (rank, text) in failure.messages where !text.isEmpty {
