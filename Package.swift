@@ -81,6 +81,13 @@ let package = Package(
 
         // MARK: - Tests
 
+        // Multi-rank checks run under mpirun by tools/check_grid.py (not by `swift test`).
+        .executableTarget(
+            name: "mpi_checks",
+            dependencies: ["ShardDistributed", "ShardQuant"],
+            path: "Tests/MPIChecks"
+        ),
+
         .testTarget(name: "ShardTensorTests", dependencies: ["ShardTensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardDistributedTests", dependencies: ["ShardDistributed", "ShardNN", "ShardTensor"]),
         .testTarget(name: "ShardNNTests", dependencies: ["ShardNN", "ShardTensor"]),

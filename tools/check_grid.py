@@ -42,7 +42,23 @@ def calibrate(tp, dp, observer, weight, out, extra=()):
 
 
 BINARY = os.environ.get("SHARDQUANT_BINARY", os.path.join(ROOT, ".build", "release", "shardquant"))
+CHECKS = os.path.join(os.path.dirname(BINARY), "mpi_checks")
 with tempfile.TemporaryDirectory() as folder:
+    # Statistic-level invariance under real MPI: every observer, 1 to 4 ranks (Tests/MPIChecks).
+    for ranks in (1, 2, 3, 4):
+        run = subprocess.run([LAUNCH, "-np", str(ranks)], capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "SHARDQUANT_BINARY": CHECKS})
+        lines = run.stdout.strip().splitlines()
+        check(run.returncode == 0 and lines and lines[-1].endswith(" 0 failed"), f"mpi_checks on {ranks} ranks: {run.stdout[-500:]} {run.stderr[-300:]}")
+        print(f"mpi_checks on {ranks} ranks: {lines[-1] if lines else 'no output'}", flush=True)
+
+    # A data-parallel rank with an empty share (batch of 1 over 2 ranks) still completes.
+    out = os.path.join(folder, "empty-share")
+    run = subprocess.run([LAUNCH, "-np", "2", "calibrate", *GPT, "--dp", "2", "--batch-size", "1", "--steps", "2",
+                          "--observer", "hist", "--quiet", "--out", out], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "SHARDQUANT_BINARY": BINARY})
+    check(run.returncode == 0 and os.path.exists(os.path.join(out, "scales.json")), f"empty share: {run.stderr[-300:]}")
+
     for observer, weight in PAIRS:
         reference = None
         for tp, dp in GRID:
