@@ -60,6 +60,15 @@ public final class ColumnParallelLinear: Layer {
         return Collective.gatherFeatures(local, group: group)
     }
 
+    /// The whole layer's weight `[in, out]` and bias, gathered from every rank's columns (a collective).
+    public func gatheredParameters() throws(CommunicatorError) -> (weight: Tensor, bias: Tensor?) {
+        let weight = parameter("weight")
+        let pieces = try group.allGather(weight.scalars).map { Tensor(shape: weight.shape, scalars: $0) }
+        var bias: Tensor? = nil
+        if let local = parameters["bias"] { bias = Tensor(try group.allGather(local.scalars).flatMap { $0 }) }
+        return (Tensor.concatenate(pieces, axis: 1), bias)
+    }
+
     public override func makeCopy() -> Layer { ColumnParallelLinear(copying: self) }
 }
 
@@ -142,6 +151,13 @@ public final class RowParallelLinear: Layer {
         var sum = all[0]
         for partial in all.dropFirst() { sum += partial }
         return sum
+    }
+
+    /// The whole layer's weight `[in, out]` and bias, gathered from every rank's rows (a collective).
+    public func gatheredParameters() throws(CommunicatorError) -> (weight: Tensor, bias: Tensor?) {
+        let weight = parameter("weight")
+        let pieces = try group.allGather(weight.scalars).map { Tensor(shape: weight.shape, scalars: $0) }
+        return (Tensor.concatenate(pieces, axis: 0), parameters["bias"])
     }
 
     public override func makeCopy() -> Layer { RowParallelLinear(copying: self) }

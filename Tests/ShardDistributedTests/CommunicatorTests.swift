@@ -119,7 +119,9 @@ struct ParallelLinearTests {
             let width = 12 / group.size
             let rowParallelInput = try RowParallelLinear(fullWeight: weight, fullBias: bias, inputIsParallel: true, group: group)
             let slice = input.slice(axis: -1, start: group.rank * width, end: (group.rank + 1) * width)
-            return [column(input), row(input), rowParallelInput(slice), column.parameter("weight")]
+            let gatheredColumn = try column.gatheredParameters(), gatheredRow = try row.gatheredParameters()
+            return [column(input), row(input), rowParallelInput(slice), column.parameter("weight"),
+                    gatheredColumn.weight, gatheredColumn.bias!, gatheredRow.weight, gatheredRow.bias!]
         }
         for output in outputs {
             // Different summation orders: within float32 noise of the K = 12 dot products.
@@ -128,6 +130,9 @@ struct ParallelLinearTests {
             #expect(output[2].isClose(to: expected, relativeTolerance: 1e-5, absoluteTolerance: 1e-5))
         }
         #expect(Tensor.concatenate(outputs.map { $0[3] }, axis: 1) == weight, "column shards are slices of the full weight")
+        for output in outputs {
+            #expect(output[4] == weight && output[5] == bias && output[6] == weight && output[7] == bias, "gathered back exactly")
+        }
     }
 
     @Test("a size the degree does not divide is a clear error")
