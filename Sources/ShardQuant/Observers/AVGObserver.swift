@@ -10,7 +10,7 @@ import ShardTensor
 ///
 /// Across ranks: each row's maximum is MAX-reduced over tensor-parallel ranks (a row split on
 /// features), and the sum of row maxima is an exact fixed-point sum over data-parallel ranks, so
-/// `v_call` does not depend on the split.
+/// `v_call` does not depend on the split. The reduction runs once, when ``scales()`` is read.
 public struct AVGObserver: QuanterFactory {
     public let quantBits: Int
     public init(quantBits: Int = 8) { self.quantBits = quantBits }
@@ -22,28 +22,51 @@ public struct AVGObserver: QuanterFactory {
 
 /// The per-layer state of ``AVGObserver``: one `Float` per call.
 public final class AVGObserverLayer: BaseQuanter {
+    /// The per-call means already reduced.
     public private(set) var callMeans: [Float] = []
+    /// This rank's per-row abs-maxima of the calls not yet reduced (one array per call).
+    private var pendingRows: [[Float]] = []
 
     public init(quantBits: Int = 8, reducer: StatisticReducer = LocalReducer()) {
         super.init(observerName: "avg", bitLength: quantBits, quantAxis: -1, reducer: reducer)
     }
 
+    /// Records this rank's per-row abs-maxima; the reduction waits for ``scales()`` (the statistic
+    /// is associative, so one reduction serves every batch).
     public override func observe(_ input: Tensor) {
         let rows = input.rank == 0 ? 1 : input.shape[0]
-        var maxima = rows == 0 || input.count == 0
+        pendingRows.append(rows == 0 || input.count == 0
             ? [Float](repeating: -.infinity, count: rows)
-            : input.reshaped([rows, -1]).absMax(alongAxes: 1).scalars
-        reducer.shards.reduceMaximum(&maxima)  // a row split on features: its pieces' maxima
+            : input.reshaped([rows, -1]).absMax(alongAxes: 1).scalars)
+    }
+
+    /// Reduces the pending calls (a collective: every rank calls it in the same order) in three
+    /// collectives whatever the number of calls: row maxima over the shards of each row, the
+    /// largest of them for the fixed-point grid, then each call's exact sum and row count over the
+    /// ranks holding other rows.
+    private func reducePending() {
+        guard !pendingRows.isEmpty else { return }
+        var maxima = pendingRows.flatMap { $0 }
+        reducer.shards.reduceMaximum(&maxima)
         let largest = reducer.maximum(maxima.max() ?? -.infinity)
         let grid = FixedPointGrid(maximumTerm: Double(Swift.max(largest, 0)))
-        let finite = maxima.filter(\.isFinite)
-        var sums = [fixedPointSum(count: finite.count, grid: grid) { Double(finite[$0]) }]
-        reducer.samples.reduceSum(&sums)  // other ranks' rows (data parallel)
-        let count = reducer.samples.sum(Int64(finite.count))
-        if count > 0 { callMeans.append(Float(grid.value(sums[0]) / Double(count))) }
+        var totals = [Int128](repeating: 0, count: 2 * pendingRows.count)
+        var offset = 0
+        for (call, rows) in pendingRows.enumerated() {
+            let finite = maxima[offset..<(offset + rows.count)].filter(\.isFinite)
+            totals[call] = fixedPointSum(count: finite.count, grid: grid) { Double(finite[finite.startIndex + $0]) }
+            totals[pendingRows.count + call] = Int128(finite.count)
+            offset += rows.count
+        }
+        reducer.samples.reduceSum(&totals)
+        for call in pendingRows.indices where totals[pendingRows.count + call] > 0 {
+            callMeans.append(Float(grid.value(totals[call]) / Double(totals[pendingRows.count + call])))
+        }
+        pendingRows = []
     }
 
     public override func scales() -> [Float]? {
+        reducePending()
         if callMeans.isEmpty { return nil }
         return [Float(callMeans.reduce(0.0) { $0 + Double($1) } / Double(callMeans.count))]
     }

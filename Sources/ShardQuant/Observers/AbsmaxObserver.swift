@@ -12,21 +12,28 @@ public struct AbsmaxObserver: QuanterFactory {
     }
 }
 
-/// The per-layer state of ``AbsmaxObserver``. The batch's abs-max is MAX-reduced across ranks.
+/// The per-layer state of ``AbsmaxObserver``. The maximum is associative, so each rank keeps its
+/// own running maximum and one MAX reduction, when ``scales()`` is read, serves every batch.
 public final class AbsmaxObserverLayer: BaseQuanter {
-    /// The running threshold; PaddleSlim starts it at 1e-7.
+    /// This rank's running maximum; PaddleSlim starts it at 1e-7.
     public private(set) var runningMaximum: Float = 1e-7
+    private var reduced: Float?
 
     public init(quantBits: Int = 8, reducer: StatisticReducer = LocalReducer()) {
         super.init(observerName: "abs_max", bitLength: quantBits, quantAxis: -1, reducer: reducer)
     }
 
     public override func observe(_ input: Tensor) {
-        let local = input.count == 0 ? -Float.infinity : input.absMax()
-        runningMaximum = Swift.max(runningMaximum, reducer.maximum(local))
+        if input.count > 0 { runningMaximum = Swift.max(runningMaximum, input.absMax()) }
+        reduced = nil
     }
 
-    public override func scales() -> [Float]? { callCount == 0 ? nil : [runningMaximum] }
+    /// The threshold over every rank (a collective the first time after new data).
+    public override func scales() -> [Float]? {
+        if callCount == 0 { return nil }
+        if reduced == nil { reduced = reducer.maximum(runningMaximum) }
+        return [reduced!]
+    }
 
     public override func makeCopy() -> Layer { AbsmaxObserverLayer(quantBits: bitLength, reducer: reducer) }
 }

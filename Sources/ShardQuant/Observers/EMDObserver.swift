@@ -35,7 +35,6 @@ public final class EMDObserverLayer: BaseQuanter {
         var absMax = Double(reducer.maximum(input.count == 0 ? -.infinity : input.absMax()))
         if !(absMax > 0) { absMax = 1e-8 }
         let factors = SearchGrid.factors
-        let count = Double(reducer.sum(Int64(input.count)))
         let qmax = Float(quantMaximum)
         let reciprocal = Float(1.0 / Double(quantMaximum))
         let levels = 2 * quantMaximum + 2  // −qmax − 1 … qmax
@@ -44,15 +43,14 @@ public final class EMDObserverLayer: BaseQuanter {
         let sumGrid = FixedPointGrid(maximumTerm: 2 * absMax)
         var moments = [input.scalars.withUnsafeBufferPointer { x in
             fixedPointSum(count: x.count, grid: sumGrid) { Double(x[$0]) + absMax }
-        }]
-        reducer.reduceSum(&moments)
+        }, Int128(input.count)]
+        reducer.reduceSum(&moments)  // the sum and the count in one collective
+        let count = Double(moments[1])
         let mean = count > 0 ? sumGrid.value(moments[0]) / count - absMax : 0
         let squareGrid = FixedPointGrid(maximumTerm: 4 * absMax * absMax)
-        var squares = [input.scalars.withUnsafeBufferPointer { x in
+        let squares = input.scalars.withUnsafeBufferPointer { x in
             fixedPointSum(count: x.count, grid: squareGrid) { let d = Double(x[$0]) - mean; return d * d }
-        }]
-        reducer.reduceSum(&squares)
-        let deviation = count > 1 ? (squareGrid.value(squares[0]) / (count - 1)).squareRoot() : 0
+        }
         // Each candidate's dequantized values take only `levels` values, so their moments follow
         // exactly from integer level counts (SUM-reduced, order-free).
         var counts = [Int64](repeating: 0, count: factors.count * levels)
@@ -83,7 +81,11 @@ public final class EMDObserverLayer: BaseQuanter {
                 }
             }
         }
-        reducer.reduceSum(&counts)
+        // The squared deviations and every level count in one collective.
+        var combined = [squares] + counts.map { Int128($0) }
+        reducer.reduceSum(&combined)
+        let deviation = count > 1 ? (squareGrid.value(combined[0]) / (count - 1)).squareRoot() : 0
+        counts = combined.dropFirst().map { Int64($0) }
         var best = 0
         var bestLoss = Double.infinity
         for k in 0..<factors.count {

@@ -19,8 +19,9 @@ struct HistogramState: Sendable {
     /// Adds one batch whose values are `values` on this rank.
     mutating func add(_ values: [Float], reducer: StatisticReducer) {
         let local = UniformHistogram.range(values)
-        let newMinimum = Double(reducer.minimum(local.0))
-        let newMaximum = Double(reducer.maximum(local.1))
+        var range = [-local.0, local.1]  // MIN and MAX in one collective
+        reducer.reduceMaximum(&range)
+        let newMinimum = Double(-range[0]), newMaximum = Double(range[1])
         guard newMinimum <= newMaximum else { return }  // no rank had data
         func binned(_ first: Double, _ last: Double) -> [Double] {
             var counts = UniformHistogram.binCounts(values, bins: bins, first: first, last: last)
