@@ -27,6 +27,8 @@ open class BaseQuanter: Layer {
     public let reducer: StatisticReducer
     /// How many forward calls this quanter has seen.
     public private(set) var callCount = 0
+    /// The first call (1-based) whose input held NaN or ±∞, and how many such values it held.
+    public private(set) var firstNonFinite: (call: Int, count: Int)?
 
     public init(observerName: String, bitLength: Int, quantAxis: Int, reducer: StatisticReducer) {
         precondition((2...8).contains(bitLength), "quantization bits \(bitLength) outside 2…8")
@@ -42,6 +44,10 @@ open class BaseQuanter: Layer {
 
     open override func forward(_ input: Tensor) -> Tensor {
         callCount += 1
+        if firstNonFinite == nil {
+            let count = input.nonFiniteCount()
+            if count > 0 { firstNonFinite = (callCount, count) }
+        }
         observe(input)
         return input
     }

@@ -94,6 +94,15 @@ extension Tensor {
         return sawNaN ? .nan : best
     }
 
+    /// How many elements are NaN or ±∞.
+    public func nonFiniteCount() -> Int {
+        scalars.withUnsafeBufferPointer { buffer in
+            var count = 0
+            for value in buffer where !value.isFinite { count += 1 }
+            return count
+        }
+    }
+
     /// `Σ x` over every element, accumulated in `Double`.
     public func sum() -> Float { reduced(.sum).scalar }
     /// The arithmetic mean of every element.

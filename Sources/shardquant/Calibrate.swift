@@ -163,6 +163,7 @@ struct Calibrate: ParsableCommand {
                     if let injected, injected.rank == world.rank, injected.step == index + 1 {
                         throw CalibrationFailure(message: "injected failure at calibration step \(index + 1)")
                     }
+                    try PTQ.checkFinite(observed)  // the previous batch's values
                 }
                 _ = observed(batch)
                 progress("calibrate: step \(index + 1)/\(batches.count)")
@@ -171,7 +172,10 @@ struct Calibrate: ParsableCommand {
             collectives = CollectiveCounters.snapshot()
             observerCount = PTQ.layerScales(of: observed).reduce(0) { $0 + ($1.activation == nil ? 0 : 1) + ($1.weight == nil ? 0 : 1) }
             var converted: Layer?
-            try agreement(world) { converted = try ptq.convert(observed, inplace: true) }
+            try agreement(world) {
+                try PTQ.checkFinite(observed)
+                converted = try ptq.convert(observed, inplace: true)
+            }
             layers = try PTQ.assembledLayerScales(of: converted!, groups: groups)
             if let probeOutput {
                 // Every rank runs the probe (the parallel layers need all of them); rank 0 writes it.

@@ -177,6 +177,22 @@ struct PTQTests {
         #expect(converted(x) != model(x), "quantization changes the output")
     }
 
+    @Test("NaN or infinity reaching an observer is an error naming the layer and the batch")
+    func nonFinite() throws {
+        let model = SmallNet()
+        model.eval()
+        let observed = try PTQ(config()).quantize(model)
+        _ = observed(batch(1))
+        try PTQ.checkFinite(observed)
+        var bad = batch(2)
+        bad[3, 1] = .infinity
+        _ = observed(bad)
+        #expect(throws: QuantizationError.nonFinite(
+            path: "features.0", detail: "1 NaN or infinite values reached the abs_max observer in calibration batch 2")) {
+            try PTQ.checkFinite(observed)
+        }
+    }
+
     @Test("convert with inplace false leaves the observed model usable; deepCopy keeps Int8 weights")
     func convertCopies() throws {
         let model = SmallNet()

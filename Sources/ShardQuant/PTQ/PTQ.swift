@@ -102,6 +102,19 @@ public final class PTQ {
     }
 }
 
+extension PTQ {
+    /// Throws for the first quanter (in model order) whose input held NaN or ±∞, naming its layer
+    /// and the calibration batch (1-based); observers must not turn such values into thresholds.
+    public static func checkFinite(_ model: Layer) throws(QuantizationError) {
+        for (path, layer) in model.namedSublayers() {
+            guard let quanter = layer as? BaseQuanter, let seen = quanter.firstNonFinite else { continue }
+            let owner = path.split(separator: ".").dropLast().joined(separator: ".")
+            throw QuantizationError.nonFinite(
+                path: owner, detail: "\(seen.count) NaN or infinite values reached the \(quanter.observerName) observer in calibration batch \(seen.call)")
+        }
+    }
+}
+
 extension QuantizationError {
     /// The same error, naming `path` where it had no layer path yet.
     func at(path: String) -> QuantizationError {
