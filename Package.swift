@@ -90,6 +90,7 @@ let package = Package(
 
         .testTarget(name: "ShardTensorTests", dependencies: ["ShardTensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardDistributedTests", dependencies: ["ShardDistributed", "ShardNN", "ShardTensor"]),
+        .testTarget(name: "ShardExportTests", dependencies: ["ShardExport", "ShardQuant"]),
         .testTarget(name: "ShardNNTests", dependencies: ["ShardNN", "ShardTensor"]),
         .testTarget(name: "ShardQuantTests", dependencies: ["ShardQuant", "ShardModels", "ShardDistributed"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardModelsTests", dependencies: ["ShardModels", "ShardNN", "ShardTensor"], exclude: ["Fixtures"]),

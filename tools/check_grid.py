@@ -70,6 +70,18 @@ with tempfile.TemporaryDirectory() as folder:
             scales = json.load(open(os.path.join(out, "scales.json")))
             check(scales["tensor_parallel"] == tp and scales["data_parallel"] == dp, f"{observer} T={tp} D={dp} header")
             layers = scales["layers"]
+            # PaddleNLP per-rank files: column weights split in T parts, everything else replicated.
+            whole_w = json.load(open(os.path.join(out, "weight_scales.json")))
+            whole_a = json.load(open(os.path.join(out, "act_scales.json")))
+            for r in range(tp):
+                rank_w = json.load(open(os.path.join(out, f"weight_scales_{r}.json")))
+                rank_a = json.load(open(os.path.join(out, f"act_scales_{r}.json")))
+                ok = rank_a == whole_a and set(rank_w) == set(whole_w)
+                for key, values in whole_w.items():
+                    column = layers[key[: -len(".weight_quanter")]]["type"] == "ColumnParallelLinear"
+                    width = len(values) // tp
+                    ok = ok and rank_w[key] == (values[r * width:(r + 1) * width] if column else values)
+                check(ok, f"{observer} T={tp} D={dp}: PaddleNLP rank {r} files follow split_weights.py")
             if reference is None:
                 reference = layers
                 continue

@@ -203,6 +203,9 @@ struct Calibrate: ParsableCommand {
                 activationObserver: observer, weightObserver: weightObserver,
                 activationBits: activationBits ?? bits, weightBits: weightBits ?? bits)
             try provenance.encoded().write(to: folder.file("shardquant.json"))
+            if layers.allSatisfy({ $0.activation?.zeroPoint == nil }) {
+                try PaddleNLPScales.write(layers, tensorParallel: tp, to: folder.staging)
+            }
             try folder.commit()
             if !quiet {
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

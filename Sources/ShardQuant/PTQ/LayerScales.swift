@@ -35,6 +35,13 @@ public struct LayerScales: Sendable, Equatable {
     public var type: String
     public var activation: TensorScales?
     public var weight: TensorScales?
+
+    public init(path: String, type: String, activation: TensorScales?, weight: TensorScales?) {
+        self.path = path
+        self.type = type
+        self.activation = activation
+        self.weight = weight
+    }
 }
 
 extension PTQ {

@@ -1,0 +1,70 @@
+import Foundation
+import ShardQuant
+
+/// PaddleNLP's scale files (paddleslim-spec §5.2): `weight_scales.json` (per-channel threshold
+/// lists) and `act_scales.json` (scalar thresholds), keyed `<layer>.weight_quanter` and
+/// `<layer>.activation_quanter`, plus per-rank `weight_scales_<r>.json` / `act_scales_<r>.json`
+/// split as PaddleNLP's `llm/tools/split_weights.py` does: column-parallel weight scales
+/// `np.split` into T equal parts along the last axis, row-parallel weight scales and every
+/// activation scale replicated. All values are thresholds, as PaddleNLP's inference reads them.
+public enum PaddleNLPScales {
+    /// Why the files cannot be written.
+    public enum Failure: Error, CustomStringConvertible, Equatable {
+        /// An asymmetric quantizer: PaddleNLP's files hold thresholds only.
+        case asymmetric(layer: String)
+        /// A column-parallel layer whose channels T does not divide.
+        case indivisible(layer: String, channels: Int, ranks: Int)
+
+        public var description: String {
+            switch self {
+            case .asymmetric(let layer):
+                return "layer '\(layer)': PaddleNLP's scale files hold symmetric thresholds only; use a symmetric activation observer"
+            case .indivisible(let layer, let channels, let ranks):
+                return "layer '\(layer)': \(channels) weight channels cannot be split over \(ranks) ranks"
+            }
+        }
+    }
+
+    /// The file name → JSON object map for a model's scales.
+    public static func files(for layers: [LayerScales], tensorParallel: Int) throws(Failure) -> [String: [String: Any]] {
+        var weights: [String: Any] = [:], activations: [String: Any] = [:]
+        var rankWeights = [[String: Any]](repeating: [:], count: tensorParallel)
+        for layer in layers {
+            if let activation = layer.activation {
+                if activation.zeroPoint != nil { throw Failure.asymmetric(layer: layer.path) }
+                activations[layer.path + ".activation_quanter"] = Double(activation.threshold[0])
+            }
+            if let weight = layer.weight {
+                let values = weight.threshold.map(Double.init)
+                let key = layer.path + ".weight_quanter"
+                weights[key] = values
+                let isColumn = layer.type == "ColumnParallelLinear" && values.count > 1
+                if isColumn && values.count % tensorParallel != 0 {
+                    throw Failure.indivisible(layer: layer.path, channels: values.count, ranks: tensorParallel)
+                }
+                for rank in 0..<tensorParallel {
+                    if isColumn {
+                        let width = values.count / tensorParallel
+                        rankWeights[rank][key] = Array(values[(rank * width)..<((rank + 1) * width)])
+                    } else {
+                        rankWeights[rank][key] = values
+                    }
+                }
+            }
+        }
+        var result: [String: [String: Any]] = ["weight_scales.json": weights, "act_scales.json": activations]
+        for rank in 0..<tensorParallel {
+            result["weight_scales_\(rank).json"] = rankWeights[rank]
+            result["act_scales_\(rank).json"] = activations
+        }
+        return result
+    }
+
+    /// Writes every file into `folder`.
+    public static func write(_ layers: [LayerScales], tensorParallel: Int, to folder: URL) throws {
+        for (name, object) in try files(for: layers, tensorParallel: tensorParallel) {
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: folder.appendingPathComponent(name))
+        }
+    }
+}
