@@ -44,13 +44,17 @@ open class BaseQuanter: Layer {
 
     open override func forward(_ input: Tensor) -> Tensor {
         callCount += 1
-        if firstNonFinite == nil {
+        if firstNonFinite == nil && (callCount == 1 || checksEveryCall) {
             let count = input.nonFiniteCount()
             if count > 0 { firstNonFinite = (callCount, count) }
         }
         observe(input)
         return input
     }
+
+    /// Whether every call's input is checked for NaN and ±∞ (false for weight observers that read
+    /// only their first call: the weight does not change during PTQ).
+    open var checksEveryCall: Bool { true }
 
     /// Records the statistics of one calibration batch. Subclasses override it.
     open func observe(_ input: Tensor) {

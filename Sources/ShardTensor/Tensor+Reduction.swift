@@ -94,13 +94,23 @@ extension Tensor {
         return sawNaN ? .nan : best
     }
 
-    /// How many elements are NaN or ±∞.
+    /// How many elements are NaN or ±∞ (branch-free: `x − x` is 0 exactly when `x` is finite).
     public func nonFiniteCount() -> Int {
+        let threads = Swift.max(1, Swift.min(Parallelism.threadCount, count / 262_144))
+        var partials = [Int](repeating: 0, count: threads)
         scalars.withUnsafeBufferPointer { buffer in
-            var count = 0
-            for value in buffer where !value.isFinite { count += 1 }
-            return count
+            partials.withUnsafeMutableBufferPointer { partials in
+                Parallelism.forEach(threads) { part in
+                    var found = 0
+                    for i in (buffer.count * part / threads)..<(buffer.count * (part + 1) / threads) {
+                        let value = buffer[i]
+                        found &+= (value - value == 0) ? 0 : 1
+                    }
+                    partials[part] = found
+                }
+            }
         }
+        return partials.reduce(0, +)
     }
 
     /// `Σ x` over every element, accumulated in `Double`.

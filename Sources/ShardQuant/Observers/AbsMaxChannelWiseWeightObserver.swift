@@ -30,6 +30,8 @@ public final class AbsMaxChannelWiseWeightObserverLayer: BaseQuanter {
         channelMaxima = maxima.map { $0 == 0 ? 1e-8 : $0 }
     }
 
+    public override var checksEveryCall: Bool { false }
+
     public override func scales() -> [Float]? { channelMaxima }
 
     public override func makeCopy() -> Layer {

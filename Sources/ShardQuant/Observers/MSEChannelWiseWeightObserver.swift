@@ -72,6 +72,8 @@ public final class MSEChannelWiseWeightObserverLayer: BaseQuanter {
         thresholds = (0..<channels).map { Float(factors[chosen[$0]] * Double(absMax[$0])) }
     }
 
+    public override var checksEveryCall: Bool { false }
+
     public override func scales() -> [Float]? { thresholds }
 
     public override func makeCopy() -> Layer {
