@@ -7,7 +7,8 @@ For every grid point (T, D) of DESIGN.md §8 it runs `launch/shardquant -np T·D
 (max/avg 1e-5 relative, hist/kl within one bin, mse/emd the same or the neighbouring candidate;
 weights bit-identical). With --reproducible the layers and the converted model's output on a fixed input must be
 bit-identical at every grid point (and for MobileNetV1 at D = 1 and 2). Then it injects a failure on one rank and checks that every rank exits
-non-zero, that stderr names the failing rank, and that no output folder exists.
+non-zero, that stderr names the failing rank, and that no output folder exists; and that ranks
+started with different arguments refuse to run.
 Prints `N passed, N failed` last; exits non-zero on any failure.
 """
 import json
@@ -129,6 +130,20 @@ with tempfile.TemporaryDirectory() as folder:
     check(run.returncode != 0, "a failing rank ends the job with a non-zero exit")
     check("rank 1: injected failure at calibration step 2" in run.stderr, f"stderr names the rank: {run.stderr[-300:]}")
     check(not os.path.exists(out), "no output folder after a failure")
+
+    # Ranks started with different arguments refuse to run (a fingerprint gathered at start).
+    out = os.path.join(folder, "mismatched")
+    appfile = os.path.join(folder, "appfile")
+    common = ["calibrate", *GPT, "--tp", "2", "--observer", "avg", "--quiet", "--out", out]
+    with open(appfile, "w") as f:
+        f.write(" ".join(["-np", "1", BINARY, *common, "--steps", "2"]) + "\n")
+        f.write(" ".join(["-np", "1", BINARY, *common, "--steps", "3"]) + "\n")
+    root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
+    run = subprocess.run(["mpirun", *root, "--oversubscribe", "--bind-to", "none", "--mca", "btl_vader_single_copy_mechanism", "none",
+                          "--app", appfile], capture_output=True, text=True, timeout=600)
+    check(run.returncode != 0 and "rank(s) 1 were started with other arguments" in run.stderr,
+          f"mismatched ranks refuse: {run.stderr[-300:]}")
+    check(not os.path.exists(out), "no output folder after mismatched ranks")
 
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

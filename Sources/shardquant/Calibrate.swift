@@ -116,6 +116,7 @@ struct Calibrate: ParsableCommand {
         var batchesUsed = 0
         var dataBytes = Data()
         do {
+            try checkSameJob(world)
             var prepared: (PTQ, Layer, [Tensor])?
             try agreement(world) {
                 let network = try model.build(seed: seed, group: groups.tensorParallel)
@@ -185,7 +186,7 @@ struct Calibrate: ParsableCommand {
         } catch let failure as AgreedFailure {
             if world.rank == 0 {
                 for (rank, text) in failure.messages where !text.isEmpty {
-                    let prefix = world.size > 1 ? "rank \(rank): " : ""
+                    let prefix = world.size > 1 && !text.hasPrefix("rank(s)") ? "rank \(rank): " : ""
                     FileHandle.standardError.write(Data("Error: \(prefix)\(text)\n".utf8))
                 }
             }
@@ -225,6 +226,24 @@ struct Calibrate: ParsableCommand {
             if isRoot { FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8)) }
         }
         try world.barrier()
+    }
+
+    /// Refuses to start when the ranks were launched with different arguments or binaries: every
+    /// rank's fingerprint of (arguments, executable size and modification time) is gathered and
+    /// compared, and every rank throws the same ``AgreedFailure`` naming the odd ranks.
+    private func checkSameJob(_ world: Communicator) throws {
+        guard world.size > 1 else { return }
+        var identity = Data(CommandLine.arguments.dropFirst().joined(separator: "\u{1F}").utf8)
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        if let attributes = try? FileManager.default.attributesOfItem(atPath: executable) {
+            identity.append(Data("\((attributes[.size] as? NSNumber)?.intValue ?? 0)/\((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)".utf8))
+        }
+        let fingerprints = try world.allGather(bytes: Array(fingerprint(identity).utf8)).map { String(decoding: $0, as: UTF8.self) }
+        let odd = fingerprints.indices.filter { fingerprints[$0] != fingerprints[0] }
+        if !odd.isEmpty {
+            let ranks = odd.map(String.init).joined(separator: ", ")
+            throw AgreedFailure(messages: [(0, "rank(s) \(ranks) were started with other arguments or another binary than rank 0; every rank must run the same job")])
+        }
     }
 
     /// Runs `body`, then makes every rank agree on whether any rank's `body` failed: an
