@@ -99,12 +99,11 @@ public final class GPT: Layer {
     public override func forward(_ input: Tensor) -> Tensor {
         precondition(input.rank == 2 && input.shape[1] <= configuration.maxSequence,
                      "GPT expects token ids [batch, sequence ≤ \(configuration.maxSequence)], got \(input.shape)")
-        let (batch, sequence) = (input.shape[0], input.shape[1])
+        let sequence = input.shape[1]
         let embeddings = self[sublayer: "embeddings"]
         var x = embeddings[sublayer: "word"](input)
         let positions = Tensor(shape: [1, sequence], scalars: (0..<sequence).map(Float.init))
         x = x + embeddings[sublayer: "position"](positions)
-        _ = batch
         for (_, block) in self[sublayer: "blocks"].sublayers { x = block(x) }
         return self[sublayer: "head"](self[sublayer: "norm"](x))
     }

@@ -1,10 +1,10 @@
-/// Exact, order-free sums of floating-point terms: each term is truncated to a fixed-point grid of
+/// Exact, order-free sums of floating-point terms: each term is rounded to a fixed-point grid of
 /// spacing `2^−shift` and the integers are added, so the total is the same however the terms
 /// are split across ranks or threads (DESIGN.md §3, rank invariance of statistics).
 ///
 /// The grid is chosen from a bound every rank agrees on (a reduced abs-max): terms up to
 /// `maximumTerm` become integers below 2⁴⁰, keeping about 40 significant bits of the largest
-/// terms; 2²³ terms fit an `Int64` partial sum, which flushes into an `Int128` total.
+/// terms; ``fixedPointSum(count:grid:_:)`` adds 2²² of them in an `Int64`, then into an `Int128`.
 public struct FixedPointGrid: Sendable, Equatable {
     /// The multiplier `2^shift` that maps a term to the integer grid.
     public let scale: Double
@@ -17,17 +17,9 @@ public struct FixedPointGrid: Sendable, Equatable {
         scale = Double(sign: .plus, exponent: Swift.min(Swift.max(39 - exponent, -1000), 1000), significand: 1)
     }
 
-    /// The grid integer of one term (truncated toward zero).
-    @inline(__always)
-    public func integer(_ term: Double) -> Int64 {
-        let scaled = term * scale
-        // Terms past the agreed bound (never, by construction) saturate instead of trapping.
-        return scaled.magnitude < 9.2e18 ? Int64(scaled) : (scaled > 0 ? .max : .min)
-    }
-
     /// The grid integer of a non-negative term below 2⁴⁰ on the grid, rounded to nearest: adding
-    /// 2⁵² leaves the integer in the low bits of the double. Branch-free and vectorisable; as
-    /// deterministic per term as ``integer(_:)``.
+    /// 2⁵² leaves the integer in the low bits of the double. Branch-free, vectorisable, and a
+    /// function of the term alone, so the sum of these integers is order-free.
     @inline(__always)
     public func nonNegativeInteger(_ term: Double) -> Int64 {
         Int64(bitPattern: (term * scale + 0x1p52).bitPattern &- (0x1p52 as Double).bitPattern)
