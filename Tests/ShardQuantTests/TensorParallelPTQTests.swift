@@ -38,6 +38,26 @@ struct TensorParallelPTQTests {
         }
     }
 
+    @Test("a whole-model checkpoint loads into the tensor-parallel form, each rank taking its slices", arguments: [2, 3])
+    func loadsShards(size: Int) throws {
+        let source = GPT(smallGPT, seed: 11)
+        source.eval()
+        var writer = SafetensorsWriter()
+        for (name, value) in source.stateDict() { writer.add(name, value) }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("gpt-\(UUID().uuidString).safetensors")
+        try writer.write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let input = gptTokens(start: 7, count: 2)
+        let expected = source(input)
+        let outputs = try ThreadGroup.run(size: size) { group -> Tensor in
+            let model = GPT(smallGPT, seed: 99, factory: ParallelLinearFactory(group: group))  // other seed: weights must come from the file
+            try ModelPreset.loadWeights(model, from: file)
+            model.eval()
+            return model(input)
+        }
+        for output in outputs { #expect(output.isClose(to: expected, relativeTolerance: 1e-4, absoluteTolerance: 1e-4)) }
+    }
+
     /// Thresholds per layer path for a (T, D) grid point, from rank 0, plus rank 0's converted output.
     static func calibrate(tp: Int, dp: Int, observer: String, weight: String) throws -> ([String: LayerScales], Tensor) {
         let results = try ThreadGroup.run(size: tp * dp) { world -> ([LayerScales], Tensor) in
