@@ -48,6 +48,18 @@ extension Tensor {
         if effective != .sum { precondition(length > 0, "\(effective) over an empty axis \(axis) of \(shape)") }
         var newShape = shape
         newShape[axis] = 1
+        if inner == 1 && effective != .sum && effective != .mean && outer > 1 && length > 0 {
+            // Independent contiguous runs (per-row extremes): one run per index, over the threads.
+            return Tensor(shape: newShape) { destination in
+                scalars.withUnsafeBufferPointer { source in
+                    parallelFor(outer, minimumPerThread: Swift.max(1, 65_536 / length)) { rows in
+                        for o in rows {
+                            destination[o] = Tensor.extreme(of: UnsafeBufferPointer(rebasing: source[(o * length)..<((o + 1) * length)]), effective)
+                        }
+                    }
+                }
+            }
+        }
         return Tensor(shape: newShape) { destination in
             scalars.withUnsafeBufferPointer { source in
                 for o in 0..<outer {
