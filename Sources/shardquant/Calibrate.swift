@@ -30,11 +30,7 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Activation bits (default: --bits).")
     var activationBits: Int?
 
-    @Option(help: "Histogram bins (hist, kl).")
-    var bins: Int = 2048
-
-    @Option(help: "Percentile (hist).")
-    var percent: Double = 0.999
+    @OptionGroup var tuning: ObserverTuning
 
     @Option(help: "Calibration batches at most (fewer if the data ends first).")
     var steps: Int = 8
@@ -121,7 +117,7 @@ struct Calibrate: ParsableCommand {
             try agreement(world) {
                 let network = try model.build(seed: seed, group: groups.tensorParallel)
                 let activationFactory = observer == "none" ? nil
-                    : try ObserverRegistry.factory(named: observer, bits: activationBits ?? bits, options: .init(bins: bins, percent: percent))
+                    : try ObserverRegistry.factory(named: observer, bits: activationBits ?? bits, options: tuning.options)
                 let weightFactory = try ObserverRegistry.factory(named: weightObserver, bits: weightBits ?? bits)
                 let config = QuantConfig(activation: nil, weight: nil)
                 config.addQATLayerMapping(ColumnParallelLinear.self, QuantizedColumnParallelLinear.self)

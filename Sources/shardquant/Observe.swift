@@ -19,11 +19,7 @@ struct Observe: ParsableCommand {
     @Option(help: "Quantization bits, 2 to 8.")
     var bits: Int = 8
 
-    @Option(help: "Histogram bins (hist, kl).")
-    var bins: Int = 2048
-
-    @Option(help: "Percentile (hist).")
-    var percent: Double = 0.999
+    @OptionGroup var tuning: ObserverTuning
 
     @Option(help: "Channel axis (channel-wise observers).")
     var axis: Int?
@@ -33,14 +29,12 @@ struct Observe: ParsableCommand {
 
     func validate() throws {
         guard (2...8).contains(bits) else { throw ValidationError("--bits must be 2 to 8, got \(bits)") }
-        guard bins > 0 else { throw ValidationError("--bins must be positive, got \(bins)") }
-        guard percent > 0 && percent <= 1 else { throw ValidationError("--percent must be in (0, 1], got \(percent)") }
         guard !files.isEmpty else { throw ValidationError("give at least one .npy file") }
     }
 
     func run() throws {
         let quanter = try ObserverRegistry.standaloneObserver(
-            named: observer, bits: bits, axis: axis, options: .init(bins: bins, percent: percent))
+            named: observer, bits: bits, axis: axis, options: tuning.options)
         for file in files {
             let batch = try NumpyFile.read(URL(fileURLWithPath: file)).floatTensor()
             if quanter.quantAxis >= batch.rank {
