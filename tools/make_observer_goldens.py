@@ -34,26 +34,24 @@ def factors():
     return result
 
 
-def mse_losses(x, a, bits):
+def candidate_losses(x, a, bits, loss):
+    """`loss(x, dq)` for every search candidate, with the observers' own fake quantization."""
     qmax = 2 ** (bits - 1) - 1
     losses = []
     for f in factors():
         sc = f * a
         q = paddle.clip(paddle.round(x / sc * qmax), -qmax - 1, qmax)
-        dq = q / qmax * sc
-        losses.append(float(paddle.mean((x - dq) ** 2)))
+        losses.append(float(loss(x, q / qmax * sc)))
     return losses
+
+
+def mse_losses(x, a, bits):
+    return candidate_losses(x, a, bits, lambda x, dq: paddle.mean((x - dq) ** 2))
 
 
 def emd_losses(x, a, bits):
-    qmax = 2 ** (bits - 1) - 1
-    losses = []
-    for f in factors():
-        sc = f * a
-        q = paddle.clip(paddle.round(x / sc * qmax), -qmax - 1, qmax)
-        dq = q / qmax * sc
-        losses.append(float(paddle.abs(paddle.mean(x) - paddle.mean(dq)) + paddle.abs(paddle.std(x) - paddle.std(dq))))
-    return losses
+    return candidate_losses(x, a, bits, lambda x, dq: paddle.abs(paddle.mean(x) - paddle.mean(dq))
+                            + paddle.abs(paddle.std(x) - paddle.std(dq)))
 
 
 def pick(losses, rule):
