@@ -16,6 +16,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
     ],
     targets: [
         // MARK: - System libraries
@@ -58,7 +59,10 @@ let package = Package(
         ),
         .target(
             name: "ShardExport",
-            dependencies: ["ShardQuant"]
+            dependencies: [
+                "ShardDistributed", "ShardModels", "ShardNN", "ShardQuant", "ShardTensor",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
         ),
 
         // MARK: - Executables

@@ -11,8 +11,8 @@ public final class MobileNetV1: Layer {
     public let scale: Float
     public let numClasses: Int
 
-    /// The 13 depthwise-separable blocks: (name, in, out1, out2, groups, stride), before scaling.
-    static let blocks: [(String, Int, Int, Int, Int, Int)] = [
+    /// The depthwise-separable blocks in order: (name, input, first, second, groups, stride) at scale 1.
+    public static let blocks: [(String, Int, Int, Int, Int, Int)] = [
         ("conv2_1", 32, 32, 64, 32, 1), ("conv2_2", 64, 64, 128, 64, 2),
         ("conv3_1", 128, 128, 128, 128, 1), ("conv3_2", 128, 128, 256, 128, 2),
         ("conv4_1", 256, 256, 256, 256, 1), ("conv4_2", 256, 256, 512, 256, 2),

@@ -8,7 +8,7 @@ import ShardQuant
 /// `shardquant calibrate --model PRESET … --out DIR`: PTQ calibration, conversion and the output folder.
 struct Calibrate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Calibrate a model with PTQ observers, convert it, and write scales.json and shardquant.json to --out.")
+        abstract: "Calibrate a model with PTQ observers, convert it, and write scales.json, shardquant.json, model.safetensors + config.json, shards/, model.onnx and PaddleNLP scale files to --out.")
 
     @OptionGroup var model: ModelOptions
 
@@ -111,6 +111,8 @@ struct Calibrate: ParsableCommand {
         var observerCount = 0
         var batchesUsed = 0
         var dataBytes = Data()
+        var checkpoint: QuantizedCheckpoint?
+        var exportSeconds: [String: Double] = [:]
         do {
             try checkSameJob(world)
             var prepared: (PTQ, Layer, [Tensor])?
@@ -174,6 +176,11 @@ struct Calibrate: ParsableCommand {
                 converted = try ptq.convert(observed, inplace: true)
             }
             layers = try PTQ.assembledLayerScales(of: converted!, groups: groups)
+            let exportStart = DispatchTime.now().uptimeNanoseconds
+            try agreement(world) {
+                checkpoint = try QuantizedCheckpoint.assembled(of: converted!, groups: groups)
+            }
+            exportSeconds["assemble"] = Double(DispatchTime.now().uptimeNanoseconds - exportStart) / 1e9
             if let probeOutput {
                 // Every rank runs the probe (the parallel layers need all of them); rank 0 writes it.
                 let output = converted!(model.syntheticBatch(seed: seed &+ 1, start: 0, count: 2))
@@ -203,6 +210,15 @@ struct Calibrate: ParsableCommand {
             if layers.allSatisfy({ $0.activation?.zeroPoint == nil }) {
                 try PaddleNLPScales.write(layers, tensorParallel: tp, to: folder.staging)
             }
+            // The single-process converted model, rebuilt from the assembled checkpoint: the ONNX
+            // graph is written from it, so every run also checks that the checkpoint round-trips.
+            let rebuildStart = DispatchTime.now().uptimeNanoseconds
+            let scalesFile = ScalesFile(layers: layers, tensorParallel: tp, dataParallel: dataParallel)
+            let single = try ExportedModel.rebuild(options: model, seed: seed, scales: scalesFile, checkpoint: checkpoint!, file: "model.safetensors")
+            exportSeconds["rebuild"] = Double(DispatchTime.now().uptimeNanoseconds - rebuildStart) / 1e9
+            let written = try ExportedModel.write(checkpoint: checkpoint!, layers: layers, converted: single, options: model,
+                                                  tensorParallel: tp, to: folder.staging)
+            exportSeconds.merge(written) { $1 }
             try folder.commit()
             if !quiet {
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
@@ -219,7 +235,10 @@ struct Calibrate: ParsableCommand {
                 "statistics collectives: \(statistics.calls) calls, \(String(format: "%.3f", statistics.seconds)) s (\(String(format: "%.1f", 100 * statistics.seconds / Swift.max(calibrationSeconds, 1e-9))) %), \(statistics.bytes) bytes, \(String(format: "%.0f", Double(statistics.bytes) / steps / Double(Swift.max(observerCount, 1)))) bytes per observer per batch",
                 "model collectives: \(model.calls) calls, \(String(format: "%.3f", model.seconds)) s (\(String(format: "%.1f", 100 * model.seconds / Swift.max(calibrationSeconds, 1e-9))) %), \(model.bytes) bytes",
             ]
-            if isRoot { FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8)) }
+            let exportTotal = exportSeconds.values.reduce(0, +)
+            let exportLine = "export: \(String(format: "%.3f", exportTotal)) s (\(String(format: "%.1f", 100 * exportTotal / Swift.max(calibrationSeconds, 1e-9))) % of calibration): "
+                + exportSeconds.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.3f", $0.value)) s" }.joined(separator: ", ")
+            if isRoot { FileHandle.standardError.write(Data(((lines + [exportLine]).joined(separator: "\n") + "\n").utf8)) }
         }
         try world.barrier()
     }

@@ -2,10 +2,9 @@ import ShardNN
 import ShardTensor
 
 /// Quantize then dequantize (Paddle's `LinearQuanterDequanter`), the inference form of an
-/// activation quanter. Symmetric:
-/// `y = clip(roundTiesToEven(x · qmax / T), −qmax − 1, qmax) · T / qmax`.
-/// Asymmetric (steps `s`, zero points `z`):
-/// `y = (clip(roundTiesToEven(x / s) + z, −qmax − 1, qmax) − z) · s`.
+/// activation quanter, computed as ONNX's QuantizeLinear → DequantizeLinear:
+/// `y = (clip(roundTiesToEven(x / s) + z, −qmax − 1, qmax) − z) · s`, with step `s = T / qmax`
+/// (Float32) and `z = 0` when symmetric, or the observer's step and zero point when asymmetric.
 public final class LinearQuanterDequanter: Layer {
     /// Thresholds (one per tensor, or per channel along `axis`); steps when ``zeroPoints`` is set.
     public let thresholds: [Float]
@@ -38,12 +37,14 @@ public final class LinearQuanterDequanter: Layer {
     }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        guard let zeroPoints else { return input.fakeQuantized(thresholds: thresholds, axis: axis, bits: bits) }
-        precondition(axis == -1, "asymmetric quantize-dequantize is per-tensor")
-        let step = thresholds[0], zero = zeroPoints[0]
         let qmax = Float((1 << (bits - 1)) - 1)
-        let inverse = 1 / step
-        return input.map { x in (quantizedLevel(roundedToNearestEven(Swift.min(Swift.max(x * inverse, -1e6), 1e6)) + zero, quantMaximum: qmax) - zero) * step }
+        // ONNX QuantizeLinear/DequantizeLinear arithmetic (per tensor): q = clip(round(x / s) + z),
+        // y = (q − z) · s with the Float32 step s = T / qmax, so that a QDQ graph reproduces this
+        // layer exactly (Paddle's x · (1/T) · qmax can round the other way at a tie).
+        guard axis == -1 else { return input.fakeQuantized(thresholds: thresholds, axis: axis, bits: bits) }
+        let step = zeroPoints == nil ? thresholds[0] / qmax : thresholds[0]
+        let zero = zeroPoints?[0] ?? 0
+        return input.map { x in (quantizedLevel(roundedToNearestEven(Swift.min(Swift.max(x / step, -1e6), 1e6)) + zero, quantMaximum: qmax) - zero) * step }
     }
 
     public override func makeCopy() -> Layer {

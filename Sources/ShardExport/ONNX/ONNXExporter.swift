@@ -1,0 +1,271 @@
+import Foundation
+import SwiftProtobuf
+import ShardModels
+import ShardNN
+import ShardQuant
+import ShardTensor
+
+/// Why a model cannot be written as ONNX.
+public enum ONNXExportError: Error, CustomStringConvertible, Equatable {
+    /// A layer type the exporter has no ONNX form for.
+    case unsupportedLayer(path: String, type: String)
+    /// A quantized layer that still observes: convert it first.
+    case notConverted(path: String)
+
+    public var description: String {
+        switch self {
+        case .unsupportedLayer(let path, let type): return "layer '\(path)' (\(type)) has no ONNX form in this exporter"
+        case .notConverted(let path): return "layer '\(path)' is not converted; run PTQ.convert before exporting to ONNX"
+        }
+    }
+}
+
+/// Writes a converted single-process model as an ONNX graph in QDQ form (DESIGN.md §6):
+///
+/// - the input of every quantized layer goes through `QuantizeLinear → DequantizeLinear` with the
+///   per-tensor step `s = T / qmax` of its own bit width and an Int8 zero point (0 when symmetric);
+///   below 8 bits a `Clip` to `[−qmax − 1, qmax]` sits between them, on the Int8 values;
+/// - every quantized weight is an Int8 initializer (INT4, opset 21, at 4 bits) followed by
+///   `DequantizeLinear` with per-channel steps `T_c / qmax` (`axis` 1 for MatMul weights `[in, out]`,
+///   0 for Conv weights) and zero points of the steps' shape and type;
+/// - float layers are the matching ONNX operators (Conv, BatchNormalization, Relu, Clip, Erf-based
+///   GELU, LayerNormalization, Gather, MatMul/Add, attention as MatMul/Softmax with a causal mask).
+///
+/// The opset is the lowest the graph needs: 13, 17 with LayerNormalization, 21 with INT4.
+public enum ONNXExporter {
+    /// The serialized `ModelProto` of `model` (MobileNetV1 or GPT, converted, single-process).
+    public static func export(_ model: Layer, producerVersion: String) throws -> Data {
+        var builder = ONNXGraphBuilder()
+        let input: ONNXValue, outputName: String, outputDimensions: [ONNXValue.Dimension]
+        switch model {
+        case let network as MobileNetV1:
+            input = ONNXValue(name: builder.fresh("image"), elementType: .float,
+                              dimensions: [.symbolic("batch"), .fixed(3), .symbolic("height"), .symbolic("width")])
+            var x = try emit(network[sublayer: "conv1"], path: "conv1", input: input.name, into: &builder)
+            for (name, _, _, _, _, _) in MobileNetV1.blocks {
+                x = try emit(network[sublayer: name], path: name, input: x, into: &builder)
+            }
+            x = try emit(network[sublayer: "pool2d_avg"], path: "pool2d_avg", input: x, into: &builder)
+            x = builder.node("Flatten", [x], name: "flatten", attributes: [ONNXAttribute.int("axis", 1)])
+            outputName = try emit(network[sublayer: "fc"], path: "fc", input: x, into: &builder)
+            outputDimensions = [.symbolic("batch"), .fixed(network.numClasses)]
+        case let network as GPT:
+            input = ONNXValue(name: builder.fresh("input_ids"), elementType: .int64, dimensions: [.symbolic("batch"), .symbolic("sequence")])
+            outputName = try emitGPT(network, input: input.name, into: &builder)
+            outputDimensions = [.symbolic("batch"), .symbolic("sequence"), .fixed(network.configuration.vocabulary)]
+        default:
+            throw ONNXExportError.unsupportedLayer(path: "", type: model.typeName)
+        }
+        var graph = Onnx_GraphProto()
+        graph.name = model.typeName
+        graph.node = builder.nodes
+        graph.initializer = builder.initializers
+        graph.input = [input.proto]
+        let output = ONNXValue(name: outputName, elementType: .float, dimensions: outputDimensions).proto
+        graph.output = [output]
+
+        var proto = Onnx_ModelProto()
+        let opset = builder.opset
+        proto.irVersion = opset >= 21 ? 10 : (opset >= 17 ? 8 : 7)
+        proto.producerName = "shardquant"
+        proto.producerVersion = producerVersion
+        proto.graph = graph
+        var domain = Onnx_OperatorSetIdProto()
+        domain.domain = ""
+        domain.version = opset
+        proto.opsetImport = [domain]
+        return try proto.serializedData()
+    }
+
+    // MARK: - Layers
+
+    /// Emits `layer` applied to `input`; returns the output's name.
+    static func emit(_ layer: Layer, path: String, input: String, into builder: inout ONNXGraphBuilder) throws -> String {
+        let name = path.isEmpty ? layer.typeName : path
+        switch layer {
+        case let quanted as ConvertibleQuantedLayer:
+            return try emitQuanted(quanted, path: path, input: input, into: &builder)
+        case let convolution as Conv2D:
+            let weight = builder.constant(name + ".weight", floats: convolution.weight.scalars, shape: convolution.weight.shape)
+            let bias = convolution.bias.map { builder.constant(name + ".bias", floats: $0.scalars, shape: $0.shape) }
+            return convolutionNode(input: input, weight: weight, bias: bias, geometry: convolution.geometry, kernel: convolution.kernelSize,
+                                   groups: convolution.groups, name: name, into: &builder)
+        case let linear as Linear:
+            let weight = linear.parameter("weight")
+            let weightName = builder.constant(name + ".weight", floats: weight.scalars, shape: weight.shape)
+            return linearNodes(input: input, weight: weightName, bias: linear.parameters["bias"], name: name, into: &builder)
+        case let norm as BatchNorm2D:
+            let inputs = [input] + ["weight", "bias"].map { builder.constant(name + "." + $0, floats: norm.parameter($0).scalars, shape: [norm.channels]) }
+                + ["_mean", "_variance"].map { builder.constant(name + "." + $0, floats: norm.buffer($0).scalars, shape: [norm.channels]) }
+            return builder.node("BatchNormalization", inputs, name: name, attributes: [ONNXAttribute.float("epsilon", norm.epsilon)])
+        case let norm as LayerNorm:
+            builder.require(opset: 17)
+            let inputs = [input] + ["weight", "bias"].compactMap { key in
+                norm.parameters[key].map { builder.constant(name + "." + key, floats: $0.scalars, shape: $0.shape) }
+            }
+            return builder.node("LayerNormalization", inputs, name: name,
+                                attributes: [ONNXAttribute.int("axis", -1), ONNXAttribute.float("epsilon", norm.epsilon)])
+        case is ReLU6:
+            let low = builder.constant(name + ".min", floats: [0], shape: []), high = builder.constant(name + ".max", floats: [6], shape: [])
+            return builder.node("Clip", [input, low, high], name: name)
+        case is ReLU:
+            return builder.node("Relu", [input], name: name)
+        case is GELU:
+            // 0.5 · x · (1 + erf(x / √2)), as ShardTensor's gelu (opset 20's Gelu is avoided for older runtimes).
+            let scaled = builder.node("Mul", [input, builder.constant(name + ".inverse_sqrt2", floats: [0.70710678118654752440], shape: [])], name: name + ".scaled")
+            let erf = builder.node("Erf", [scaled], name: name + ".erf")
+            let shifted = builder.node("Add", [erf, builder.constant(name + ".one", floats: [1], shape: [])], name: name + ".shifted")
+            let product = builder.node("Mul", [input, shifted], name: name + ".product")
+            return builder.node("Mul", [product, builder.constant(name + ".half", floats: [0.5], shape: [])], name: name)
+        case let pool as AdaptiveAvgPool2D where pool.outputSize == (1, 1):
+            return builder.node("GlobalAveragePool", [input], name: name)
+        case let flatten as Flatten:
+            return builder.node("Flatten", [input], name: name, attributes: [ONNXAttribute.int("axis", flatten.startAxis)])
+        case is Dropout:
+            return input
+        case let embedding as Embedding:
+            let table = embedding.parameter("weight")
+            return builder.node("Gather", [builder.constant(name + ".weight", floats: table.scalars, shape: table.shape), input], name: name)
+        case is Sequential, is DepthwiseSeparable:
+            var x = input
+            for (child, sublayer) in layer.sublayers {
+                x = try emit(sublayer, path: path.isEmpty ? child : path + "." + child, input: x, into: &builder)
+            }
+            return x
+        default:
+            throw ONNXExportError.unsupportedLayer(path: path, type: layer.typeName)
+        }
+    }
+
+    /// A converted quantized layer: QDQ on the input, DequantizeLinear on the Int8 weight, then the
+    /// float layer's operator.
+    static func emitQuanted(_ layer: ConvertibleQuantedLayer, path: String, input: String, into builder: inout ONNXGraphBuilder) throws -> String {
+        guard layer.weightQuanter == nil, !(layer.activationQuanter is BaseQuanter) else { throw ONNXExportError.notConverted(path: path) }
+        var x = input
+        if let activation = layer.activationQuanter as? LinearQuanterDequanter {
+            x = quantizeDequantize(x, activation, name: path + ".activation_quanter", into: &builder)
+        }
+        let isLinear = QuantizedCheckpoint.isLinearLike(layer)
+        let weightName: String
+        if let weight = layer.quantizedWeight {
+            weightName = dequantizedWeight(weight, name: path + ".weight", into: &builder)
+        } else {
+            let weight = layer.parameter("weight")
+            weightName = builder.constant(path + ".weight", floats: weight.scalars, shape: weight.shape)
+        }
+        if isLinear {
+            return linearNodes(input: x, weight: weightName, bias: layer.parameters["bias"], name: path, into: &builder)
+        }
+        guard let convolution = layer as? QuantedConv2D else { throw ONNXExportError.unsupportedLayer(path: path, type: layer.typeName) }
+        let shape = layer.quantizedWeight?.shape ?? layer.parameter("weight").shape
+        let bias = layer.parameters["bias"].map { builder.constant(path + ".bias", floats: $0.scalars, shape: $0.shape) }
+        return convolutionNode(input: x, weight: weightName, bias: bias, geometry: convolution.geometry, kernel: (shape[2], shape[3]),
+                               groups: convolution.groups, name: path, into: &builder)
+    }
+
+    /// `QuantizeLinear → [Clip] → DequantizeLinear` with the per-tensor step and zero point.
+    static func quantizeDequantize(_ input: String, _ quantizer: LinearQuanterDequanter, name: String, into builder: inout ONNXGraphBuilder) -> String {
+        let qmax = Float((1 << (quantizer.bits - 1)) - 1)
+        let step = quantizer.zeroPoints == nil ? quantizer.thresholds[0] / qmax : quantizer.thresholds[0]
+        let zero = Int8(quantizer.zeroPoints?[0] ?? 0)
+        let scale = builder.constant(name + ".scale", floats: [step], shape: [])
+        let zeroPoint = builder.constant(name + ".zero_point", int8s: [zero], shape: [])
+        var quantized = builder.node("QuantizeLinear", [input, scale, zeroPoint], name: name + ".quantized")
+        if quantizer.bits < 8 {
+            let low = builder.constant(name + ".min", int8s: [Int8(-qmax - 1)], shape: [])
+            let high = builder.constant(name + ".max", int8s: [Int8(qmax)], shape: [])
+            quantized = builder.node("Clip", [quantized, low, high], name: name + ".clipped")
+        }
+        return builder.node("DequantizeLinear", [quantized, scale, zeroPoint], name: name)
+    }
+
+    /// An Int8 (or INT4) weight initializer and its `DequantizeLinear` with steps `T / qmax`.
+    static func dequantizedWeight(_ weight: QuantizedTensor, name: String, into builder: inout ONNXGraphBuilder) -> String {
+        let int4 = weight.bits == 4
+        let qmax = Float(weight.quantMaximum)
+        let steps = weight.thresholds.map { $0 / qmax }
+        let values = builder.constant(name + ".quantized", int8s: weight.values, shape: weight.shape, int4: int4)
+        let stepShape = weight.axis == -1 ? [] : [steps.count]
+        let scale = builder.constant(name + ".scale", floats: steps, shape: stepShape)
+        let zeroPoint = builder.constant(name + ".zero_point", int8s: [Int8](repeating: 0, count: steps.count), shape: stepShape, int4: int4)
+        let attributes = weight.axis == -1 ? [] : [ONNXAttribute.int("axis", weight.axis)]
+        return builder.node("DequantizeLinear", [values, scale, zeroPoint], name: name, attributes: attributes)
+    }
+
+    static func linearNodes(input: String, weight: String, bias: Tensor?, name: String, into builder: inout ONNXGraphBuilder) -> String {
+        let product = builder.node("MatMul", [input, weight], name: bias == nil ? name : name + ".matmul")
+        guard let bias else { return product }
+        return builder.node("Add", [product, builder.constant(name + ".bias", floats: bias.scalars, shape: bias.shape)], name: name)
+    }
+
+    static func convolutionNode(input: String, weight: String, bias: String?, geometry: ConvolutionGeometry, kernel: (height: Int, width: Int),
+                                groups: Int, name: String, into builder: inout ONNXGraphBuilder) -> String {
+        builder.node("Conv", [input, weight] + (bias.map { [$0] } ?? []), name: name, attributes: [
+            ONNXAttribute.ints("kernel_shape", [kernel.height, kernel.width]),
+            ONNXAttribute.ints("strides", [geometry.stride.height, geometry.stride.width]),
+            ONNXAttribute.ints("pads", [geometry.padding.height, geometry.padding.width, geometry.padding.height, geometry.padding.width]),
+            ONNXAttribute.ints("dilations", [geometry.dilation.height, geometry.dilation.width]),
+            ONNXAttribute.int("group", groups),
+        ])
+    }
+
+    // MARK: - GPT
+
+    static func emitGPT(_ network: GPT, input: String, into builder: inout ONNXGraphBuilder) throws -> String {
+        builder.require(opset: 17)
+        let c = network.configuration
+        let embeddings = network[sublayer: "embeddings"]
+        let word = try emit(embeddings[sublayer: "word"], path: "embeddings.word", input: input, into: &builder)
+        // Positions 0..<S: the first S rows of the position table, S read from the input's shape.
+        let sequence = builder.node("Shape", [input], name: "sequence_length", attributes: [ONNXAttribute.int("start", 1), ONNXAttribute.int("end", 2)])
+        let zero = builder.constant("zero", int64s: [0], shape: [1])
+        let table = embeddings[sublayer: "position"].parameter("weight")
+        let positionTable = builder.constant("embeddings.position.weight", floats: table.scalars, shape: table.shape)
+        let positions = builder.node("Slice", [positionTable, zero, sequence, zero], name: "embeddings.position")
+        var x = builder.node("Add", [word, positions], name: "embeddings")
+        // Causal mask: 0 on and below the diagonal, −∞ above, cut to [S, S].
+        var mask = [Float](repeating: 0, count: c.maxSequence * c.maxSequence)
+        for i in 0..<c.maxSequence { for j in (i + 1)..<max(c.maxSequence, i + 1) { mask[i * c.maxSequence + j] = -.infinity } }
+        let fullMask = builder.constant("causal_mask.full", floats: mask, shape: [c.maxSequence, c.maxSequence])
+        let ends = builder.node("Concat", [sequence, sequence], name: "causal_mask.ends", attributes: [ONNXAttribute.int("axis", 0)])
+        let zeros = builder.constant("causal_mask.starts", int64s: [0, 0], shape: [2])
+        let causalMask = builder.node("Slice", [fullMask, zeros, ends], name: "causal_mask")
+        for (index, block) in network[sublayer: "blocks"].sublayers {
+            let prefix = "blocks.\(index)"
+            let normalized1 = try emit(block[sublayer: "norm1"], path: prefix + ".norm1", input: x, into: &builder)
+            guard let attention = block[sublayer: "attention"] as? MultiHeadAttention else {
+                throw ONNXExportError.unsupportedLayer(path: prefix + ".attention", type: block[sublayer: "attention"].typeName)
+            }
+            let attended = try emitAttention(attention, path: prefix + ".attention", input: normalized1, mask: causalMask, into: &builder)
+            x = builder.node("Add", [x, attended], name: prefix + ".residual1")
+            let normalized2 = try emit(block[sublayer: "norm2"], path: prefix + ".norm2", input: x, into: &builder)
+            let fed = try emit(block[sublayer: "ffn"], path: prefix + ".ffn", input: normalized2, into: &builder)
+            x = builder.node("Add", [x, fed], name: prefix + ".residual2")
+        }
+        x = try emit(network[sublayer: "norm"], path: "norm", input: x, into: &builder)
+        return try emit(network[sublayer: "head"], path: "head", input: x, into: &builder)
+    }
+
+    static func emitAttention(_ attention: MultiHeadAttention, path: String, input: String, mask: String, into builder: inout ONNXGraphBuilder) throws -> String {
+        let (heads, width) = (attention.headCount, attention.headDimension)
+        let splitShape = builder.constant(path + ".split_shape", int64s: [0, 0, Int64(heads), Int64(width)], shape: [4])
+        func projected(_ name: String, permutation: [Int]) throws -> String {
+            let value = try emit(attention[sublayer: name], path: path + "." + name, input: input, into: &builder)
+            let split = builder.node("Reshape", [value, splitShape], name: path + "." + name + ".heads")
+            return builder.node("Transpose", [split], name: path + "." + name + ".transposed", attributes: [ONNXAttribute.ints("perm", permutation)])
+        }
+        let query = try projected("query", permutation: [0, 2, 1, 3])      // [B, h, S, d]
+        let key = try projected("key", permutation: [0, 2, 3, 1])          // [B, h, d, S]
+        let value = try projected("value", permutation: [0, 2, 1, 3])      // [B, h, S, d]
+        let scores = builder.node("MatMul", [query, key], name: path + ".scores")
+        let scale = builder.constant(path + ".scale", floats: [1 / Float(width).squareRoot()], shape: [])
+        var logits = builder.node("Mul", [scores, scale], name: path + ".scaled_scores")
+        if attention.isCausal { logits = builder.node("Add", [logits, mask], name: path + ".masked_scores") }
+        let weights = builder.node("Softmax", [logits], name: path + ".weights", attributes: [ONNXAttribute.int("axis", -1)])
+        let context = builder.node("MatMul", [weights, value], name: path + ".context")
+        let merged = builder.node("Transpose", [context], name: path + ".context_transposed", attributes: [ONNXAttribute.ints("perm", [0, 2, 1, 3])])
+        let mergedShape = builder.constant(path + ".merged_shape", int64s: [0, 0, Int64(heads * width)], shape: [3])
+        let flat = builder.node("Reshape", [merged, mergedShape], name: path + ".merged")
+        return try emit(attention[sublayer: "output"], path: path + ".output", input: flat, into: &builder)
+    }
+}

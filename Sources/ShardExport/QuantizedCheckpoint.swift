@@ -1,0 +1,263 @@
+import Foundation
+import ShardDistributed
+import ShardNN
+import ShardQuant
+import ShardTensor
+
+/// How a checkpoint tensor is split over tensor-parallel ranks, in the file's layout.
+public enum TensorSharding: Equatable, Sendable {
+    /// Every rank holds the whole tensor.
+    case replicated
+    /// Rank r holds the r-th of T equal slices along `axis`.
+    case split(axis: Int)
+}
+
+/// One named tensor of a checkpoint: raw little-endian bytes with their type, shape and sharding.
+public struct CheckpointTensor: Equatable, Sendable {
+    public var name: String
+    public var scalarType: ScalarType
+    public var shape: [Int]
+    public var bytes: Data
+    public var sharding: TensorSharding
+
+    public init(name: String, scalarType: ScalarType, shape: [Int], bytes: Data, sharding: TensorSharding = .replicated) {
+        precondition(bytes.count == Tensor.elementCount(of: shape) * scalarType.byteWidth, "\(name): \(bytes.count) bytes for \(scalarType) \(shape)")
+        self.name = name
+        self.scalarType = scalarType
+        self.shape = shape
+        self.bytes = bytes
+        self.sharding = sharding
+    }
+
+    /// A Float32 tensor.
+    public init(name: String, _ tensor: Tensor, sharding: TensorSharding = .replicated) {
+        self.init(name: name, scalarType: .float32, shape: tensor.shape,
+                  bytes: tensor.scalars.map { $0.bitPattern.littleEndian }.withUnsafeBytes { Data($0) }, sharding: sharding)
+    }
+
+    /// The values as Float32 (any stored type).
+    public var floatValues: [Float] {
+        let width = scalarType.byteWidth
+        return bytes.withUnsafeBytes { raw in
+            (0..<(raw.count / width)).map { index -> Float in
+                switch scalarType {
+                case .int8: return Float(raw.load(fromByteOffset: index, as: Int8.self))
+                case .uint8: return Float(raw.load(fromByteOffset: index, as: UInt8.self))
+                default:
+                    return Float(bitPattern: raw.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self).littleEndian)
+                }
+            }
+        }
+    }
+
+    /// Slice `index` of `count` equal slices along `axis` (bytes copied, row-major).
+    func slice(_ index: Int, of count: Int, axis: Int) -> CheckpointTensor {
+        let (outer, extent, inner) = CheckpointTensor.layout(shape, axis: axis)
+        let part = extent / count
+        let width = scalarType.byteWidth
+        var result = Data(capacity: bytes.count / count)
+        bytes.withUnsafeBytes { raw in
+            for o in 0..<outer {
+                let start = ((o * extent) + index * part) * inner * width
+                result.append(raw.baseAddress!.advanced(by: start).assumingMemoryBound(to: UInt8.self), count: part * inner * width)
+            }
+        }
+        var shape = self.shape
+        shape[axis] = part
+        return CheckpointTensor(name: name, scalarType: scalarType, shape: shape, bytes: result, sharding: sharding)
+    }
+
+    /// Concatenates equal-shaped slices along `axis` (the inverse of ``slice(_:of:axis:)``).
+    static func concatenate(_ pieces: [CheckpointTensor], axis: Int) -> CheckpointTensor {
+        let first = pieces[0]
+        let (outer, extent, inner) = layout(first.shape, axis: axis)
+        let chunk = extent * inner * first.scalarType.byteWidth
+        var result = Data(capacity: first.bytes.count * pieces.count)
+        for o in 0..<outer {
+            for piece in pieces {
+                result.append(piece.bytes[piece.bytes.startIndex + o * chunk ..< piece.bytes.startIndex + (o + 1) * chunk])
+            }
+        }
+        var shape = first.shape
+        shape[axis] = extent * pieces.count
+        return CheckpointTensor(name: first.name, scalarType: first.scalarType, shape: shape, bytes: result, sharding: first.sharding)
+    }
+
+    static func layout(_ shape: [Int], axis: Int) -> (outer: Int, extent: Int, inner: Int) {
+        (shape[..<axis].reduce(1, *), shape[axis], shape[(axis + 1)...].reduce(1, *))
+    }
+}
+
+/// Why a checkpoint cannot be made, split, read or installed. Every case names the tensor or layer.
+public enum CheckpointError: Error, CustomStringConvertible, Equatable {
+    /// A quantized layer still holds its observers: run `PTQ.convert` first.
+    case notConverted(layer: String)
+    /// A tensor that the model needs is not in the file.
+    case missingTensor(file: String, tensor: String)
+    /// A tensor in the file that the model does not have.
+    case unexpectedTensor(file: String, tensor: String)
+    /// A tensor whose shape or type differs from the model's.
+    case mismatch(file: String, tensor: String, expected: String, actual: String)
+    /// A sharded tensor whose axis the number of ranks does not divide.
+    case indivisible(tensor: String, extent: Int, ranks: Int)
+    /// A layer of the model that scales.json does not describe, or the other way round.
+    case scalesMismatch(layer: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .notConverted(let layer): return "layer '\(layer)' is not converted; run PTQ.convert before exporting"
+        case .missingTensor(let file, let tensor): return "\(file): tensor '\(tensor)' is missing"
+        case .unexpectedTensor(let file, let tensor): return "\(file): tensor '\(tensor)' does not belong to the model"
+        case .mismatch(let file, let tensor, let expected, let actual): return "\(file): tensor '\(tensor)' is \(actual), expected \(expected)"
+        case .indivisible(let tensor, let extent, let ranks): return "tensor '\(tensor)': \(extent) cannot be split over \(ranks) ranks"
+        case .scalesMismatch(let layer, let reason): return "layer '\(layer)': \(reason)"
+        }
+    }
+}
+
+/// A converted model as named tensors in the compressed-tensors layout (DESIGN.md §6):
+///
+/// - a quantized Linear-like layer `P` (Linear, ColumnParallelLinear, RowParallelLinear) stores
+///   `P.weight` as Int8 `[out, in]` (ShardQuant's `[in, out]` transposed), `P.weight_scale` Float32
+///   `[out, 1]` per channel or `[1]` per tensor, `P.input_scale` Float32 `[1]`, `P.input_zero_point`
+///   Int8 `[1]` when the input quantizer is asymmetric, and `P.bias`;
+/// - a quantized Conv2D keeps its weight layout `[out, in/groups, kh, kw]` as Int8 with
+///   `weight_scale` `[out, 1]`;
+/// - everything else is Float32 under its state-dict name (plain Linear weights also `[out, in]`).
+///
+/// Scales are steps: `weight_scale = T / qmax` and `input_scale = T / qmax` for the tensor's own
+/// bit width (an asymmetric input's step as observed). Each tensor also records its tensor-parallel
+/// sharding in the file's layout: column-parallel weights, biases and per-channel scales split on
+/// axis 0, row-parallel weights on axis 1, everything else replicated.
+public struct QuantizedCheckpoint: Equatable, Sendable {
+    public var tensors: [CheckpointTensor]
+    /// The safetensors `__metadata__`.
+    public var metadata: [String: String]
+
+    public init(tensors: [CheckpointTensor], metadata: [String: String] = ["format": "pt"]) {
+        self.tensors = tensors
+        self.metadata = metadata
+    }
+
+    /// The tensor called `name`.
+    public subscript(name: String) -> CheckpointTensor? { tensors.first { $0.name == name } }
+
+    /// Whether `layer` computes `x · W` with a `[in, out]` weight (exported `[out, in]`).
+    public static func isLinearLike(_ layer: Layer) -> Bool {
+        let linearTypes: Set<String> = ["Linear", "ColumnParallelLinear", "RowParallelLinear"]
+        if let quanted = layer as? ConvertibleQuantedLayer { return linearTypes.contains(quanted.sourceTypeName) }
+        return linearTypes.contains(layer.typeName)
+    }
+
+    /// This rank's own tensors of a converted model (its shards of the parallel layers).
+    /// - Throws: ``CheckpointError/notConverted(layer:)`` when a quantized layer still observes.
+    public static func local(of model: Layer) throws(CheckpointError) -> QuantizedCheckpoint {
+        var tensors: [CheckpointTensor] = []
+        for (path, layer) in [("", model)] + model.namedSublayers() {
+            let prefix = path.isEmpty ? "" : path + "."
+            let isColumn = layer is ColumnParallelLinear || layer is QuantizedColumnParallelLinear
+            let isRow = layer is RowParallelLinear || layer is QuantizedRowParallelLinear
+            let linear = isLinearLike(layer)
+            func sharding(_ name: String) -> TensorSharding {
+                if isColumn { return .split(axis: 0) }
+                if isRow && name == "weight" { return .split(axis: 1) }
+                return .replicated
+            }
+            if let quanted = layer as? ConvertibleQuantedLayer {
+                if quanted.weightQuanter != nil || quanted.activationQuanter is BaseQuanter {
+                    throw CheckpointError.notConverted(layer: path)
+                }
+                if let weight = quanted.quantizedWeight {
+                    let values = linear ? transposedBytes(weight.values, shape: weight.shape) : weight.values
+                    let shape = linear ? [weight.shape[1], weight.shape[0]] : weight.shape
+                    tensors.append(CheckpointTensor(name: prefix + "weight", scalarType: .int8, shape: shape,
+                                                    bytes: Data(values.map { UInt8(bitPattern: $0) }), sharding: sharding("weight")))
+                    let qmax = Float(weight.quantMaximum)
+                    let steps = Tensor(shape: weight.axis == -1 ? [1] : [weight.thresholds.count, 1], scalars: weight.thresholds.map { $0 / qmax })
+                    tensors.append(CheckpointTensor(name: prefix + "weight_scale", steps,
+                                                    sharding: weight.axis == -1 ? .replicated : sharding("weight_scale")))
+                }
+                if let activation = quanted.activationQuanter as? LinearQuanterDequanter {
+                    let qmax = Float((1 << (activation.bits - 1)) - 1)
+                    let steps = activation.zeroPoints == nil ? activation.thresholds.map { $0 / qmax } : activation.thresholds
+                    tensors.append(CheckpointTensor(name: prefix + "input_scale", Tensor(shape: [steps.count], scalars: steps)))
+                    if let zeroPoints = activation.zeroPoints {
+                        tensors.append(CheckpointTensor(name: prefix + "input_zero_point", scalarType: .int8, shape: [zeroPoints.count],
+                                                        bytes: Data(zeroPoints.map { UInt8(bitPattern: Int8($0)) })))
+                    }
+                }
+            }
+            for (name, value) in Array(layer.parameters.elements) + Array(layer.buffers.elements) {
+                if linear && name == "weight" {
+                    tensors.append(CheckpointTensor(name: prefix + name, value.transposed(), sharding: sharding(name)))
+                } else {
+                    tensors.append(CheckpointTensor(name: prefix + name, value, sharding: sharding(name)))
+                }
+            }
+        }
+        return QuantizedCheckpoint(tensors: tensors)
+    }
+
+    /// The whole model's checkpoint, the same on every rank of the tensor-parallel group: each
+    /// sharded tensor's slices are gathered and concatenated in rank order (a collective).
+    public static func assembled(of model: Layer, groups: ProcessGroups) throws -> QuantizedCheckpoint {
+        var checkpoint = try local(of: model)
+        let group = groups.tensorParallel
+        guard group.size > 1 else { return checkpoint }
+        for index in checkpoint.tensors.indices {
+            let tensor = checkpoint.tensors[index]
+            guard case .split(let axis) = tensor.sharding else { continue }
+            let pieces = try group.allGather(bytes: [UInt8](tensor.bytes)).map {
+                CheckpointTensor(name: tensor.name, scalarType: tensor.scalarType, shape: tensor.shape, bytes: Data($0), sharding: tensor.sharding)
+            }
+            checkpoint.tensors[index] = CheckpointTensor.concatenate(pieces, axis: axis)
+        }
+        return checkpoint
+    }
+
+    /// The checkpoint split for `count` tensor-parallel ranks: element r is rank r's file.
+    /// - Throws: ``CheckpointError/indivisible(tensor:extent:ranks:)``.
+    public func shards(count: Int) throws(CheckpointError) -> [QuantizedCheckpoint] {
+        var result = [QuantizedCheckpoint](repeating: QuantizedCheckpoint(tensors: [], metadata: metadata), count: count)
+        for tensor in tensors {
+            switch tensor.sharding {
+            case .replicated:
+                for rank in 0..<count { result[rank].tensors.append(tensor) }
+            case .split(let axis):
+                guard tensor.shape[axis] % count == 0 else {
+                    throw CheckpointError.indivisible(tensor: tensor.name, extent: tensor.shape[axis], ranks: count)
+                }
+                for rank in 0..<count { result[rank].tensors.append(tensor.slice(rank, of: count, axis: axis)) }
+            }
+        }
+        return result
+    }
+
+    /// The safetensors file (the reference writer's layout, so equal checkpoints give equal bytes).
+    public func safetensors() -> Data {
+        var writer = SafetensorsWriter()
+        writer.metadata = metadata
+        for tensor in tensors { writer.add(tensor.name, rawBytes: tensor.bytes, scalarType: tensor.scalarType, shape: tensor.shape) }
+        return writer.serialized()
+    }
+
+    /// Reads a checkpoint file; shardings are unknown in a plain file and read as replicated.
+    public static func read(_ url: URL) throws -> QuantizedCheckpoint {
+        let file = try SafetensorsFile(contentsOf: url)
+        var tensors: [CheckpointTensor] = []
+        for entry in file.entries {
+            tensors.append(CheckpointTensor(name: entry.name, scalarType: entry.scalarType, shape: entry.shape, bytes: try file.bytes(entry.name)))
+        }
+        return QuantizedCheckpoint(tensors: tensors, metadata: file.metadata)
+    }
+}
+
+/// `[rows, columns]` row-major → `[columns, rows]`.
+func transposedBytes<T>(_ values: [T], shape: [Int]) -> [T] {
+    precondition(shape.count == 2, "transpose needs a matrix, got \(shape)")
+    let (rows, columns) = (shape[0], shape[1])
+    guard rows * columns > 0 else { return values }
+    var result = values
+    for r in 0..<rows { for c in 0..<columns { result[c * rows + r] = values[r * columns + c] } }
+    return result
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import ShardExport
+import ShardQuant
+
+/// `shardquant export …`: work on an existing output folder without recalibrating.
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Work on the exported files of a calibrate output folder.",
+        subcommands: [Reshard.self])
+
+    /// `shardquant export reshard --from DIR --tp T2 --out DIR2`.
+    struct Reshard: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Copy an output folder with its shards/ (and per-rank PaddleNLP files) split for another tensor-parallel degree.")
+
+        @Option(name: .customLong("from"), help: "The output folder to read (its shards/manifest.json and files).")
+        var source: String
+
+        @Option(help: "The new tensor-parallel degree.")
+        var tp: Int
+
+        @Option(help: "The new output folder.")
+        var out: String
+
+        @Flag(help: "Replace an existing --out folder.")
+        var overwrite = false
+
+        func validate() throws {
+            guard tp > 0 else { throw ValidationError("--tp must be positive, got \(tp)") }
+        }
+
+        func run() throws {
+            let from = URL(fileURLWithPath: source)
+            let checkpoint = try ShardManifest.assemble(folder: from.appendingPathComponent("shards"))
+            let folder = try OutputFolder(URL(fileURLWithPath: out), overwrite: overwrite)
+            let fileManager = FileManager.default
+            let perRank = try NSRegularExpression(pattern: "^(weight|act)_scales_[0-9]+\\.json$")
+            for name in try fileManager.contentsOfDirectory(atPath: from.path).sorted() where name != "shards" {
+                let range = NSRange(name.startIndex..., in: name)
+                if perRank.firstMatch(in: name, range: range) != nil { continue }
+                try fileManager.copyItem(at: from.appendingPathComponent(name), to: folder.file(name))
+            }
+            try ShardManifest.write(checkpoint, count: tp, to: folder.file("shards"))
+            if fileManager.fileExists(atPath: from.appendingPathComponent("weight_scales.json").path) {
+                let scales = try ScalesFile.read(from.appendingPathComponent("scales.json"))
+                let layers = scales.layers.sorted { $0.key < $1.key }.map {
+                    LayerScales(path: $0.key, type: $0.value.type, activation: $0.value.activation, weight: $0.value.weight)
+                }
+                for (name, object) in try PaddleNLPScales.files(for: layers, tensorParallel: tp) where name.contains("_scales_") {
+                    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+                    try data.write(to: folder.file(name))
+                }
+            }
+            try folder.commit()
+            print("wrote \(folder.destination.path) with shards for T=\(tp)")
+        }
+    }
+}

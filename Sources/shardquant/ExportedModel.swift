@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import ShardDistributed
+import ShardExport
+import ShardModels
+import ShardQuant
+import ShardTensor
+
+/// What `infer`, `export` and `calibrate` share about an output folder: rebuilding its converted
+/// model (single process) from `shardquant.json`, `scales.json` and `model.safetensors`, and
+/// writing every export format into a folder.
+enum ExportedModel {
+    /// The model options recorded in `shardquant.json`'s `model` object.
+    static func options(from provenance: URL) throws -> (ModelOptions, seed: UInt64) {
+        let data: Data
+        do { data = try Data(contentsOf: provenance) } catch {
+            throw ValidationError("\(provenance.path): cannot be read: \(error.localizedDescription)")
+        }
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+              let model = object["model"] as? [String: String], let preset = model["preset"] else {
+            throw ValidationError("\(provenance.path): not a shardquant.json (needs a \"model\" object with \"preset\")")
+        }
+        var arguments = ["--model", preset]
+        let flags = ["hidden": "--hidden", "heads": "--heads", "layers": "--layers", "ffn": "--ffn", "vocab": "--vocab", "seq": "--seq",
+                     "scale": "--scale", "image_size": "--image-size"]
+        for (key, flag) in flags.sorted(by: { $0.key < $1.key }) { if let value = model[key] { arguments += [flag, value] } }
+        do {
+            return (try ModelOptions.parse(arguments), UInt64(model["seed"] ?? "0") ?? 0)
+        } catch {
+            throw ValidationError("\(provenance.path): model \(model) cannot be rebuilt: \(ModelOptions.message(for: error))")
+        }
+    }
+
+    /// The converted single-process model that `checkpoint` and `scales` describe.
+    static func rebuild(options: ModelOptions, seed: UInt64, scales: ScalesFile, checkpoint: QuantizedCheckpoint, file: String) throws -> Layer {
+        var plain = options
+        plain.weights = nil  // every weight comes from the checkpoint
+        let network = try plain.build(seed: seed)
+        let config = QuantConfig(activation: nil, weight: nil)
+        config.addQATLayerMapping(ColumnParallelLinear.self, QuantizedColumnParallelLinear.self)
+        config.addQATLayerMapping(RowParallelLinear.self, QuantizedRowParallelLinear.self)
+        for (path, layer) in scales.layers.sorted(by: { $0.key < $1.key }) {
+            let activation = try layer.activation.map { try ObserverRegistry.factory(named: "abs_max", bits: $0.bits) }
+            let weight = try layer.weight.map { try ObserverRegistry.factory(named: $0.axis == -1 ? "abs_max" : "abs_max_channel_wise", bits: $0.bits) }
+            config.addNameConfig(path, activation: activation, weight: weight)
+        }
+        let quantized = try PTQ(config).quantize(network, inplace: true)
+        try checkpoint.install(into: quantized, scales: scales, file: file)
+        quantized.eval()
+        return quantized
+    }
+
+    /// Reads an output folder's converted model.
+    static func load(folder: URL) throws -> (model: Layer, options: ModelOptions) {
+        let (options, seed) = try self.options(from: folder.appendingPathComponent("shardquant.json"))
+        let scales: ScalesFile
+        do { scales = try ScalesFile.read(folder.appendingPathComponent("scales.json")) } catch {
+            throw ValidationError("\(folder.appendingPathComponent("scales.json").path): \(error)")
+        }
+        let file = folder.appendingPathComponent("model.safetensors")
+        let checkpoint = try QuantizedCheckpoint.read(file)
+        return (try rebuild(options: options, seed: seed, scales: scales, checkpoint: checkpoint, file: file.path), options)
+    }
+
+    /// Writes the checkpoint formats into `folder`: `model.safetensors` + `config.json`
+    /// (compressed-tensors), `shards/` for `tensorParallel` ranks, and `model.onnx` from `converted`
+    /// (the single-process model rebuilt from the checkpoint). Returns the seconds each took.
+    static func write(checkpoint: QuantizedCheckpoint, layers: [LayerScales], converted: Layer, options: ModelOptions,
+                      tensorParallel: Int, to folder: URL) throws -> [String: Double] {
+        var seconds: [String: Double] = [:]
+        func timed(_ name: String, _ body: () throws -> Void) rethrows {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            seconds[name] = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        try timed("safetensors") {
+            try AtomicFile.write(checkpoint.safetensors(), to: folder.appendingPathComponent("model.safetensors"))
+            let quantizable = converted.namedSublayers().filter { ["Linear", "Conv2D"].contains($0.layer.typeName) }
+            let floatLayers = quantizable.map { (path: $0.path, type: $0.layer.typeName) }
+            try AtomicFile.write(CompressedTensorsConfig.configFile(model: options.configDescription, layers: layers, floatLayers: floatLayers),
+                                 to: folder.appendingPathComponent("config.json"))
+        }
+        try timed("shards") {
+            try ShardManifest.write(checkpoint, count: tensorParallel, to: folder.appendingPathComponent("shards"))
+        }
+        try timed("onnx") {
+            let onnx = try ONNXExporter.export(converted, producerVersion: ShardQuantCommand.configuration.version)
+            try AtomicFile.write(onnx, to: folder.appendingPathComponent("model.onnx"))
+        }
+        return seconds
+    }
+}
+
+extension ModelOptions {
+    /// The model part of `config.json`.
+    var configDescription: [String: Any] {
+        ModelPreset(rawValue: model)! == .gpt
+            ? ["architectures": ["ShardQuantGPT"], "model_type": "shardquant_gpt", "hidden_size": hidden, "num_attention_heads": heads,
+               "num_hidden_layers": layers, "intermediate_size": ffn, "vocab_size": vocab, "max_position_embeddings": seq,
+               "hidden_act": "gelu", "layer_norm_eps": 1e-5]
+            : ["architectures": ["MobileNetV1"], "model_type": "mobilenet_v1", "scale": Double(scale), "num_classes": 1000,
+               "image_size": imageSize]
+    }
+}
+
+extension ExportedModel {
+    /// Refuses inputs the rebuilt model cannot take, naming the file.
+    static func checkInput(_ x: Tensor, of network: Layer, file: String) throws {
+        if let gpt = network as? GPT {
+            let c = gpt.configuration
+            guard x.rank == 2, x.shape[1] >= 1, x.shape[1] <= c.maxSequence else {
+                throw ValidationError("\(file): GPT input must be token ids [batch, sequence ≤ \(c.maxSequence)], got \(x.shape)")
+            }
+            if let bad = x.scalars.first(where: { $0 != $0.rounded() || $0 < 0 || $0 >= Float(c.vocabulary) }) {
+                throw ValidationError("\(file): token id \(bad) is not an integer in 0..<\(c.vocabulary)")
+            }
+        } else if network is MobileNetV1 {
+            guard x.rank == 4, x.shape[1] == 3, x.shape[2] >= 32, x.shape[3] >= 32 else {
+                throw ValidationError("\(file): MobileNetV1 input must be images [batch, 3, height ≥ 32, width ≥ 32], got \(x.shape)")
+            }
+        }
+        guard x.count > 0 else { throw ValidationError("\(file): empty input") }
+    }
+}
