@@ -9,11 +9,14 @@ struct ObserverTuning: ParsableArguments {
     @Option(help: "Percentile (hist).")
     var percent: Double = 0.999
 
+    @Flag(help: "Asymmetric quantization (hist only): a step and an integer zero point instead of a threshold.")
+    var asymmetric = false
+
     func validate() throws {
         guard bins > 0 else { throw ValidationError("--bins must be positive, got \(bins)") }
         guard percent > 0 && percent <= 1 else { throw ValidationError("--percent must be in (0, 1], got \(percent)") }
     }
 
     /// The registry's options.
-    var options: ObserverRegistry.Options { .init(bins: bins, percent: percent) }
+    var options: ObserverRegistry.Options { .init(bins: bins, percent: percent, symmetric: !asymmetric) }
 }
