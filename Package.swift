@@ -94,7 +94,7 @@ let package = Package(
 
         .testTarget(name: "ShardTensorTests", dependencies: ["ShardTensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardDistributedTests", dependencies: ["ShardDistributed", "ShardNN", "ShardTensor"]),
-        .testTarget(name: "ShardExportTests", dependencies: ["ShardExport", "ShardQuant"]),
+        .testTarget(name: "ShardExportTests", dependencies: ["ShardExport", "ShardQuant", "ShardModels", "ShardDistributed"]),
         .testTarget(name: "ShardNNTests", dependencies: ["ShardNN", "ShardTensor"]),
         .testTarget(name: "ShardQuantTests", dependencies: ["ShardQuant", "ShardModels", "ShardDistributed"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardModelsTests", dependencies: ["ShardModels", "ShardNN", "ShardTensor"], exclude: ["Fixtures"]),
