@@ -39,7 +39,7 @@ extension QuantizedCheckpoint {
                     let stored = try take(prefix + "weight", type: .int8, shape: fileShape)
                     let scaleShape = weightScales.axis == -1 ? [1] : [weightScales.threshold.count, 1]
                     _ = try take(prefix + "weight_scale", type: .float32, shape: scaleShape)
-                    var values = stored.bytes.map { Int8(bitPattern: $0) }
+                    var values = stored.int8Values
                     if linear { values = transposedBytes(values, shape: fileShape) }
                     guard weightScales.axis == -1 || (weightScales.axis < floatShape.count && floatShape[weightScales.axis] == weightScales.threshold.count) else {
                         throw CheckpointError.scalesMismatch(layer: path, reason: "\(weightScales.threshold.count) weight thresholds on axis \(weightScales.axis) of \(floatShape)")

@@ -43,8 +43,9 @@ public final class GPT: Layer {
     public let configuration: GPTConfiguration
 
     /// Builds the model with seeded weights. The full weights come from `seed` alone, so a
-    /// tensor-parallel factory's shards are slices of the same numbers for every degree.
-    public init(_ configuration: GPTConfiguration = .preset, seed: UInt64 = 0, factory: LinearLayerFactory = PlainLinearFactory()) {
+    /// tensor-parallel factory's shards are slices of the same numbers for every degree. With
+    /// `seeded: false` every weight is zero (cheaper, for a model whose weights are loaded next).
+    public init(_ configuration: GPTConfiguration = .preset, seed: UInt64 = 0, factory: LinearLayerFactory = PlainLinearFactory(), seeded: Bool = true) {
         self.configuration = configuration
         super.init()
         let c = configuration
@@ -55,14 +56,18 @@ public final class GPT: Layer {
 
         func linear(_ path: String, _ input: Int, _ output: Int, _ placement: LinearPlacement) -> Layer {
             let bound = 1 / Float(input).squareRoot()
+            guard seeded else { return factory.makeLinear(weight: Tensor.zeros([input, output]), bias: Tensor.zeros([output]), placement: placement) }
             let weight = Tensor.uniform([input, output], low: -bound, high: bound, generator: generator.substream(path + ".weight"))
             let bias = Tensor.uniform([output], low: -bound, high: bound, generator: generator.substream(path + ".bias"))
             return factory.makeLinear(weight: weight, bias: bias, placement: placement)
         }
 
         let embeddings = Layer.container()
-        embeddings.addSublayer("word", Embedding(vocabularySize: c.vocabulary, dimension: c.hidden, generator: generator.substream("embeddings.word")))
-        embeddings.addSublayer("position", Embedding(vocabularySize: c.maxSequence, dimension: c.hidden, generator: generator.substream("embeddings.position")))
+        func embedding(_ path: String, _ rows: Int) -> Embedding {
+            seeded ? Embedding(vocabularySize: rows, dimension: c.hidden, generator: generator.substream(path)) : Embedding(table: Tensor.zeros([rows, c.hidden]))
+        }
+        embeddings.addSublayer("word", embedding("embeddings.word", c.vocabulary))
+        embeddings.addSublayer("position", embedding("embeddings.position", c.maxSequence))
         addSublayer("embeddings", embeddings)
 
         let blocks = Layer.container()

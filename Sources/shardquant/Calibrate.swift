@@ -113,6 +113,7 @@ struct Calibrate: ParsableCommand {
         var dataBytes = Data()
         var checkpoint: QuantizedCheckpoint?
         var exportSeconds: [String: Double] = [:]
+        var writerSeconds: [String: Double] = [:]
         do {
             try checkSameJob(world)
             var prepared: (PTQ, Layer, [Tensor])?
@@ -216,9 +217,10 @@ struct Calibrate: ParsableCommand {
             let scalesFile = ScalesFile(layers: layers, tensorParallel: tp, dataParallel: dataParallel)
             let single = try ExportedModel.rebuild(options: model, seed: seed, scales: scalesFile, checkpoint: checkpoint!, file: "model.safetensors")
             exportSeconds["rebuild"] = Double(DispatchTime.now().uptimeNanoseconds - rebuildStart) / 1e9
-            let written = try ExportedModel.write(checkpoint: checkpoint!, layers: layers, converted: single, options: model,
-                                                  tensorParallel: tp, to: folder.staging)
-            exportSeconds.merge(written) { $1 }
+            let writeStart = DispatchTime.now().uptimeNanoseconds
+            writerSeconds = try ExportedModel.write(checkpoint: checkpoint!, layers: layers, converted: single, options: model,
+                                                    tensorParallel: tp, to: folder.staging)
+            exportSeconds["write"] = Double(DispatchTime.now().uptimeNanoseconds - writeStart) / 1e9
             try folder.commit()
             if !quiet {
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
@@ -238,6 +240,7 @@ struct Calibrate: ParsableCommand {
             let exportTotal = exportSeconds.values.reduce(0, +)
             let exportLine = "export: \(String(format: "%.3f", exportTotal)) s (\(String(format: "%.1f", 100 * exportTotal / Swift.max(calibrationSeconds, 1e-9))) % of calibration): "
                 + exportSeconds.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.3f", $0.value)) s" }.joined(separator: ", ")
+                + " (concurrent writers: " + writerSeconds.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.3f", $0.value)) s" }.joined(separator: ", ") + ")"
             if isRoot { FileHandle.standardError.write(Data(((lines + [exportLine]).joined(separator: "\n") + "\n").utf8)) }
         }
         try world.barrier()

@@ -35,7 +35,7 @@ enum ExportedModel {
     static func rebuild(options: ModelOptions, seed: UInt64, scales: ScalesFile, checkpoint: QuantizedCheckpoint, file: String) throws -> Layer {
         var plain = options
         plain.weights = nil  // every weight comes from the checkpoint
-        let network = try plain.build(seed: seed)
+        let network = try plain.build(seed: seed, seeded: false)
         let config = QuantConfig(activation: nil, weight: nil)
         config.addQATLayerMapping(ColumnParallelLinear.self, QuantizedColumnParallelLinear.self)
         config.addQATLayerMapping(RowParallelLinear.self, QuantizedRowParallelLinear.self)
@@ -64,31 +64,48 @@ enum ExportedModel {
 
     /// Writes the checkpoint formats into `folder`: `model.safetensors` + `config.json`
     /// (compressed-tensors), `shards/` for `tensorParallel` ranks, and `model.onnx` from `converted`
-    /// (the single-process model rebuilt from the checkpoint). Returns the seconds each took.
+    /// (the single-process model rebuilt from the checkpoint); the three writers run concurrently.
+    /// Returns the seconds each took.
     static func write(checkpoint: QuantizedCheckpoint, layers: [LayerScales], converted: Layer, options: ModelOptions,
                       tensorParallel: Int, to folder: URL) throws -> [String: Double] {
-        var seconds: [String: Double] = [:]
-        func timed(_ name: String, _ body: () throws -> Void) rethrows {
+        let quantizable = converted.namedSublayers().filter { ["Linear", "Conv2D"].contains($0.layer.typeName) }
+        let floatLayers = quantizable.map { (path: $0.path, type: $0.layer.typeName) }
+        let configData = try CompressedTensorsConfig.configFile(model: options.configDescription, layers: layers, floatLayers: floatLayers)
+        let version = ShardQuantCommand.configuration.version
+        let writers: [(String, () throws -> Void)] = [
+            ("safetensors", {
+                try AtomicFile.write(checkpoint.safetensors(), to: folder.appendingPathComponent("model.safetensors"))
+                try AtomicFile.write(configData, to: folder.appendingPathComponent("config.json"))
+            }),
+            ("shards", { try ShardManifest.write(checkpoint, count: tensorParallel, to: folder.appendingPathComponent("shards")) }),
+            ("onnx", { try AtomicFile.write(try ONNXExporter.export(converted, producerVersion: version), to: folder.appendingPathComponent("model.onnx")) }),
+        ]
+        let results = ConcurrentResults(count: writers.count)
+        let box = UncheckedBox(writers)  // each writer reads shared values only
+        DispatchQueue.concurrentPerform(iterations: writers.count) { index in
             let start = DispatchTime.now().uptimeNanoseconds
-            try body()
-            seconds[name] = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            do { try box.value[index].1() } catch { results.set(index, .failure(error)); return }
+            results.set(index, .success(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
         }
-        try timed("safetensors") {
-            try AtomicFile.write(checkpoint.safetensors(), to: folder.appendingPathComponent("model.safetensors"))
-            let quantizable = converted.namedSublayers().filter { ["Linear", "Conv2D"].contains($0.layer.typeName) }
-            let floatLayers = quantizable.map { (path: $0.path, type: $0.layer.typeName) }
-            try AtomicFile.write(CompressedTensorsConfig.configFile(model: options.configDescription, layers: layers, floatLayers: floatLayers),
-                                 to: folder.appendingPathComponent("config.json"))
-        }
-        try timed("shards") {
-            try ShardManifest.write(checkpoint, count: tensorParallel, to: folder.appendingPathComponent("shards"))
-        }
-        try timed("onnx") {
-            let onnx = try ONNXExporter.export(converted, producerVersion: ShardQuantCommand.configuration.version)
-            try AtomicFile.write(onnx, to: folder.appendingPathComponent("model.onnx"))
-        }
+        var seconds: [String: Double] = [:]
+        for (index, writer) in writers.enumerated() { seconds[writer.0] = try results.get(index) }
         return seconds
     }
+}
+
+/// Hands read-only values to concurrent workers.
+private struct UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+/// Results of concurrent writers, one slot each.
+private final class ConcurrentResults: @unchecked Sendable {
+    private var slots: [Result<Double, Error>?]
+    private let lock = NSLock()
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    func set(_ index: Int, _ result: Result<Double, Error>) { lock.withLock { slots[index] = result } }
+    func get(_ index: Int) throws -> Double { try lock.withLock { slots[index] }!.get() }
 }
 
 extension ModelOptions {

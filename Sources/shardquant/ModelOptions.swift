@@ -43,9 +43,10 @@ struct ModelOptions: ParsableArguments {
 
     /// The model in evaluation mode, with `--weights` loaded when given; the GPT preset's linear
     /// layers are column/row parallel over `group` (plain layers of degree 1 when it has one rank).
-    func build(seed: UInt64, group: Communicator = SingleProcessCommunicator()) throws -> Layer {
+    /// `seeded: false` leaves the GPT's weights zero, for a model whose weights are loaded next.
+    func build(seed: UInt64, group: Communicator = SingleProcessCommunicator(), seeded: Bool = true) throws -> Layer {
         let network: Layer = ModelPreset(rawValue: model)! == .gpt
-            ? GPT(gptConfiguration, seed: seed, factory: ParallelLinearFactory(group: group))
+            ? GPT(gptConfiguration, seed: seed, factory: ParallelLinearFactory(group: group), seeded: seeded)
             : MobileNetV1(scale: scale, seed: seed)
         if let weights { try ModelPreset.loadWeights(network, from: URL(fileURLWithPath: weights)) }
         network.eval()

@@ -41,7 +41,7 @@ struct ONNXGraphBuilder {
     /// A Float32 initializer (`shape` [] for a scalar).
     mutating func constant(_ name: String, floats: [Float], shape: [Int]) -> String {
         precondition(floats.count == Tensor.elementCount(of: shape), "\(name): \(floats.count) values for \(shape)")
-        return addInitializer(name, type: .float, shape: shape, raw: floats.map { $0.bitPattern.littleEndian }.withUnsafeBytes { Data($0) })
+        return addInitializer(name, type: .float, shape: shape, raw: littleEndianBytes(floats))
     }
 
     /// An Int64 initializer.
