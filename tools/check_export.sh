@@ -66,7 +66,7 @@ $same && pass "re-sharding T=4 → 2 → 1 → 4 gives byte-identical shard file
 cmp -s "$work/gpt_t4_2_1/shards/tp0-of-1.safetensors" "$work/gpt_t4/model.safetensors" \
   && pass "the T=1 shard assembled from T=4 → 2 → 1 equals model.safetensors byte for byte" \
   || fail "the T=1 shard differs from model.safetensors"
-add_case gpt_t4_2 tokens.npy false true  # a re-sharded folder passes every check, its PaddleNLP files split for T=2
+add_case gpt_t4_2 tokens.npy false $vnni  # a re-sharded folder passes every check, its PaddleNLP files split for T=2
 "$binary" infer --model "$work/gpt_t4_2_1_4" --input "$work/tokens.npy" --output "$work/resharded.npy"
 "$binary" infer --model "$work/gpt_t4" --input "$work/tokens.npy" --output "$work/original.npy"
 cmp -s "$work/resharded.npy" "$work/original.npy" && pass "a re-sharded folder infers the same bytes" || fail "re-sharded folder infers differently"
