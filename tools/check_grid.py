@@ -7,8 +7,9 @@ For every grid point (T, D) of DESIGN.md §8 it runs `launch/shardquant -np T·D
 (max/avg 1e-5 relative, hist/kl within one bin, mse/emd the same or the neighbouring candidate;
 weights bit-identical). With --reproducible the layers and the converted model's output on a fixed input must be
 bit-identical at every grid point (and for MobileNetV1 at D = 1 and 2). Then it injects a failure on one rank and checks that every rank exits
-non-zero, that stderr names the failing rank, and that no output folder exists; and that ranks
-started with different arguments refuse to run.
+non-zero, that stderr names the failing rank, and that no output folder exists; then kills one
+rank's process outright (no agreement sees that) and checks the same; and that ranks started with
+different arguments refuse to run.
 Prints `N passed, N failed` last; exits non-zero on any failure.
 """
 import json
@@ -131,6 +132,18 @@ with tempfile.TemporaryDirectory() as folder:
     check("rank 1: injected failure at calibration step 2" in run.stderr, f"stderr names the rank: {run.stderr[-300:]}")
     check(not os.path.exists(out), "no output folder after a failure")
 
+    check(not [n for n in os.listdir(folder) if n.startswith(".failed.")], "no staging folder left after a failure")
+
+    # A rank killed outright (no agreement can see it): the launcher ends the job; no rank is left
+    # running, stderr names the rank, nothing is written. (Generous bound: 600 s.)
+    out = os.path.join(folder, "killed")
+    run = calibrate(2, 1, "avg", "abs_max_channel_wise", out, ["--inject-failure", "1:2:kill"])
+    check(run.returncode != 0, f"a killed rank ends the job with a non-zero exit ({run.returncode})")
+    check("process rank 1" in run.stderr and "signal 9" in run.stderr, f"stderr names the killed rank: {run.stderr[-300:]}")
+    check(not os.path.exists(out) and not [n for n in os.listdir(folder) if n.startswith(".killed.")], "no output or staging folder after a killed rank")
+    left = subprocess.run(["pgrep", "-f", out], capture_output=True, text=True).stdout.split()
+    check(not left, f"no rank of the killed job is still running: {left}")
+
     # Ranks started with different arguments refuse to run (a fingerprint gathered at start).
     out = os.path.join(folder, "mismatched")
     appfile = os.path.join(folder, "appfile")
@@ -144,6 +157,47 @@ with tempfile.TemporaryDirectory() as folder:
     check(run.returncode != 0 and "rank(s) 1 were started with other arguments" in run.stderr,
           f"mismatched ranks refuse: {run.stderr[-300:]}")
     check(not os.path.exists(out), "no output folder after mismatched ranks")
+
+# Output safety: a full disk, a file-size limit and an output path under a file are clean errors
+# that leave nothing behind (single process; the same code path writes for every rank count).
+import resource
+import signal
+SMALL = [BINARY, "calibrate", "--model", "mobilenet_v1", "--scale", "0.25", "--image-size", "64", "--steps", "1", "--quiet"]
+
+
+def leftovers(parent):
+    return [n for n in os.listdir(parent) if n != "marker"]
+
+
+with tempfile.TemporaryDirectory() as folder:
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+    parent = os.path.join(folder, "limited")
+    os.makedirs(parent)
+    run = subprocess.run([*SMALL, "--out", os.path.join(parent, "out")], capture_output=True, text=True, timeout=600, preexec_fn=limited)
+    check(run.returncode != 0 and "cannot be written" in run.stderr and "File too large" in run.stderr,
+          f"a file-size limit is a clean error: {run.stderr.strip()[-200:]}")
+    check(not leftovers(parent), f"nothing left after the file-size limit: {leftovers(parent)}")
+
+    parent = os.path.join(folder, "full")
+    os.makedirs(parent)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", parent], capture_output=True, text=True).returncode == 0
+    if mounted:
+        try:
+            run = subprocess.run([*SMALL, "--out", os.path.join(parent, "out")], capture_output=True, text=True, timeout=600)
+            check(run.returncode != 0 and "No space left on device" in run.stderr, f"a full disk is a clean error: {run.stderr.strip()[-200:]}")
+            check(not leftovers(parent), f"nothing left on the full disk: {leftovers(parent)}")
+        finally:
+            subprocess.run(["umount", parent])
+    else:
+        print("note: full-disk case not run: mounting a small tmpfs was refused here (the file-size-limit case covers the same path)")
+
+    blocker = os.path.join(folder, "a_file")
+    open(blocker, "w").write("not a folder")
+    run = subprocess.run([*SMALL, "--out", os.path.join(blocker, "out")], capture_output=True, text=True, timeout=600)
+    check(run.returncode != 0 and "cannot create" in run.stderr and blocker in run.stderr,
+          f"an output path under a file is a clean error naming it: {run.stderr.strip()[-200:]}")
 
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -62,7 +62,7 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Output folder.")
     var out: String
 
-    @Option(help: ArgumentHelp("Fault injection for tests: RANK:STEP fails that rank at that calibration step.", visibility: .hidden))
+    @Option(help: ArgumentHelp("Fault injection for tests: RANK:STEP fails that rank at that calibration step; RANK:STEP:kill kills its process.", visibility: .hidden))
     var injectFailure: String?
 
     @Option(help: ArgumentHelp("For tests: write the converted model's output on two fixed synthetic samples (rank 0) to this .npy.", visibility: .hidden))
@@ -152,15 +152,19 @@ struct Calibrate: ParsableCommand {
                 prepared = (ptq, observed, batches)
             }
             let (ptq, observed, batches) = prepared!
-            let injected = injectFailure.flatMap { text -> (rank: Int, step: Int)? in
-                let parts = text.split(separator: ":").compactMap { Int($0) }
-                return parts.count == 2 ? (parts[0], parts[1]) : nil
+            let injected = injectFailure.flatMap { text -> (rank: Int, step: Int, kill: Bool)? in
+                let parts = text.split(separator: ":")
+                let numbers = parts.prefix(2).compactMap { Int($0) }
+                guard numbers.count == 2, parts.count == 2 || (parts.count == 3 && parts[2] == "kill") else { return nil }
+                return (numbers[0], numbers[1], parts.count == 3)
             }
             CollectiveCounters.reset()
             let calibrationStart = DispatchTime.now().uptimeNanoseconds
             for (index, batch) in batches.enumerated() {
                 try agreement(world) {
                     if let injected, injected.rank == world.rank, injected.step == index + 1 {
+                        // A crash that no agreement sees: the launcher must end the job.
+                        if injected.kill { kill(getpid(), SIGKILL) }
                         throw CalibrationFailure(message: "injected failure at calibration step \(index + 1)")
                     }
                     try PTQ.checkFinite(observed)  // the previous batch's values
