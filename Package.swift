@@ -1,4 +1,5 @@
 // swift-tools-version: 6.0
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -101,3 +102,9 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets (launch/fuzz): built only with SHARDQUANT_FUZZ=1 and
+// `--sanitize=fuzzer --sanitize=address`, because libFuzzer supplies their `main`.
+if ProcessInfo.processInfo.environment["SHARDQUANT_FUZZ"] == "1" {
+    package.targets.append(.executableTarget(name: "shardquant_fuzz", dependencies: ["ShardExport", "ShardTensor"], path: "Fuzz/Targets"))
+}
