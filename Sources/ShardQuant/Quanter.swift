@@ -66,6 +66,19 @@ open class BaseQuanter: Layer {
         fatalError("\(typeName) does not implement scales()")
     }
 
+    /// ``scales()`` kept where every consumer can use them: a threshold `T` within
+    /// `[1e-30, Float.greatestFiniteMagnitude / 2]`, so `1/T` and `T/qmax` are finite normal numbers
+    /// and the lowest level `−(qmax + 1) · T / qmax` stays finite (all-zero or denormal data would
+    /// give 0 or a denormal, values near the float limit an overflow). An asymmetric quanter's steps
+    /// are bounded by the same range divided by `2^bits`. NaN passes through and is refused
+    /// downstream. Conversion, `scales.json` and `observe` use these.
+    public final func boundedScales() -> [Float]? {
+        guard let scales = scales() else { return nil }
+        let divisor: Float = isSymmetric ? 1 : Float(1 << bitLength)
+        let low = 1e-30 / divisor, high = Float.greatestFiniteMagnitude / 2 / divisor
+        return scales.map { $0.isNaN ? $0 : Swift.min(Swift.max($0, low), high) }
+    }
+
     /// Whether the quanter is symmetric (zero points 0, ``scales()`` are thresholds). An asymmetric
     /// quanter's ``scales()`` are steps, with integer ``zeroPoints()`` (PaddleSlim's convention).
     open var isSymmetric: Bool { true }

@@ -48,16 +48,18 @@ public struct QuantizedTensor: Sendable, Equatable {
         self.init(shape: tensor.shape, values: values, thresholds: thresholds, axis: axis, bits: bits)
     }
 
-    /// The float tensor `q · T / qmax` (Paddle's `dequantize_linear`: `q · T · (1/qmax)` in float32).
+    /// The float tensor `q · s` with the Float32 step `s = T / qmax`, exactly as ONNX's DequantizeLinear
+    /// computes it (Paddle's `dequantize_linear` computes `q · T · (1/qmax)`, which can differ in the last
+    /// bit and overflows for thresholds near the float limit).
     public func dequantized() -> Tensor {
         let (outer, channels, inner) = QuantizedTensor.layout(shape: shape, axis: axis)
-        let reciprocal = 1 / Float(quantMaximum)
+        let steps = thresholds.map { $0 / Float(quantMaximum) }
         return Tensor(shape: shape) { destination in
             for o in 0..<outer {
                 for c in 0..<channels {
-                    let threshold = thresholds[axis == -1 ? 0 : c]
+                    let step = steps[axis == -1 ? 0 : c]
                     let base = (o * channels + c) * inner
-                    for i in 0..<inner { destination[base + i] = Float(values[base + i]) * threshold * reciprocal }
+                    for i in 0..<inner { destination[base + i] = Float(values[base + i]) * step }
                 }
             }
         }
@@ -88,10 +90,13 @@ public func quantizedLevel(_ value: Float, quantMaximum: Float) -> Float {
 
 /// The integer `clip(roundTiesToEven(value), −qmax − 1, qmax)` read straight from the bits of
 /// `clamped + 1.5 · 2²³` (the float's low mantissa bits hold the rounded value): no conversion
-/// check, vectorisable.
+/// check, vectorisable. NaN counts as the lowest level (it must never index outside the levels; the
+/// run reports non-finite input as an error before any threshold is used).
 @inlinable @inline(__always)
 public func quantizedLevelIndex(_ value: Float, quantMaximum: Float) -> Int {
-    let shifted = Swift.min(Swift.max(value, -quantMaximum - 1), quantMaximum) + 12_582_912
+    let low = -quantMaximum - 1
+    let clamped = value > low ? (value < quantMaximum ? value : quantMaximum) : low
+    let shifted = clamped + 12_582_912
     return Int(Int32(bitPattern: shifted.bitPattern &- 0x4B40_0000))
 }
 

@@ -41,8 +41,11 @@ struct Observe: ParsableCommand {
                 throw ValidationError("--axis \(quanter.quantAxis) is out of range for \(file) of shape \(batch.shape)")
             }
             _ = quanter(batch)
+            if let bad = quanter.firstNonFinite {
+                throw CalibrationFailure(message: "\(file): \(bad.count) non-finite values (NaN or ±∞); observers need finite data")
+            }
         }
-        guard let thresholds = quanter.scales() else {
+        guard let thresholds = quanter.boundedScales() else {
             throw ValidationError("observer \(observer) saw no data")
         }
         let qmax = Float(quanter.quantMaximum)

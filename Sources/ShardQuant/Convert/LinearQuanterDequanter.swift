@@ -26,7 +26,7 @@ public final class LinearQuanterDequanter: Layer {
 
     /// The inference form of a calibrated quanter; `path` names its layer in errors.
     public convenience init(from quanter: BaseQuanter, path: String) throws(QuantizationError) {
-        guard let thresholds = quanter.scales() else {
+        guard let thresholds = quanter.boundedScales() else {
             throw QuantizationError.notCalibrated(path: path, observer: quanter.observerName)
         }
         guard thresholds.allSatisfy({ $0.isFinite && $0 > 0 }) else {

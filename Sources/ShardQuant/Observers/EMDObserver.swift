@@ -34,6 +34,8 @@ public final class EMDObserverLayer: BaseQuanter {
     public override func observe(_ input: Tensor) {
         var absMax = Double(reducer.maximum(input.count == 0 ? -.infinity : input.absMax()))
         if !(absMax > 0) { absMax = 1e-8 }
+        // Data below 1e-30 (denormals) would make 1/(factor · a) overflow a Float.
+        absMax = Swift.max(absMax, 1e-30)
         let factors = SearchGrid.factors
         let qmax = Float(quantMaximum)
         let reciprocal = Float(1.0 / Double(quantMaximum))

@@ -36,6 +36,8 @@ public final class MSEObserverLayer: BaseQuanter {
     public override func observe(_ input: Tensor) {
         var absMax = Double(reducer.maximum(input.count == 0 ? -.infinity : input.absMax()))
         if !(absMax > 0) { absMax = 1e-8 }
+        // Data below 1e-30 (denormals) would make 1/(factor · a) overflow a Float.
+        absMax = Swift.max(absMax, 1e-30)
         let losses = SquaredErrorSearch.losses(input.scalars, absMax: absMax, quantMaximum: quantMaximum, reducer: reducer)
         var best = 0
         for index in losses.indices where losses[index] <= losses[best] { best = index }

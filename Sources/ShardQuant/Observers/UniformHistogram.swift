@@ -37,7 +37,11 @@ struct UniformHistogram: Sendable {
                             for i in (x.count * part / threads)..<(x.count * (part + 1) / threads) {
                                 let value = x[i]
                                 guard value >= firstFloat && value <= lastFloat else { continue }
-                                var index = Int((value - firstFloat) / denominator * binsFloat)
+                                // A range wider than Float's (values near ±3.4e38) is binned in Double.
+                                let position = denominator.isFinite
+                                    ? (value - firstFloat) / denominator * binsFloat
+                                    : Float((Double(value) - first) / (last - first) * Double(bins))
+                                var index = Swift.min(Swift.max(Int(position), 0), bins)
                                 if index == bins { index -= 1 }
                                 if value < edges[index] { index -= 1 }
                                 if index != bins - 1 && value >= edges[index + 1] { index += 1 }
@@ -54,7 +58,9 @@ struct UniformHistogram: Sendable {
         return counts
     }
 
-    /// `(min, max)` of the values (`(+∞, −∞)` when empty), over the kernel threads.
+    /// `(min, max)` of the finite values (`(+∞, −∞)` when there are none), over the kernel threads.
+    /// NaN and ±∞ are left out so that a non-finite batch cannot break the binning before the run
+    /// reports it (every such batch is an error at the next agreement point).
     static func range(_ values: [Float]) -> (Float, Float) {
         let threads = Swift.max(1, Swift.min(Parallelism.threadCount, values.count / 65_536))
         var partials = [(Float, Float)](repeating: (.infinity, -.infinity), count: threads)
@@ -62,7 +68,7 @@ struct UniformHistogram: Sendable {
             partials.withUnsafeMutableBufferPointer { partials in
                 Parallelism.forEach(threads) { part in
                     var low = Float.infinity, high = -Float.infinity
-                    for i in (x.count * part / threads)..<(x.count * (part + 1) / threads) {
+                    for i in (x.count * part / threads)..<(x.count * (part + 1) / threads) where x[i].isFinite {
                         low = Swift.min(low, x[i])
                         high = Swift.max(high, x[i])
                     }

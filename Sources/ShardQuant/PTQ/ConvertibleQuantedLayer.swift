@@ -85,7 +85,7 @@ open class ConvertibleQuantedLayer: Layer {
         }
         var weight: QuantizedTensor? = nil
         if let quanter = weightQuanter {
-            guard let thresholds = quanter.scales() else {
+            guard let thresholds = quanter.boundedScales() else {
                 throw QuantizationError.notCalibrated(path: path, observer: quanter.observerName)
             }
             guard quanter.isSymmetric else {

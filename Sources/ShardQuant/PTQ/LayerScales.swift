@@ -61,7 +61,7 @@ extension PTQ {
                 }
                 return TensorScales(observer: qdq.observerName, bits: qdq.bits, axis: qdq.axis, threshold: qdq.thresholds)
             }
-            if let quanter = layer as? BaseQuanter, let scales = quanter.scales() {
+            if let quanter = layer as? BaseQuanter, let scales = quanter.boundedScales() {
                 if !quanter.isSymmetric, let zeros = quanter.zeroPoints() {
                     return TensorScales(observer: quanter.observerName, bits: quanter.bitLength, axis: quanter.quantAxis,
                                         threshold: asymmetric(scales, zeros, bits: quanter.bitLength), step: scales, zeroPoint: zeros)
