@@ -18,7 +18,7 @@ pass() { echo "ok   $*"; }
 import sys, numpy as np
 work = sys.argv[1]
 rng = np.random.RandomState(20261129)
-np.save(f"{work}/images.npy", rng.randn(4, 3, 64, 64).astype(np.float32))
+np.save(f"{work}/images.npy", rng.randn(8, 3, 64, 64).astype(np.float32))
 np.save(f"{work}/tokens.npy", rng.randint(0, 1024, (2, 64)).astype(np.float32))
 np.save(f"{work}/tokens_short.npy", rng.randint(0, 1024, (3, 17)).astype(np.int64))
 PY
