@@ -104,7 +104,7 @@ struct GoldenObserverTests {
                 print("near-tie (hist, one bin apart): \(golden.testDescription)")
             }
         case "mse", "emd":
-            let chosen = (observer as? MSEObserverLayer)?.chosenIndices.first ?? (observer as? EMDObserverLayer)!.chosenIndices.first!
+            let chosen = (observer as? MSEObserverLayer)?.firstChosenIndex ?? (observer as? EMDObserverLayer)!.firstChosenIndex!
             let expected = golden.index!.values[0]
             if chosen != expected {
                 #expect(golden.gap!.values[0] < Golden.nearTie, "chose \(chosen), PaddleSlim \(expected) with gap \(golden.gap!.values[0])")

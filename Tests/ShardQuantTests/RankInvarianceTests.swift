@@ -83,4 +83,21 @@ struct RankInvarianceTests {
             for thresholds in results { #expect(thresholds == expected, "\(name) with an empty rank") }
         }
     }
+
+    @Test("AVG over more calls than it keeps pending (periodic reductions) stays rank-invariant")
+    func avgManyCalls() throws {
+        let batches = (0..<(2 * AVGObserverLayer.pendingLimit + 7)).map { index in
+            Tensor.normal([6, 8], standardDeviation: 1 + Float(index % 5), generator: CounterRandom(seed: UInt64(900 + index)))
+        }
+        let single = AVGObserverLayer()
+        for batch in batches { _ = single(batch) }
+        let expected = try #require(single.scales())
+        let results = try ThreadGroup.run(size: 3) { group -> [Float] in
+            let observer = AVGObserverLayer(reducer: GroupReducer(shardGroup: nil, sampleGroup: group))
+            for batch in batches { _ = observer(batch.slice(axis: 0, start: 2 * group.rank, end: 2 * group.rank + 2)) }
+            return observer.scales()!
+        }
+        for thresholds in results { #expect(thresholds == expected) }
+        #expect(single.reducedCallCount == batches.count)
+    }
 }

@@ -10,7 +10,7 @@ import ShardTensor
 ///
 /// Across ranks: each row's maximum is MAX-reduced over tensor-parallel ranks (a row split on
 /// features), and the sum of row maxima is an exact fixed-point sum over data-parallel ranks, so
-/// `v_call` does not depend on the split. The reduction runs once, when ``scales()`` is read.
+/// `v_call` does not depend on the split. The reduction runs every ``AVGObserverLayer/pendingLimit`` calls and when ``scales()`` is read.
 public struct AVGObserver: QuanterFactory {
     public let quantBits: Int
     public init(quantBits: Int = 8) { self.quantBits = quantBits }
@@ -20,12 +20,18 @@ public struct AVGObserver: QuanterFactory {
     }
 }
 
-/// The per-layer state of ``AVGObserver``: one `Float` per call.
+/// The per-layer state of ``AVGObserver``: the running sum of the reduced per-call means and at
+/// most ``pendingLimit`` calls' row maxima waiting for their reduction (bounded, whatever the
+/// number of calls).
 public final class AVGObserverLayer: BaseQuanter {
-    /// The per-call means already reduced.
-    public private(set) var callMeans: [Float] = []
+    /// Σ of the reduced per-call means (each rounded to Float32, added in call order) and their count.
+    public private(set) var callMeanSum = 0.0
+    public private(set) var reducedCallCount = 0
     /// This rank's per-row abs-maxima of the calls not yet reduced (one array per call).
     private var pendingRows: [[Float]] = []
+    /// Calls kept before a reduction. Every rank makes the same calls, so every rank reduces at the
+    /// same call: the collectives stay in step.
+    public static let pendingLimit = 64
 
     public init(quantBits: Int = 8, reducer: StatisticReducer = LocalReducer()) {
         super.init(observerName: "avg", bitLength: quantBits, quantAxis: -1, reducer: reducer)
@@ -38,6 +44,7 @@ public final class AVGObserverLayer: BaseQuanter {
         pendingRows.append(rows == 0 || input.count == 0
             ? [Float](repeating: -.infinity, count: rows)
             : input.reshaped([rows, -1]).absMax(alongAxes: 1).scalars)
+        if pendingRows.count >= AVGObserverLayer.pendingLimit { reducePending() }
     }
 
     /// Reduces the pending calls (a collective: every rank calls it in the same order) in three
@@ -60,15 +67,16 @@ public final class AVGObserverLayer: BaseQuanter {
         }
         reducer.samples.reduceSum(&totals)
         for call in pendingRows.indices where totals[pendingRows.count + call] > 0 {
-            callMeans.append(Float(grid.value(totals[call]) / Double(totals[pendingRows.count + call])))
+            callMeanSum += Double(Float(grid.value(totals[call]) / Double(totals[pendingRows.count + call])))
+            reducedCallCount += 1
         }
         pendingRows = []
     }
 
     public override func scales() -> [Float]? {
         reducePending()
-        if callMeans.isEmpty { return nil }
-        return [Float(callMeans.reduce(0.0) { $0 + Double($1) } / Double(callMeans.count))]
+        if reducedCallCount == 0 { return nil }
+        return [Float(callMeanSum / Double(reducedCallCount))]
     }
 
     public override func makeCopy() -> Layer { AVGObserverLayer(quantBits: bitLength, reducer: reducer) }

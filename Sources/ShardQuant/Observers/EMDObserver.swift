@@ -22,10 +22,15 @@ public struct EMDObserver: QuanterFactory {
     }
 }
 
-/// The per-layer state of ``EMDObserver``: each batch's chosen threshold.
+/// The per-layer state of ``EMDObserver``: the running sum of the batches' chosen thresholds
+/// (constant size, whatever the number of batches).
 public final class EMDObserverLayer: BaseQuanter {
-    public private(set) var batchThresholds: [Double] = []
-    public private(set) var chosenIndices: [Int] = []
+    /// Σ of the chosen thresholds, added in batch order, and the number of batches.
+    public private(set) var thresholdSum = 0.0
+    public private(set) var batchCount = 0
+    /// The candidate index chosen on the first and on the latest batch.
+    public private(set) var firstChosenIndex: Int?
+    public private(set) var lastChosenIndex: Int?
 
     public init(quantBits: Int = 8, reducer: StatisticReducer = LocalReducer()) {
         super.init(observerName: "emd", bitLength: quantBits, quantAxis: -1, reducer: reducer)
@@ -108,13 +113,15 @@ public final class EMDObserverLayer: BaseQuanter {
                 best = k
             }
         }
-        chosenIndices.append(best)
-        batchThresholds.append(factors[best] * absMax)
+        if firstChosenIndex == nil { firstChosenIndex = best }
+        lastChosenIndex = best
+        thresholdSum += factors[best] * absMax
+        batchCount += 1
     }
 
     public override func scales() -> [Float]? {
-        if batchThresholds.isEmpty { return nil }
-        return [Float(batchThresholds.reduce(0, +) / Double(batchThresholds.count))]
+        if batchCount == 0 { return nil }
+        return [Float(thresholdSum / Double(batchCount))]
     }
 
     public override func makeCopy() -> Layer { EMDObserverLayer(quantBits: bitLength, reducer: reducer) }

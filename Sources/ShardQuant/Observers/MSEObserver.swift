@@ -23,11 +23,15 @@ public struct MSEObserver: QuanterFactory {
     }
 }
 
-/// The per-layer state of ``MSEObserver``: each batch's chosen threshold.
+/// The per-layer state of ``MSEObserver``: the running sum of the batches' chosen thresholds
+/// (constant size, whatever the number of batches).
 public final class MSEObserverLayer: BaseQuanter {
-    public private(set) var batchThresholds: [Double] = []
-    /// The candidate index chosen on each batch.
-    public private(set) var chosenIndices: [Int] = []
+    /// Σ of the chosen thresholds, added in batch order, and the number of batches.
+    public private(set) var thresholdSum = 0.0
+    public private(set) var batchCount = 0
+    /// The candidate index chosen on the first and on the latest batch.
+    public private(set) var firstChosenIndex: Int?
+    public private(set) var lastChosenIndex: Int?
 
     public init(quantBits: Int = 8, reducer: StatisticReducer = LocalReducer()) {
         super.init(observerName: "mse", bitLength: quantBits, quantAxis: -1, reducer: reducer)
@@ -41,13 +45,15 @@ public final class MSEObserverLayer: BaseQuanter {
         let losses = SquaredErrorSearch.losses(input.scalars, absMax: absMax, quantMaximum: quantMaximum, reducer: reducer)
         var best = 0
         for index in losses.indices where losses[index] <= losses[best] { best = index }
-        chosenIndices.append(best)
-        batchThresholds.append(SearchGrid.factors[best] * absMax)
+        if firstChosenIndex == nil { firstChosenIndex = best }
+        lastChosenIndex = best
+        thresholdSum += SearchGrid.factors[best] * absMax
+        batchCount += 1
     }
 
     public override func scales() -> [Float]? {
-        if batchThresholds.isEmpty { return nil }
-        return [Float(batchThresholds.reduce(0, +) / Double(batchThresholds.count))]
+        if batchCount == 0 { return nil }
+        return [Float(thresholdSum / Double(batchCount))]
     }
 
     public override func makeCopy() -> Layer { MSEObserverLayer(quantBits: bitLength, reducer: reducer) }
