@@ -188,6 +188,11 @@ with tempfile.TemporaryDirectory() as folder:
             run = subprocess.run([*SMALL, "--out", os.path.join(parent, "out")], capture_output=True, text=True, timeout=600)
             check(run.returncode != 0 and "No space left on device" in run.stderr, f"a full disk is a clean error: {run.stderr.strip()[-200:]}")
             check(not leftovers(parent), f"nothing left on the full disk: {leftovers(parent)}")
+            # Under mpirun the failed write is agreed: every rank exits, none waits in a collective.
+            run = calibrate(2, 1, "avg", "abs_max_channel_wise", os.path.join(parent, "out"))
+            check(run.returncode != 0 and "rank 0: " in run.stderr and "No space left on device" in run.stderr,
+                  f"a full disk at T=2 ends every rank with the reason: {run.stderr.strip()[:200]}")
+            check(not leftovers(parent), f"nothing left on the full disk at T=2: {leftovers(parent)}")
         finally:
             subprocess.run(["umount", parent])
     else:

@@ -186,10 +186,45 @@ struct Calibrate: ParsableCommand {
                 checkpoint = try QuantizedCheckpoint.assembled(of: converted!, groups: groups)
             }
             exportSeconds["assemble"] = Double(DispatchTime.now().uptimeNanoseconds - exportStart) / 1e9
-            if let probeOutput {
+            var probe: Tensor?
+            if probeOutput != nil {
                 // Every rank runs the probe (the parallel layers need all of them); rank 0 writes it.
-                let output = converted!(model.syntheticBatch(seed: seed &+ 1, start: 0, count: 2))
-                if isRoot { try NumpyFile.write(output, to: URL(fileURLWithPath: probeOutput)) }
+                probe = converted!(model.syntheticBatch(seed: seed &+ 1, start: 0, count: 2))
+            }
+            // Rank 0 writes everything; a failure there (a full disk, say) is agreed like any other,
+            // so no rank is left waiting in the final barrier.
+            try agreement(world) {
+                guard isRoot else { return }
+                if let probeOutput, let probe { try NumpyFile.write(probe, to: URL(fileURLWithPath: probeOutput)) }
+                let folder = try OutputFolder(URL(fileURLWithPath: out), overwrite: overwrite)
+                try ScalesFile(layers: layers, tensorParallel: tp, dataParallel: dataParallel).encoded().write(to: folder.file("scales.json"))
+                let provenance = Provenance(
+                    tool: "shardquant", version: ShardQuantCommand.configuration.version,
+                    model: model.description(seed: seed), weights: model.weights, data: data ?? "synthetic",
+                    dataFingerprint: data == nil ? "synthetic:\(seed)" : fingerprint(dataBytes),
+                    seed: seed, steps: batchesUsed, batchSize: batchSize, tensorParallel: tp, dataParallel: dataParallel,
+                    activationObserver: observer, weightObserver: weightObserver,
+                    activationBits: activationBits ?? bits, weightBits: weightBits ?? bits)
+                try provenance.encoded().write(to: folder.file("shardquant.json"))
+                if layers.allSatisfy({ $0.activation?.zeroPoint == nil }) {
+                    try PaddleNLPScales.write(layers, tensorParallel: tp, to: folder.staging)
+                }
+                // The single-process converted model, rebuilt from the assembled checkpoint: the ONNX
+                // graph is written from it, so every run also checks that the checkpoint round-trips.
+                let rebuildStart = DispatchTime.now().uptimeNanoseconds
+                let scalesFile = ScalesFile(layers: layers, tensorParallel: tp, dataParallel: dataParallel)
+                let single = try ExportedModel.rebuild(options: model, seed: seed, scales: scalesFile, checkpoint: checkpoint!, file: "model.safetensors")
+                exportSeconds["rebuild"] = Double(DispatchTime.now().uptimeNanoseconds - rebuildStart) / 1e9
+                let writeStart = DispatchTime.now().uptimeNanoseconds
+                writerSeconds = try ExportedModel.write(checkpoint: checkpoint!, layers: layers, converted: single, options: model,
+                                                        tensorParallel: tp, to: folder.staging)
+                exportSeconds["write"] = Double(DispatchTime.now().uptimeNanoseconds - writeStart) / 1e9
+                try folder.commit()
+                if !quiet {
+                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                    print(SummaryTable.render(layers))
+                    print("\(layers.count) layers quantized in \(String(format: "%.1f", seconds)) s on \(world.size) rank(s) (T=\(tp), D=\(dataParallel)); wrote \(folder.destination.path)")
+                }
             }
         } catch let failure as AgreedFailure {
             if world.rank == 0 {
@@ -201,37 +236,6 @@ struct Calibrate: ParsableCommand {
             throw ExitCode.failure
         }
 
-        if isRoot {
-            let folder = try OutputFolder(URL(fileURLWithPath: out), overwrite: overwrite)
-            try ScalesFile(layers: layers, tensorParallel: tp, dataParallel: dataParallel).encoded().write(to: folder.file("scales.json"))
-            let provenance = Provenance(
-                tool: "shardquant", version: ShardQuantCommand.configuration.version,
-                model: model.description(seed: seed), weights: model.weights, data: data ?? "synthetic",
-                dataFingerprint: data == nil ? "synthetic:\(seed)" : fingerprint(dataBytes),
-                seed: seed, steps: batchesUsed, batchSize: batchSize, tensorParallel: tp, dataParallel: dataParallel,
-                activationObserver: observer, weightObserver: weightObserver,
-                activationBits: activationBits ?? bits, weightBits: weightBits ?? bits)
-            try provenance.encoded().write(to: folder.file("shardquant.json"))
-            if layers.allSatisfy({ $0.activation?.zeroPoint == nil }) {
-                try PaddleNLPScales.write(layers, tensorParallel: tp, to: folder.staging)
-            }
-            // The single-process converted model, rebuilt from the assembled checkpoint: the ONNX
-            // graph is written from it, so every run also checks that the checkpoint round-trips.
-            let rebuildStart = DispatchTime.now().uptimeNanoseconds
-            let scalesFile = ScalesFile(layers: layers, tensorParallel: tp, dataParallel: dataParallel)
-            let single = try ExportedModel.rebuild(options: model, seed: seed, scales: scalesFile, checkpoint: checkpoint!, file: "model.safetensors")
-            exportSeconds["rebuild"] = Double(DispatchTime.now().uptimeNanoseconds - rebuildStart) / 1e9
-            let writeStart = DispatchTime.now().uptimeNanoseconds
-            writerSeconds = try ExportedModel.write(checkpoint: checkpoint!, layers: layers, converted: single, options: model,
-                                                    tensorParallel: tp, to: folder.staging)
-            exportSeconds["write"] = Double(DispatchTime.now().uptimeNanoseconds - writeStart) / 1e9
-            try folder.commit()
-            if !quiet {
-                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                print(SummaryTable.render(layers))
-                print("\(layers.count) layers quantized in \(String(format: "%.1f", seconds)) s on \(world.size) rank(s) (T=\(tp), D=\(dataParallel)); wrote \(folder.destination.path)")
-            }
-        }
         if verbose {
             // Rank 0's view; the other ranks' are similar (every rank calls every collective).
             let statistics = collectives[.statistics] ?? .init(), model = collectives[.model] ?? .init()
