@@ -12,8 +12,9 @@ extension QuantizedCheckpoint {
     /// - Throws: ``CheckpointError`` naming the tensor or layer that does not fit.
     public func install(into model: Layer, scales: ScalesFile, file: String) throws(CheckpointError) {
         var unused = Set(tensors.map(\.name))
+        let byName = Dictionary(tensors.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         func take(_ name: String, type: ScalarType, shape: [Int]) throws(CheckpointError) -> CheckpointTensor {
-            guard let tensor = self[name] else { throw CheckpointError.missingTensor(file: file, tensor: name) }
+            guard let tensor = byName[name] else { throw CheckpointError.missingTensor(file: file, tensor: name) }
             guard tensor.scalarType == type, tensor.shape == shape else {
                 throw CheckpointError.mismatch(file: file, tensor: name, expected: "\(type.safetensorsName) \(shape)",
                                                actual: "\(tensor.scalarType.safetensorsName) \(tensor.shape)")
@@ -68,7 +69,8 @@ extension QuantizedCheckpoint {
             for name in Array(layer.parameters.keys) {
                 let current = layer.parameters[name]!
                 if linear && name == "weight" {
-                    layer.parameters[name] = Tensor(shape: current.shape, scalars: try take(prefix + name, type: .float32, shape: [current.shape[1], current.shape[0]]).floatValues).transposedBack(from: current.shape)
+                    let stored = try take(prefix + name, type: .float32, shape: [current.shape[1], current.shape[0]])
+                    layer.parameters[name] = Tensor(shape: stored.shape, scalars: stored.floatValues).transposed()
                 } else {
                     layer.parameters[name] = Tensor(shape: current.shape, scalars: try take(prefix + name, type: .float32, shape: current.shape).floatValues)
                 }
@@ -79,12 +81,5 @@ extension QuantizedCheckpoint {
             }
         }
         if let extra = unused.sorted().first { throw CheckpointError.unexpectedTensor(file: file, tensor: extra) }
-    }
-}
-
-extension Tensor {
-    /// A tensor whose scalars are a `[columns, rows]` matrix, as the `[rows, columns]` = `shape` matrix.
-    fileprivate func transposedBack(from shape: [Int]) -> Tensor {
-        Tensor(shape: shape, scalars: transposedBytes(scalars, shape: [shape[1], shape[0]]))
     }
 }

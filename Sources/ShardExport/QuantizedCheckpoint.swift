@@ -32,35 +32,11 @@ public struct CheckpointTensor: Equatable, Sendable {
     /// A Float32 tensor.
     public init(name: String, _ tensor: Tensor, sharding: TensorSharding = .replicated) {
         self.init(name: name, scalarType: .float32, shape: tensor.shape,
-                  bytes: littleEndianBytes(tensor.scalars), sharding: sharding)
+                  bytes: ScalarType.float32.encode(tensor.scalars), sharding: sharding)
     }
 
     /// The values as Float32 (any stored type).
-    public var floatValues: [Float] {
-        bytes.withUnsafeBytes { raw -> [Float] in
-            switch scalarType {
-            case .float32:
-                return [Float](unsafeUninitializedCapacity: raw.count / 4) { buffer, count in
-                    for index in 0..<(raw.count / 4) {
-                        buffer[index] = Float(bitPattern: raw.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self).littleEndian)
-                    }
-                    count = raw.count / 4
-                }
-            case .int8: return raw.map { Float(Int8(bitPattern: $0)) }
-            case .uint8: return raw.map { Float($0) }
-            case .float64:
-                return (0..<(raw.count / 8)).map { Float(Double(bitPattern: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self).littleEndian)) }
-            case .int32:
-                return (0..<(raw.count / 4)).map { Float(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self))) }
-            case .int64:
-                return (0..<(raw.count / 8)).map { Float(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self))) }
-            case .bfloat16:
-                return (0..<(raw.count / 2)).map { Float(bitPattern: UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))) << 16) }
-            case .float16:
-                return (0..<(raw.count / 2)).map { Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)))) }
-            }
-        }
-    }
+    public var floatValues: [Float] { scalarType.decodeFloats(bytes) }
 
     /// The values as Int8 (an Int8 tensor).
     public var int8Values: [Int8] {
@@ -279,11 +255,3 @@ func transposedBytes<T>(_ values: [T], shape: [Int]) -> [T] {
     return result
 }
 
-/// Float32 values as little-endian bytes (a straight copy on little-endian hosts).
-func littleEndianBytes(_ values: [Float]) -> Data {
-    #if _endian(little)
-    return values.withUnsafeBytes { Data($0) }
-    #else
-    return values.map { $0.bitPattern.littleEndian }.withUnsafeBytes { Data($0) }
-    #endif
-}

@@ -183,17 +183,7 @@ public struct SafetensorsWriter {
     /// Adds a tensor stored as `scalarType` (F32, F16 and BF16 round to nearest even; integer types
     /// round to nearest and must be in range).
     public mutating func add(_ name: String, _ tensor: Tensor, as scalarType: ScalarType = .float32) {
-        let payload: Data
-        switch scalarType {
-        case .float32: payload = tensor.scalars.map { $0.bitPattern.littleEndian }.withUnsafeBytes { Data($0) }
-        case .float64: payload = tensor.scalars.map { Double($0).bitPattern.littleEndian }.withUnsafeBytes { Data($0) }
-        case .float16: payload = tensor.scalars.map { floatToHalf($0).littleEndian }.withUnsafeBytes { Data($0) }
-        case .bfloat16: payload = tensor.scalars.map { floatToBFloat16($0).littleEndian }.withUnsafeBytes { Data($0) }
-        case .int8: payload = Data(tensor.scalars.map { UInt8(bitPattern: Int8($0.rounded())) })
-        case .uint8: payload = Data(tensor.scalars.map { UInt8($0.rounded()) })
-        case .int32: payload = tensor.scalars.map { Int32($0.rounded()).littleEndian }.withUnsafeBytes { Data($0) }
-        case .int64: payload = tensor.scalars.map { Int64($0.rounded()).littleEndian }.withUnsafeBytes { Data($0) }
-        }
+        let payload = scalarType.encode(tensor.scalars)
         add(name, rawBytes: payload, scalarType: scalarType, shape: tensor.shape)
     }
 

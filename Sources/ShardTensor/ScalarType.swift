@@ -1,3 +1,5 @@
+import Foundation
+
 /// The element types ShardQuant reads from and writes to files.
 public enum ScalarType: String, Sendable, CaseIterable {
     case float32, float64, float16, bfloat16
@@ -31,6 +33,36 @@ public enum ScalarType: String, Sendable, CaseIterable {
     public init?(safetensorsName name: String) {
         guard let match = ScalarType.allCases.first(where: { $0.safetensorsName == name }) else { return nil }
         self = match
+    }
+
+    /// Every element of little-endian raw bytes as a `Float` (integers converted, half types widened).
+    public func decodeFloats(_ data: Data) -> [Float] {
+        data.withUnsafeBytes { raw in
+            [Float](unsafeUninitializedCapacity: raw.count / byteWidth) { buffer, count in
+                count = raw.count / byteWidth
+                for index in 0..<count { buffer[index] = decodeFloat(raw, index) }
+            }
+        }
+    }
+
+    /// `values` stored as this type, little-endian: F32 is a straight copy on little-endian hosts,
+    /// F16 and BF16 round to nearest even, integer types round to nearest (values must be in range).
+    public func encode(_ values: [Float]) -> Data {
+        switch self {
+        case .float32:
+            #if _endian(little)
+            return values.withUnsafeBytes { Data($0) }
+            #else
+            return values.map { $0.bitPattern.littleEndian }.withUnsafeBytes { Data($0) }
+            #endif
+        case .float64: return values.map { Double($0).bitPattern.littleEndian }.withUnsafeBytes { Data($0) }
+        case .float16: return values.map { floatToHalf($0).littleEndian }.withUnsafeBytes { Data($0) }
+        case .bfloat16: return values.map { floatToBFloat16($0).littleEndian }.withUnsafeBytes { Data($0) }
+        case .int8: return Data(values.map { UInt8(bitPattern: Int8($0.rounded())) })
+        case .uint8: return Data(values.map { UInt8($0.rounded()) })
+        case .int32: return values.map { Int32($0.rounded()).littleEndian }.withUnsafeBytes { Data($0) }
+        case .int64: return values.map { Int64($0.rounded()).littleEndian }.withUnsafeBytes { Data($0) }
+        }
     }
 
     /// Decodes element `index` of little-endian raw bytes as a `Float`.

@@ -197,7 +197,8 @@ struct Calibrate: ParsableCommand {
                 guard isRoot else { return }
                 if let probeOutput, let probe { try NumpyFile.write(probe, to: URL(fileURLWithPath: probeOutput)) }
                 let folder = try OutputFolder(URL(fileURLWithPath: out), overwrite: overwrite)
-                try ScalesFile(layers: layers, tensorParallel: tp, dataParallel: dataParallel).encoded().write(to: folder.file("scales.json"))
+                let scalesFile = ScalesFile(layers: layers, tensorParallel: tp, dataParallel: dataParallel)
+                try scalesFile.encoded().write(to: folder.file("scales.json"))
                 let provenance = Provenance(
                     tool: "shardquant", version: ShardQuantCommand.configuration.version,
                     model: model.description(seed: seed), weights: model.weights, data: data ?? "synthetic",
@@ -212,7 +213,6 @@ struct Calibrate: ParsableCommand {
                 // The single-process converted model, rebuilt from the assembled checkpoint: the ONNX
                 // graph is written from it, so every run also checks that the checkpoint round-trips.
                 let rebuildStart = DispatchTime.now().uptimeNanoseconds
-                let scalesFile = ScalesFile(layers: layers, tensorParallel: tp, dataParallel: dataParallel)
                 let single = try ExportedModel.rebuild(options: model, seed: seed, scales: scalesFile, checkpoint: checkpoint!, file: "model.safetensors")
                 exportSeconds["rebuild"] = Double(DispatchTime.now().uptimeNanoseconds - rebuildStart) / 1e9
                 let writeStart = DispatchTime.now().uptimeNanoseconds

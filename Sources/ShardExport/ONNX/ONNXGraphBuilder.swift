@@ -41,7 +41,7 @@ struct ONNXGraphBuilder {
     /// A Float32 initializer (`shape` [] for a scalar).
     mutating func constant(_ name: String, floats: [Float], shape: [Int]) -> String {
         precondition(floats.count == Tensor.elementCount(of: shape), "\(name): \(floats.count) values for \(shape)")
-        return addInitializer(name, type: .float, shape: shape, raw: littleEndianBytes(floats))
+        return addInitializer(name, type: .float, shape: shape, raw: ScalarType.float32.encode(floats))
     }
 
     /// An Int64 initializer.
