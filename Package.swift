@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "ShardTensor", targets: ["ShardTensor"]),
         .library(name: "ShardNN", targets: ["ShardNN"]),
         .library(name: "ShardDistributed", targets: ["ShardDistributed"]),
+        .library(name: "ShardText", targets: ["ShardText"]),
         .library(name: "ShardModels", targets: ["ShardModels"]),
         .library(name: "ShardQuant", targets: ["ShardQuant"]),
         .library(name: "ShardExport", targets: ["ShardExport"]),
@@ -50,6 +51,7 @@ let package = Package(
             name: "ShardDistributed",
             dependencies: ["CMPI", "ShardNN", "ShardTensor"]
         ),
+        .target(name: "ShardText"),
         .target(
             name: "ShardModels",
             dependencies: ["ShardDistributed", "ShardNN", "ShardTensor"]
@@ -71,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "shardquant",
             dependencies: [
-                "ShardExport", "ShardModels", "ShardNN", "ShardQuant", "ShardTensor",
+                "ShardExport", "ShardModels", "ShardNN", "ShardQuant", "ShardTensor", "ShardText",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -98,7 +100,8 @@ let package = Package(
         .testTarget(name: "ShardExportTests", dependencies: ["ShardExport", "ShardQuant", "ShardModels", "ShardDistributed"]),
         .testTarget(name: "ShardNNTests", dependencies: ["ShardNN", "ShardTensor"]),
         .testTarget(name: "ShardQuantTests", dependencies: ["ShardQuant", "ShardModels", "ShardDistributed"], exclude: ["Fixtures"]),
-        .testTarget(name: "ShardModelsTests", dependencies: ["ShardModels", "ShardNN", "ShardTensor"], exclude: ["Fixtures"]),
+        .testTarget(name: "ShardModelsTests", dependencies: ["ShardModels", "ShardNN", "ShardTensor", "ShardDistributed"], exclude: ["Fixtures"]),
+        .testTarget(name: "ShardTextTests", dependencies: ["ShardText"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )
@@ -106,5 +109,5 @@ let package = Package(
 // libFuzzer targets (launch/fuzz): built only with SHARDQUANT_FUZZ=1 and
 // `--sanitize=fuzzer --sanitize=address`, because libFuzzer supplies their `main`.
 if ProcessInfo.processInfo.environment["SHARDQUANT_FUZZ"] == "1" {
-    package.targets.append(.executableTarget(name: "shardquant_fuzz", dependencies: ["ShardExport", "ShardTensor"], path: "Fuzz/Targets"))
+    package.targets.append(.executableTarget(name: "shardquant_fuzz", dependencies: ["ShardExport", "ShardModels", "ShardTensor", "ShardText"], path: "Fuzz/Targets"))
 }

@@ -7,6 +7,8 @@ import ShardTensor
 public enum ModelPreset: String, CaseIterable, Sendable {
     case mobilenetV1 = "mobilenet_v1"
     case gpt
+    /// A Hugging Face `BertModel` checkpoint folder (all-MiniLM-L6-v2 by default), as a sentence encoder.
+    case minilm
 
     /// Loads a safetensors state dict of the whole (single-process) model into `model`, which may
     /// be a tensor-parallel form: each column-parallel layer takes its rank's slice of the output

@@ -37,15 +37,27 @@ open class MultiHeadAttention: Layer {
     /// `−∞` before the softmax (a row with every key masked would be NaN, so its mask is ignored).
     open func forward(_ input: Tensor, keyMask: Tensor?) -> Tensor {
         precondition(input.rank == 3, "attention expects [batch, sequence, hidden], got \(input.shape)")
-        let (batch, sequence) = (input.shape[0], input.shape[1])
+        let context = Self.context(
+            query: self[sublayer: "query"](input), key: self[sublayer: "key"](input), value: self[sublayer: "value"](input),
+            headCount: headCount, headDimension: headDimension, isCausal: isCausal, keyMask: keyMask)
+        return self[sublayer: "output"](context)
+    }
+
+    /// The attention context before the output projection, from projections `[B, S, h·d]`:
+    /// `concat_h(softmax(Q_h · K_hᵀ / √d + mask) · V_h)`, `[B, S, h·d]`. `keyMask` `[B, S]` (1 =
+    /// attend, 0 = padding) gives masked keys `−∞`; a row whose every key is masked ignores the mask.
+    public static func context(query: Tensor, key: Tensor, value: Tensor, headCount: Int, headDimension: Int,
+                               isCausal: Bool, keyMask: Tensor?) -> Tensor {
+        precondition(query.rank == 3, "attention expects projections [batch, sequence, heads·dimension], got \(query.shape)")
+        let (batch, sequence) = (query.shape[0], query.shape[1])
         let width = headCount * headDimension
         func heads(_ projection: Tensor) -> Tensor {
             precondition(projection.shape == [batch, sequence, width], "projection \(projection.shape) is not [\(batch), \(sequence), \(width)]")
             return projection.reshaped([batch, sequence, headCount, headDimension]).permuted([0, 2, 1, 3])
         }
-        let q = heads(self[sublayer: "query"](input))
-        let k = heads(self[sublayer: "key"](input))
-        let v = heads(self[sublayer: "value"](input))
+        let q = heads(query)
+        let k = heads(key)
+        let v = heads(value)
         var scores = q.matmulTransposed(k) * (1 / Float(headDimension).squareRoot())  // [B, h, S, S]
         if isCausal || keyMask != nil {
             if let keyMask { precondition(keyMask.shape == [batch, sequence], "key mask \(keyMask.shape) for [\(batch), \(sequence)]") }
@@ -65,8 +77,7 @@ open class MultiHeadAttention: Layer {
             }
         }
         let context = scores.softmax().matmul(v)  // [B, h, S, d]
-        let merged = context.permuted([0, 2, 1, 3]).reshaped([batch, sequence, width])
-        return self[sublayer: "output"](merged)
+        return context.permuted([0, 2, 1, 3]).reshaped([batch, sequence, width])
     }
 
     open override func makeCopy() -> Layer {

@@ -160,6 +160,33 @@ public struct SafetensorsFile: Sendable {
         }
     }
 
+    /// The block `rows × columns` of a 2-D tensor converted to `Float`, decoding only that block's
+    /// bytes (with the file memory-mapped, only the pages holding them are read): one run of
+    /// `columns.count` elements per row.
+    public func matrixBlock(_ name: String, rows: Range<Int>, columns: Range<Int>) throws(TensorFileError) -> Tensor {
+        let entry = try entry(name)
+        guard entry.shape.count == 2 else {
+            throw TensorFileError(file: file, reason: .unsupportedLayout("tensor '\(name)' has shape \(entry.shape); a 2-D tensor was expected"))
+        }
+        let (height, width) = (entry.shape[0], entry.shape[1])
+        guard rows.lowerBound >= 0, rows.upperBound <= height, columns.lowerBound >= 0, columns.upperBound <= width else {
+            throw TensorFileError(file: file, reason: .unsupportedLayout(
+                "block rows \(rows), columns \(columns) lies outside tensor '\(name)' of shape \(entry.shape)"))
+        }
+        let size = entry.scalarType.byteWidth
+        let base = data.startIndex + bufferStart + entry.dataOffsets.lowerBound
+        return Tensor(shape: [rows.count, columns.count]) { destination in
+            for (outputRow, row) in rows.enumerated() {
+                let start = base + (row * width + columns.lowerBound) * size
+                data[start..<(start + columns.count * size)].withUnsafeBytes { buffer in
+                    for column in 0..<columns.count {
+                        destination[outputRow * columns.count + column] = entry.scalarType.decodeFloat(buffer, column)
+                    }
+                }
+            }
+        }
+    }
+
     /// A tensor's elements as integers (floating-point values truncated toward zero).
     public func integers(_ name: String) throws(TensorFileError) -> [Int] {
         let entry = try entry(name)

@@ -15,6 +15,9 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Calibration data: a folder of .npy batches (name order) or one .npy split along axis 0.")
     var data: String?
 
+    @Option(help: "minilm: calibration sentences, one per line (tokenized with the checkpoint's vocab.txt, --batch-size per batch, padded to the longest).")
+    var text: String?
+
     @Option(help: "Activation observer for Conv2D and Linear inputs, or none (weight-only).")
     var observer: String = "abs_max"
 
@@ -82,10 +85,23 @@ struct Calibrate: ParsableCommand {
             if model.model == "gpt" && (model.hidden % chunks != 0 || model.ffn % chunks != 0) {
                 throw ValidationError("--reproducible splits layers into \(chunks) chunks: --hidden (\(model.hidden)) and --ffn (\(model.ffn)) must be multiples of \(chunks)")
             }
+            if model.model == "minilm" {
+                let c = try BERTConfiguration.read(model.bertFolder.appendingPathComponent("config.json"))
+                if c.hidden % chunks != 0 || c.intermediate % chunks != 0 {
+                    throw ValidationError("--reproducible splits layers into \(chunks) chunks: hidden_size (\(c.hidden)) and intermediate_size (\(c.intermediate)) must be multiples of \(chunks)")
+                }
+            }
         }
-        if tp > 1 && model.model != "gpt" {
-            throw ValidationError("--tp \(tp): only the gpt preset has tensor-parallel layers; use --dp for \(model.model)")
+        if tp > 1 && model.model == "mobilenet_v1" {
+            throw ValidationError("--tp \(tp): mobilenet_v1 has no tensor-parallel layers; use --dp")
         }
+        if model.model == "minilm" && text == nil && data == nil {
+            throw ValidationError("--model minilm needs calibration sentences: --text FILE (or token ids with --data)")
+        }
+        if text != nil && model.model != "minilm" {
+            throw ValidationError("--text is for --model minilm; \(model.model) takes --data")
+        }
+        if text != nil && data != nil { throw ValidationError("give --text or --data, not both") }
     }
 
     func run() throws {
@@ -134,8 +150,9 @@ struct Calibrate: ParsableCommand {
                     return (count * rank / size)..<(count * (rank + 1) / size)
                 }
                 var batches: [Tensor]
-                if let data {
-                    batches = Array(try CalibrationData.batches(from: URL(fileURLWithPath: data), batchSize: batchSize).prefix(steps))
+                if data != nil || text != nil {
+                    batches = Array(try (text.map { try model.textBatches(URL(fileURLWithPath: $0), batchSize: batchSize) }
+                        ?? CalibrationData.batches(from: URL(fileURLWithPath: data!), batchSize: batchSize)).prefix(steps))
                     batchesUsed = batches.count
                     for batch in batches { dataBytes.append(contentsOf: batch.scalars.withUnsafeBytes { Data($0) }) }
                     batches = batches.map { batch in
@@ -201,8 +218,9 @@ struct Calibrate: ParsableCommand {
                 try scalesFile.encoded().write(to: folder.file("scales.json"))
                 let provenance = Provenance(
                     tool: "shardquant", version: ShardQuantCommand.configuration.version,
-                    model: model.description(seed: seed), weights: model.weights, data: data ?? "synthetic",
-                    dataFingerprint: data == nil ? "synthetic:\(seed)" : fingerprint(dataBytes),
+                    model: model.description(seed: seed), weights: model.model == "minilm" ? model.bertFolder.path : model.weights,
+                    data: text ?? data ?? "synthetic",
+                    dataFingerprint: data == nil && text == nil ? "synthetic:\(seed)" : fingerprint(dataBytes),
                     seed: seed, steps: batchesUsed, batchSize: batchSize, tensorParallel: tp, dataParallel: dataParallel,
                     activationObserver: observer, weightObserver: weightObserver,
                     activationBits: activationBits ?? bits, weightBits: weightBits ?? bits)

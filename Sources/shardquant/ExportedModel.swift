@@ -21,6 +21,10 @@ enum ExportedModel {
             throw ValidationError("\(provenance.path): not a shardquant.json (needs a \"model\" object with \"preset\")")
         }
         var arguments = ["--model", preset]
+        if ModelPreset(rawValue: preset) == .minilm {
+            // The output folder is itself a BERT folder: config.json (with quantization_config) and vocab.txt.
+            arguments += ["--weights", provenance.deletingLastPathComponent().path]
+        }
         let flags = ["hidden": "--hidden", "heads": "--heads", "layers": "--layers", "ffn": "--ffn", "vocab": "--vocab", "seq": "--seq",
                      "scale": "--scale", "image_size": "--image-size"]
         for (key, flag) in flags.sorted(by: { $0.key < $1.key }) { if let value = model[key] { arguments += [flag, value] } }
@@ -33,9 +37,8 @@ enum ExportedModel {
 
     /// The converted single-process model that `checkpoint` and `scales` describe.
     static func rebuild(options: ModelOptions, seed: UInt64, scales: ScalesFile, checkpoint: QuantizedCheckpoint, file: String) throws -> Layer {
-        var plain = options
-        plain.weights = nil  // every weight comes from the checkpoint
-        let network = try plain.build(seed: seed, seeded: false)
+        // Every weight comes from the checkpoint (a BERT folder still gives the architecture).
+        let network = try options.build(seed: seed, seeded: false, loadWeights: false)
         let config = QuantConfig(activation: nil, weight: nil)
         config.addQATLayerMapping(ColumnParallelLinear.self, QuantizedColumnParallelLinear.self)
         config.addQATLayerMapping(RowParallelLinear.self, QuantizedRowParallelLinear.self)
@@ -62,6 +65,12 @@ enum ExportedModel {
         return (try rebuild(options: options, seed: seed, scales: scales, checkpoint: checkpoint, file: file.path), options)
     }
 
+    /// The files of a Hugging Face / sentence-transformers BERT folder besides its weights and config.
+    static let bertCompanionFiles = [
+        "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "sentence_bert_config.json",
+        "modules.json", "config_sentence_transformers.json", "1_Pooling/config.json",
+    ]
+
     /// Writes the checkpoint formats into `folder`: `model.safetensors` + `config.json`
     /// (compressed-tensors), `shards/` for `tensorParallel` ranks, and `model.onnx` from `converted`
     /// (the single-process model rebuilt from the checkpoint); the three writers run concurrently.
@@ -80,6 +89,15 @@ enum ExportedModel {
             ("shards", { try ShardManifest.write(checkpoint, count: tensorParallel, to: folder.appendingPathComponent("shards")) }),
             ("onnx", { try AtomicFile.write(try ONNXExporter.export(converted, producerVersion: version), to: folder.appendingPathComponent("model.onnx")) }),
         ]
+        if ModelPreset(rawValue: options.model) == .minilm {
+            // The tokenizer and sentence-transformers files, so the folder is a complete model.
+            let source = options.bertFolder
+            for name in Self.bertCompanionFiles where FileManager.default.fileExists(atPath: source.appendingPathComponent(name).path) {
+                let destination = folder.appendingPathComponent(name)
+                try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try AtomicFile.write(Data(contentsOf: source.appendingPathComponent(name)), to: destination)
+            }
+        }
         let results = ConcurrentResults(count: writers.count)
         let box = UncheckedBox(writers)  // each writer reads shared values only
         DispatchQueue.concurrentPerform(iterations: writers.count) { index in
@@ -111,7 +129,14 @@ private final class ConcurrentResults: @unchecked Sendable {
 extension ModelOptions {
     /// The model part of `config.json`.
     var configDescription: [String: Any] {
-        ModelPreset(rawValue: model)! == .gpt
+        if ModelPreset(rawValue: model)! == .minilm {
+            // The checkpoint's own config.json, so the folder loads as the Hugging Face model it was.
+            var object = (try? Data(contentsOf: bertFolder.appendingPathComponent("config.json")))
+                .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
+            object["quantization_config"] = nil
+            return object
+        }
+        return ModelPreset(rawValue: model)! == .gpt
             ? ["architectures": ["ShardQuantGPT"], "model_type": "shardquant_gpt", "hidden_size": hidden, "num_attention_heads": heads,
                "num_hidden_layers": layers, "intermediate_size": ffn, "vocab_size": vocab, "max_position_embeddings": seq,
                "hidden_act": "gelu", "layer_norm_eps": 1e-5]
@@ -127,6 +152,14 @@ extension ExportedModel {
             let c = gpt.configuration
             guard x.rank == 2, x.shape[1] >= 1, x.shape[1] <= c.maxSequence else {
                 throw ValidationError("\(file): GPT input must be token ids [batch, sequence ≤ \(c.maxSequence)], got \(x.shape)")
+            }
+            if let bad = x.scalars.first(where: { $0 != $0.rounded() || $0 < 0 || $0 >= Float(c.vocabulary) }) {
+                throw ValidationError("\(file): token id \(bad) is not an integer in 0..<\(c.vocabulary)")
+            }
+        } else if let bert = network as? BERT {
+            let c = bert.configuration
+            guard x.rank == 2, x.shape[1] >= 1, x.shape[1] <= c.maxPositions else {
+                throw ValidationError("\(file): BERT input must be token ids [batch, sequence ≤ \(c.maxPositions)], got \(x.shape)")
             }
             if let bad = x.scalars.first(where: { $0 != $0.rounded() || $0 < 0 || $0 >= Float(c.vocabulary) }) {
                 throw ValidationError("\(file): token id \(bad) is not an integer in 0..<\(c.vocabulary)")
