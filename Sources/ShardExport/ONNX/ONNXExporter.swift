@@ -53,6 +53,12 @@ public enum ONNXExporter {
             input = ONNXValue(name: builder.fresh("input_ids"), elementType: .int64, dimensions: [.symbolic("batch"), .symbolic("sequence")])
             outputName = try emitGPT(network, input: input.name, into: &builder)
             outputDimensions = [.symbolic("batch"), .symbolic("sequence"), .fixed(network.configuration.vocabulary)]
+        case let network as BERT:
+            input = ONNXValue(name: builder.fresh("input_ids"), elementType: .int64, dimensions: [.symbolic("batch"), .symbolic("sequence")])
+            outputName = try emitBERT(network, input: input.name, into: &builder)
+            outputDimensions = network.output == .hiddenStates
+                ? [.symbolic("batch"), .symbolic("sequence"), .fixed(network.configuration.hidden)]
+                : [.symbolic("batch"), .fixed(network.configuration.hidden)]
         default:
             throw ONNXExportError.unsupportedLayer(path: "", type: model.typeName)
         }
@@ -236,7 +242,10 @@ public enum ONNXExporter {
             guard let attention = block[sublayer: "attention"] as? MultiHeadAttention else {
                 throw ONNXExportError.unsupportedLayer(path: prefix + ".attention", type: block[sublayer: "attention"].typeName)
             }
-            let attended = try emitAttention(attention, path: prefix + ".attention", input: normalized1, mask: causalMask, into: &builder)
+            let attended = try emitAttention(
+                projections: attention, projectionsPath: prefix + ".attention", output: attention[sublayer: "output"],
+                outputPath: prefix + ".attention.output", heads: attention.headCount, width: attention.headDimension,
+                input: normalized1, mask: causalMask, into: &builder)
             x = builder.node("Add", [x, attended], name: prefix + ".residual1")
             let normalized2 = try emit(block[sublayer: "norm2"], path: prefix + ".norm2", input: x, into: &builder)
             let fed = try emit(block[sublayer: "ffn"], path: prefix + ".ffn", input: normalized2, into: &builder)
@@ -246,11 +255,13 @@ public enum ONNXExporter {
         return try emit(network[sublayer: "head"], path: "head", input: x, into: &builder)
     }
 
-    static func emitAttention(_ attention: MultiHeadAttention, path: String, input: String, mask: String, into builder: inout ONNXGraphBuilder) throws -> String {
-        let (heads, width) = (attention.headCount, attention.headDimension)
+    /// Multi-head attention from the `query`, `key`, `value` sublayers of `projections` and the
+    /// `output` layer; `mask` (when given) is added to the scaled scores before the softmax.
+    static func emitAttention(projections: Layer, projectionsPath path: String, output: Layer, outputPath: String, heads: Int, width: Int,
+                              input: String, mask: String?, into builder: inout ONNXGraphBuilder) throws -> String {
         let splitShape = builder.constant(path + ".split_shape", int64s: [0, 0, Int64(heads), Int64(width)], shape: [4])
         func projected(_ name: String, permutation: [Int]) throws -> String {
-            let value = try emit(attention[sublayer: name], path: path + "." + name, input: input, into: &builder)
+            let value = try emit(projections[sublayer: name], path: path + "." + name, input: input, into: &builder)
             let split = builder.node("Reshape", [value, splitShape], name: path + "." + name + ".heads")
             return builder.node("Transpose", [split], name: path + "." + name + ".transposed", attributes: [ONNXAttribute.ints("perm", permutation)])
         }
@@ -260,12 +271,78 @@ public enum ONNXExporter {
         let scores = builder.node("MatMul", [query, key], name: path + ".scores")
         let scale = builder.constant(path + ".scale", floats: [1 / Float(width).squareRoot()], shape: [])
         var logits = builder.node("Mul", [scores, scale], name: path + ".scaled_scores")
-        if attention.isCausal { logits = builder.node("Add", [logits, mask], name: path + ".masked_scores") }
+        if let mask { logits = builder.node("Add", [logits, mask], name: path + ".masked_scores") }
         let weights = builder.node("Softmax", [logits], name: path + ".weights", attributes: [ONNXAttribute.int("axis", -1)])
         let context = builder.node("MatMul", [weights, value], name: path + ".context")
         let merged = builder.node("Transpose", [context], name: path + ".context_transposed", attributes: [ONNXAttribute.ints("perm", [0, 2, 1, 3])])
         let mergedShape = builder.constant(path + ".merged_shape", int64s: [0, 0, Int64(heads * width)], shape: [3])
         let flat = builder.node("Reshape", [merged, mergedShape], name: path + ".merged")
-        return try emit(attention[sublayer: "output"], path: path + ".output", input: flat, into: &builder)
+        return try emit(output, path: outputPath, input: flat, into: &builder)
+    }
+
+    // MARK: - BERT
+
+    /// The encoder with Hugging Face's node names; the key mask is `−∞` where `input_ids` equals
+    /// `pad_token_id` (shape `[B, 1, 1, S]`), and the sentence embedding is the masked mean over
+    /// the sequence divided by `max(‖·‖₂, 10⁻¹²)`, as ``BERT`` computes them.
+    static func emitBERT(_ network: BERT, input: String, into builder: inout ONNXGraphBuilder) throws -> String {
+        builder.require(opset: 17)
+        let c = network.configuration
+        let embeddings = network[sublayer: "embeddings"]
+        let word = try emit(embeddings[sublayer: "word_embeddings"], path: "embeddings.word_embeddings", input: input, into: &builder)
+        let sequence = builder.node("Shape", [input], name: "sequence_length", attributes: [ONNXAttribute.int("start", 1), ONNXAttribute.int("end", 2)])
+        let zero = builder.constant("zero", int64s: [0], shape: [1])
+        let table = embeddings[sublayer: "position_embeddings"].parameter("weight")
+        let positionTable = builder.constant("embeddings.position_embeddings.weight", floats: table.scalars, shape: table.shape)
+        let positions = builder.node("Slice", [positionTable, zero, sequence, zero], name: "embeddings.position_embeddings")
+        let typeRow = embeddings[sublayer: "token_type_embeddings"].parameter("weight").slice(axis: 0, start: 0, end: 1)
+        let tokenType = builder.constant("embeddings.token_type_embeddings.row0", floats: typeRow.scalars, shape: [c.hidden])
+        var x = builder.node("Add", [word, positions], name: "embeddings.sum")
+        x = builder.node("Add", [x, tokenType], name: "embeddings.sum_types")
+        x = try emit(embeddings[sublayer: "LayerNorm"], path: "embeddings.LayerNorm", input: x, into: &builder)
+        // Mask: 1 where the id is not padding; −∞ added to the scores of padded keys.
+        let padding = builder.constant("pad_token_id", int64s: [Int64(c.paddingID)], shape: [])
+        let isPadding = builder.node("Equal", [input, padding], name: "attention_mask.is_padding")
+        let keep = builder.node("Not", [isPadding], name: "attention_mask.keep")
+        let mask = builder.node("Cast", [keep], name: "attention_mask", attributes: [ONNXAttribute.int("to", 1)])  // FLOAT
+        let negative = builder.constant("attention_mask.minus_infinity", floats: [-.infinity], shape: [])
+        let nothing = builder.constant("attention_mask.zero", floats: [0], shape: [])
+        let additive = builder.node("Where", [isPadding, negative, nothing], name: "attention_mask.additive")
+        let keyMask = builder.node("Unsqueeze", [additive, builder.constant("attention_mask.axes", int64s: [1, 2], shape: [2])],
+                                   name: "attention_mask.keys")
+        for (index, layer) in network[sublayer: "encoder"][sublayer: "layer"].sublayers {
+            guard let block = layer as? BERTLayer else {
+                throw ONNXExportError.unsupportedLayer(path: "encoder.layer.\(index)", type: layer.typeName)
+            }
+            let prefix = "encoder.layer.\(index)"
+            let attention = block[sublayer: "attention"]
+            let attended = try emitAttention(
+                projections: attention[sublayer: "self"], projectionsPath: prefix + ".attention.self",
+                output: attention[sublayer: "output"][sublayer: "dense"], outputPath: prefix + ".attention.output.dense",
+                heads: block.headCount, width: block.headDimension, input: x, mask: keyMask, into: &builder)
+            x = builder.node("Add", [x, attended], name: prefix + ".attention.output.residual")
+            x = try emit(attention[sublayer: "output"][sublayer: "LayerNorm"], path: prefix + ".attention.output.LayerNorm", input: x, into: &builder)
+            let intermediate = block[sublayer: "intermediate"]
+            var h = try emit(intermediate[sublayer: "dense"], path: prefix + ".intermediate.dense", input: x, into: &builder)
+            h = try emit(intermediate[sublayer: "activation"], path: prefix + ".intermediate.activation", input: h, into: &builder)
+            let output = block[sublayer: "output"]
+            h = try emit(output[sublayer: "dense"], path: prefix + ".output.dense", input: h, into: &builder)
+            x = builder.node("Add", [x, h], name: prefix + ".output.residual")
+            x = try emit(output[sublayer: "LayerNorm"], path: prefix + ".output.LayerNorm", input: x, into: &builder)
+        }
+        guard network.output == .sentenceEmbedding else { return x }
+        let axis = builder.constant("pooling.axis", int64s: [1], shape: [1])
+        let weights = builder.node("Unsqueeze", [mask, builder.constant("pooling.feature_axis", int64s: [2], shape: [1])], name: "pooling.weights")
+        let masked = builder.node("Mul", [x, weights], name: "pooling.masked")
+        let sum = builder.node("ReduceSum", [masked, axis], name: "pooling.sum", attributes: [ONNXAttribute.int("keepdims", 0)])
+        let count = builder.node("ReduceSum", [weights, axis], name: "pooling.count", attributes: [ONNXAttribute.int("keepdims", 0)])
+        let clamped = builder.node("Max", [count, builder.constant("pooling.minimum_count", floats: [1e-9], shape: [])], name: "pooling.count_clamped")
+        let mean = builder.node("Div", [sum, clamped], name: "pooling.mean")
+        // √(Σ mean²) with ReduceSum (its axes are an input from opset 13; ReduceL2's only from 18).
+        let squares = builder.node("Mul", [mean, mean], name: "normalize.squares")
+        let squareSum = builder.node("ReduceSum", [squares, axis], name: "normalize.square_sum", attributes: [ONNXAttribute.int("keepdims", 1)])
+        let norm = builder.node("Sqrt", [squareSum], name: "normalize.norm")
+        let clampedNorm = builder.node("Max", [norm, builder.constant("normalize.minimum_norm", floats: [1e-12], shape: [])], name: "normalize.norm_clamped")
+        return builder.node("Div", [mean, clampedNorm], name: "sentence_embedding")
     }
 }
