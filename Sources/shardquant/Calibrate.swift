@@ -76,6 +76,9 @@ struct Calibrate: ParsableCommand {
             where !(2...8).contains(value) {
             throw ValidationError("\(name) must be 2 to 8, got \(value)")
         }
+        if tuning.asymmetric && !["abs_max", "mse", "hist"].contains(observer) {
+            throw ValidationError("--asymmetric is supported by the abs_max, mse and hist observers, not \(observer)")
+        }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
         guard tp > 0, (dp ?? 1) > 0 else { throw ValidationError("--tp and --dp must be positive") }

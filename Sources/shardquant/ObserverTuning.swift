@@ -9,7 +9,7 @@ struct ObserverTuning: ParsableArguments {
     @Option(help: "Percentile (hist).")
     var percent: Double = 0.999
 
-    @Flag(help: "Asymmetric quantization (hist only): a step and an integer zero point instead of a threshold.")
+    @Flag(help: "Asymmetric activation quantization (abs_max, mse, hist): a step and an integer zero point instead of a threshold.")
     var asymmetric = false
 
     func validate() throws {

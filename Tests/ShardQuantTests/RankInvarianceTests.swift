@@ -48,6 +48,33 @@ struct RankInvarianceTests {
         }
     }
 
+    @Test("asymmetric observers: identical steps and zero points for 1 to 5 ranks, split by samples or by features",
+          arguments: ["abs_max", "mse", "hist"], Split.allCases)
+    func asymmetric(_ name: String, _ split: Split) throws {
+        let options = ObserverRegistry.Options(symmetric: false)
+        let single = try ObserverRegistry.factory(named: name, bits: 8, options: options).makeQuanter(for: Layer(), role: .activation, reducer: LocalReducer())
+        for batch in Self.batches { _ = single(batch) }
+        let expected = [single.scales()!, single.zeroPoints()!]
+        #expect(expected[1] != [0] && expected[1] != [-128], "\(name): the batches are two-sided, so the zero point is inside the range")
+        for size in 1...5 {
+            let results = try ThreadGroup.run(size: size) { group -> [[Float]] in
+                let reducer = split == .samples
+                    ? GroupReducer(shardGroup: nil, sampleGroup: group)
+                    : GroupReducer(shardGroup: group, sampleGroup: nil)
+                let observer = try ObserverRegistry.factory(named: name, bits: 8, options: options).makeQuanter(for: Layer(), role: .activation, reducer: reducer)
+                for batch in Self.batches {
+                    let axis = split == .samples ? 0 : 1
+                    let extent = batch.shape[axis]
+                    _ = observer(batch.slice(axis: axis, start: extent * group.rank / group.size, end: extent * (group.rank + 1) / group.size))
+                }
+                return [observer.scales()!, observer.zeroPoints()!]
+            }
+            for (rank, result) in results.enumerated() {
+                #expect(result == expected, "\(name) asymmetric, \(size) ranks split by \(split), rank \(rank): \(result) vs \(expected)")
+            }
+        }
+    }
+
     @Test("channel-wise weight observers on a row-parallel weight (rows split, channels reduced): identical",
           arguments: ["abs_max_channel_wise", "mse_channel_wise"])
     func rowParallelWeight(_ name: String) throws {

@@ -19,9 +19,9 @@ public enum ObserverRegistry {
     /// - Throws: ``QuantizationError/unknownObserver(_:suggestion:)`` with the closest name.
     public static func factory(named name: String, bits: Int, options: Options = Options()) throws(QuantizationError) -> QuanterFactory {
         switch name {
-        case "abs_max": return AbsmaxObserver(quantBits: bits)
+        case "abs_max": return AbsmaxObserver(quantBits: bits, symmetric: options.symmetric)
         case "avg": return AVGObserver(quantBits: bits)
-        case "mse": return MSEObserver(quantBits: bits)
+        case "mse": return MSEObserver(quantBits: bits, symmetric: options.symmetric)
         case "emd": return EMDObserver(quantBits: bits)
         case "hist": return HistObserver(quantBits: bits, binsCount: options.bins, percent: options.percent, symmetric: options.symmetric)
         case "kl": return KLObserver(quantBits: bits, binsCount: options.bins)

@@ -14,12 +14,22 @@ import ShardTensor
 /// PaddleSlim keeps one running loss across batches and returns only the last batch's candidate
 /// (docs/compatibility.md); with one batch both agree. Losses are exact fixed-point sums reduced
 /// across ranks, so the chosen index does not depend on the split.
+///
+/// With `symmetric: false` (an extension) the candidates shrink the batch's range `[m, M]`
+/// (`m = min(min x, 0)`, `M = max(max x, 0)`) by the same factors and by 1: range `[f·m, f·M]`,
+/// `step = f·(M − m)/(qmax − qmin)`, zero point `z = clip(qmin − round(f·m/step))`, loss
+/// `Σ (x − (clip(round(x/step) + z, qmin, qmax) − z)·step)²`; the result is the mean over batches
+/// of the chosen step and of the chosen `f·m`, with `z` from those means.
 public struct MSEObserver: QuanterFactory {
     public let quantBits: Int
-    public init(quantBits: Int = 8) { self.quantBits = quantBits }
+    public let symmetric: Bool
+    public init(quantBits: Int = 8, symmetric: Bool = true) {
+        self.quantBits = quantBits
+        self.symmetric = symmetric
+    }
     public var name: String { "mse" }
     public func makeQuanter(for layer: Layer, role: QuanterRole, reducer: StatisticReducer) -> BaseQuanter {
-        MSEObserverLayer(quantBits: quantBits, reducer: reducer)
+        MSEObserverLayer(quantBits: quantBits, symmetric: symmetric, reducer: reducer)
     }
 }
 
@@ -32,12 +42,18 @@ public final class MSEObserverLayer: BaseQuanter {
     /// The candidate index chosen on the first and on the latest batch.
     public private(set) var firstChosenIndex: Int?
     public private(set) var lastChosenIndex: Int?
+    /// Asymmetric form: Σ of the chosen steps and of the chosen range minimums `f·m`.
+    public private(set) var stepSum = 0.0
+    public private(set) var minimumSum = 0.0
+    public let symmetric: Bool
 
-    public init(quantBits: Int = 8, reducer: StatisticReducer = LocalReducer()) {
+    public init(quantBits: Int = 8, symmetric: Bool = true, reducer: StatisticReducer = LocalReducer()) {
+        self.symmetric = symmetric
         super.init(observerName: "mse", bitLength: quantBits, quantAxis: -1, reducer: reducer)
     }
 
     public override func observe(_ input: Tensor) {
+        if !symmetric { return observeAsymmetric(input) }
         var absMax = Double(reducer.maximum(input.count == 0 ? -.infinity : input.absMax()))
         if !(absMax > 0) { absMax = 1e-8 }
         // Data below 1e-30 (denormals) would make 1/(factor · a) overflow a Float.
@@ -51,12 +67,44 @@ public final class MSEObserverLayer: BaseQuanter {
         batchCount += 1
     }
 
-    public override func scales() -> [Float]? {
-        if batchCount == 0 { return nil }
-        return [Float(thresholdSum / Double(batchCount))]
+    private func observeAsymmetric(_ input: Tensor) {
+        var range: [Float] = input.count == 0 ? [0, 0] : [-Swift.min(input.min(), 0), Swift.max(input.max(), 0)]
+        reducer.reduceMaximum(&range)
+        let (minimum, maximum) = (-Double(range[0]), Double(range[1]))
+        let width = Swift.max(maximum - minimum, 1e-30)
+        let losses = SquaredErrorSearch.asymmetricLosses(input.scalars, minimum: minimum, width: width,
+                                                         quantMaximum: quantMaximum, reducer: reducer)
+        var best = 0
+        for index in losses.indices where losses[index] <= losses[best] { best = index }
+        if firstChosenIndex == nil { firstChosenIndex = best }
+        lastChosenIndex = best
+        let factor = SquaredErrorSearch.asymmetricFactors[best]
+        stepSum += factor * width / Double(2 * quantMaximum + 1)
+        minimumSum += factor * minimum
+        batchCount += 1
     }
 
-    public override func makeCopy() -> Layer { MSEObserverLayer(quantBits: bitLength, reducer: reducer) }
+    /// Symmetric: the threshold `T`. Asymmetric: the step.
+    public override func scales() -> [Float]? {
+        if batchCount == 0 { return nil }
+        if symmetric { return [Float(thresholdSum / Double(batchCount))] }
+        return [Float(Swift.max(stepSum / Double(batchCount), 1e-30))]
+    }
+
+    /// Symmetric: 0. Asymmetric: `clip(qmin − round(mean(f·m) / step), qmin, qmax)`.
+    public override func zeroPoints() -> [Float]? {
+        guard let scales = scales() else { return nil }
+        if symmetric { return [0] }
+        let qmin = Double(-quantMaximum - 1)
+        let zero = qmin - (minimumSum / Double(batchCount) / Double(scales[0])).rounded(.toNearestOrEven)
+        return [Float(Swift.min(Swift.max(zero, qmin), Double(quantMaximum)))]
+    }
+
+    public override var isSymmetric: Bool { symmetric }
+
+    public override var arguments: [String: String] { ["bits": String(bitLength), "symmetric": String(symmetric)] }
+
+    public override func makeCopy() -> Layer { MSEObserverLayer(quantBits: bitLength, symmetric: symmetric, reducer: reducer) }
 }
 
 /// Sums of squared fake-quantization errors for every search candidate, split over threads by
@@ -78,6 +126,33 @@ enum SquaredErrorSearch {
                     sums[candidate] = fixedPointSum(count: x.count, grid: grid) { i in
                         let error = Double(x[i] - fakeQuantize(x[i], inverse: inverse, threshold: thresholdFloat,
                                                                quantMaximum: qmax, reciprocalMaximum: reciprocal))
+                        return error * error
+                    }
+                }
+            }
+        }
+        reducer.reduceSum(&sums)
+        return sums
+    }
+
+    /// The asymmetric search's factors: PaddleSlim's grid, then 1 (the unclipped range).
+    static let asymmetricFactors = SearchGrid.factors + [1.0]
+
+    /// The asymmetric candidates' losses (see ``MSEObserver``), exact fixed-point sums.
+    static func asymmetricLosses(_ values: [Float], minimum: Double, width: Double, quantMaximum: Int, reducer: StatisticReducer) -> [Int128] {
+        let factors = asymmetricFactors
+        // |x| ≤ width and |dequantized| ≤ width·(1 + 1/255): every term is below 4.05·width².
+        let grid = FixedPointGrid(maximumTerm: 4.05 * width * width)
+        var sums = [Int128](repeating: 0, count: factors.count)
+        let (qmin, qmax) = (Float(-quantMaximum - 1), Float(quantMaximum))
+        sums.withUnsafeMutableBufferPointer { sums in
+            values.withUnsafeBufferPointer { x in
+                Parallelism.forEach(factors.count) { candidate in
+                    let step = Float(factors[candidate] * width / Double(2 * quantMaximum + 1))
+                    let zero = Swift.min(Swift.max(qmin - (Float(factors[candidate] * minimum) / step).rounded(.toNearestOrEven), qmin), qmax)
+                    sums[candidate] = fixedPointSum(count: x.count, grid: grid) { i in
+                        let level = Swift.min(Swift.max((x[i] / step).rounded(.toNearestOrEven) + zero, qmin), qmax)
+                        let error = Double(x[i] - (level - zero) * step)
                         return error * error
                     }
                 }
