@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# README's MiniLM accuracy table, in one command: for each activation observer, with per-channel
-# abs-max weights, at W8A8 and W4A8, calibrates all-MiniLM-L6-v2 on calibration.txt (153 sentences,
+# README's MiniLM accuracy table, in one command: for each activation observer (and the affine
+# forms of abs_max, mse and hist), with per-channel weights (abs_max_channel_wise at 8 bits,
+# mse_channel_wise at 4), at W8A8 and W4A8, calibrates all-MiniLM-L6-v2 on calibration.txt (153 sentences,
 # batches of 8) under mpirun at T=2, embeds evaluation.txt (153 other sentences) with the converted
 # model, and compares with the float embeddings (tools/embedding_metrics.py). Prints a Markdown table.
 # Usage: examples/minilm/accuracy.sh [TP]     (needs a Python with numpy: launch/test's venv is used)
@@ -31,9 +32,15 @@ row() {  # label bits-label calibrate-arguments...
   local tenths=$(( (end - start) / 100000000 ))
   printf "| %s | %s | %s | %s | %s | %d.%d s |\n" "$label" "$bits" "$mean" "$minimum" "$spearman" $((tenths / 10)) $((tenths % 10))
 }
-row "none (weight-only)" W8 --observer none
-row "none (weight-only)" W4 --observer none --weight-bits 4
+w8=(--weight-observer abs_max_channel_wise)
+w4=(--weight-bits 4 --weight-observer mse_channel_wise)
+row "none (weight-only)" W8 --observer none "${w8[@]}"
+row "none (weight-only)" W4 --observer none "${w4[@]}"
 for observer in abs_max avg mse emd hist kl; do
-  row "$observer" W8A8 --observer "$observer"
-  row "$observer" W4A8 --observer "$observer" --weight-bits 4
+  row "$observer" W8A8 --observer "$observer" "${w8[@]}"
+  row "$observer" W4A8 --observer "$observer" "${w4[@]}"
+done
+for observer in abs_max mse hist; do
+  row "$observer --asymmetric" W8A8 --observer "$observer" --asymmetric "${w8[@]}"
+  row "$observer --asymmetric" W4A8 --observer "$observer" --asymmetric "${w4[@]}"
 done
