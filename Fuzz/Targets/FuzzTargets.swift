@@ -1,8 +1,11 @@
 import Foundation
 import ShardExport
+import ShardModels
 import ShardTensor
+import ShardText
 
-/// The reader this process fuzzes, from `SHARDQUANT_FUZZ_TARGET` (npy, safetensors, manifest);
+/// The reader this process fuzzes, from `SHARDQUANT_FUZZ_TARGET` (npy, safetensors, manifest,
+/// vocab: a `vocab.txt` then the tokenizer on text from the same bytes, bertconfig: a BERT `config.json`);
 /// launch/fuzz runs one campaign per target, each with its own corpus.
 private let target: String = ProcessInfo.processInfo.environment["SHARDQUANT_FUZZ_TARGET"] ?? "npy"
 
@@ -19,6 +22,17 @@ public func fuzzOneInput(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         }
     case "manifest":
         _ = try? ShardManifest.parse(data, file: "manifest.json")
+    case "vocab":
+        // The first half is the vocabulary (with the special tokens added so most inputs build a
+        // tokenizer), the second half the text to encode.
+        let half = data.count / 2
+        let special = Data("[PAD]\n[UNK]\n[CLS]\n[SEP]\n".utf8)
+        if let tokenizer = try? WordPieceTokenizer(vocabularyData: special + data.prefix(half), file: "vocab.txt") {
+            _ = tokenizer.encode(String(decoding: data.suffix(from: data.startIndex + half), as: UTF8.self), maximumLength: 64)
+        }
+        _ = try? WordPieceTokenizer(vocabularyData: data, file: "vocab.txt")
+    case "bertconfig":
+        _ = try? BERTConfiguration.parse(data, file: "config.json")
     default:
         if let array = try? NumpyFile.parse(data, file: "fuzz.npy") { _ = array.floatTensor() }
     }

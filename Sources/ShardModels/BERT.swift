@@ -62,6 +62,12 @@ public struct BERTConfiguration: Sendable, Equatable, Codable {
         do { data = try Data(contentsOf: url) } catch {
             throw CheckpointFailure(file: url.path, reason: "cannot be read: \(error.localizedDescription)")
         }
+        return try parse(data, file: url.path)
+    }
+
+    /// Checks the bytes of a `config.json`; `file` names it in errors.
+    public static func parse(_ data: Data, file: String) throws -> BERTConfiguration {
+        let url = URL(fileURLWithPath: file)
         let configuration: BERTConfiguration
         do { configuration = try JSONDecoder().decode(BERTConfiguration.self, from: data) } catch let DecodingError.keyNotFound(key, _) {
             throw CheckpointFailure(file: url.path, reason: "has no \"\(key.stringValue)\"; a BERT config.json needs it")

@@ -62,13 +62,18 @@ public struct WordPieceTokenizer: Sendable {
         do { data = try Data(contentsOf: url) } catch {
             throw TokenizerError(file: url.path, reason: "cannot be read: \(error.localizedDescription)")
         }
+        try self.init(vocabularyData: data, lowercase: lowercase, file: url.path)
+    }
+
+    /// Parses the bytes of a `vocab.txt`; `file` names it in errors.
+    public init(vocabularyData data: Data, lowercase: Bool = true, file: String) throws(TokenizerError) {
         guard let text = String(data: data, encoding: .utf8) else {
-            throw TokenizerError(file: url.path, reason: "is not UTF-8 text")
+            throw TokenizerError(file: file, reason: "is not UTF-8 text")
         }
         var lines = text.components(separatedBy: "\n").map { $0.hasSuffix("\r") ? String($0.dropLast()) : $0 }
         if lines.last == "" { lines.removeLast() }
-        guard !lines.isEmpty else { throw TokenizerError(file: url.path, reason: "holds no vocabulary") }
-        try self.init(pieces: lines, lowercase: lowercase, file: url.path)
+        guard !lines.isEmpty else { throw TokenizerError(file: file, reason: "holds no vocabulary") }
+        try self.init(pieces: lines, lowercase: lowercase, file: file)
     }
 
     /// The ids of `text`: `[CLS]`, the word pieces (the first `maximumLength − 2`), `[SEP]`.
