@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "ShardText", targets: ["ShardText"]),
         .library(name: "ShardModels", targets: ["ShardModels"]),
         .library(name: "ShardQuant", targets: ["ShardQuant"]),
+        .library(name: "ShardTrain", targets: ["ShardTrain"]),
         .library(name: "ShardExport", targets: ["ShardExport"]),
         .executable(name: "shardquant", targets: ["shardquant"]),
     ],
@@ -61,6 +62,10 @@ let package = Package(
             dependencies: ["ShardDistributed", "ShardNN", "ShardTensor"]
         ),
         .target(
+            name: "ShardTrain",
+            dependencies: ["ShardDistributed", "ShardNN", "ShardTensor"]
+        ),
+        .target(
             name: "ShardExport",
             dependencies: [
                 "ShardDistributed", "ShardModels", "ShardNN", "ShardQuant", "ShardTensor",
@@ -99,6 +104,7 @@ let package = Package(
         .testTarget(name: "ShardDistributedTests", dependencies: ["ShardDistributed", "ShardNN", "ShardTensor"]),
         .testTarget(name: "ShardExportTests", dependencies: ["ShardExport", "ShardQuant", "ShardModels", "ShardDistributed"]),
         .testTarget(name: "ShardNNTests", dependencies: ["ShardNN", "ShardTensor"]),
+        .testTarget(name: "ShardTrainTests", dependencies: ["ShardTrain", "ShardNN", "ShardTensor", "ShardDistributed"]),
         .testTarget(name: "ShardQuantTests", dependencies: ["ShardQuant", "ShardModels", "ShardDistributed"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardModelsTests", dependencies: ["ShardModels", "ShardNN", "ShardTensor", "ShardDistributed"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardTextTests", dependencies: ["ShardText"], exclude: ["Fixtures"]),

@@ -1,23 +1,50 @@
+import Foundation
 import ShardTensor
 
 /// `y = max(x, 0)`.
 open class ReLU: Layer {
     public override init() { super.init() }
-    open override func forward(_ input: Tensor) -> Tensor { input.relu() }
+    open override func forward(_ input: Tensor) -> Tensor {
+        if isTraining { saved["input"] = input }
+        return input.relu()
+    }
+    /// `∂x = ∂y` where `x > 0`, else 0.
+    open override func backward(_ outputGradient: Tensor) -> Tensor {
+        Tensor.broadcasting(outputGradient, savedTensor("input")) { g, x in x > 0 ? g : 0 }
+    }
     open override func makeCopy() -> Layer { ReLU() }
 }
 
 /// `y = min(max(x, 0), 6)`.
 open class ReLU6: Layer {
     public override init() { super.init() }
-    open override func forward(_ input: Tensor) -> Tensor { input.relu6() }
+    open override func forward(_ input: Tensor) -> Tensor {
+        if isTraining { saved["input"] = input }
+        return input.relu6()
+    }
+    /// `∂x = ∂y` where `0 < x < 6`, else 0.
+    open override func backward(_ outputGradient: Tensor) -> Tensor {
+        Tensor.broadcasting(outputGradient, savedTensor("input")) { g, x in x > 0 && x < 6 ? g : 0 }
+    }
     open override func makeCopy() -> Layer { ReLU6() }
 }
 
 /// The exact GELU, `y = x · ½ · (1 + erf(x / √2))`.
 open class GELU: Layer {
     public override init() { super.init() }
-    open override func forward(_ input: Tensor) -> Tensor { input.gelu() }
+    open override func forward(_ input: Tensor) -> Tensor {
+        if isTraining { saved["input"] = input }
+        return input.gelu()
+    }
+    /// `∂x = ∂y · (Φ(x) + x·φ(x))`, Φ and φ the standard normal CDF and density.
+    open override func backward(_ outputGradient: Tensor) -> Tensor {
+        Tensor.broadcasting(outputGradient, savedTensor("input")) { g, x in
+            let v = Double(x)
+            let cdf = 0.5 * (1 + Foundation.erf(v * 0.70710678118654752440))
+            let density = Foundation.exp(-0.5 * v * v) * 0.39894228040143267794
+            return Float(Double(g) * (cdf + v * density))
+        }
+    }
     open override func makeCopy() -> Layer { GELU() }
 }
 
@@ -36,7 +63,12 @@ open class Flatten: Layer {
         super.init()
     }
     open override func forward(_ input: Tensor) -> Tensor {
-        input.reshaped(Array(input.shape[..<startAxis]) + [-1])
+        if isTraining { saved["shape"] = Tensor(input.shape.map(Float.init)) }
+        return input.reshaped(Array(input.shape[..<startAxis]) + [-1])
+    }
+    /// The gradient in the input's shape.
+    open override func backward(_ outputGradient: Tensor) -> Tensor {
+        outputGradient.reshaped(savedTensor("shape").scalars.map { Int($0) })
     }
     open override func makeCopy() -> Layer { Flatten(startAxis: startAxis) }
 }
@@ -62,13 +94,20 @@ open class Dropout: Layer {
         let start = drawn
         drawn += UInt64(input.count)
         let keep = 1 / (1 - probability)
-        var output = input
-        output.scalars.withUnsafeMutableBufferPointer { buffer in
+        var mask = Tensor.zeros(input.shape)
+        mask.scalars.withUnsafeMutableBufferPointer { buffer in
             for i in 0..<buffer.count {
-                buffer[i] = generator.uniform(at: start + UInt64(i)) < probability ? 0 : buffer[i] * keep
+                buffer[i] = generator.uniform(at: start + UInt64(i)) < probability ? 0 : keep
             }
         }
-        return output
+        saved["mask"] = mask
+        return input * mask
+    }
+
+    /// `∂x = ∂y · mask` (0 or `1/(1−p)`), the same mask as the forward.
+    open override func backward(_ outputGradient: Tensor) -> Tensor {
+        if !isTraining || probability == 0 { return outputGradient }
+        return outputGradient * savedTensor("mask")
     }
 
     open override func makeCopy() -> Layer { Dropout(probability: probability, generator: generator) }

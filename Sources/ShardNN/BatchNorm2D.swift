@@ -39,16 +39,53 @@ open class BatchNorm2D: Layer {
             return input.channelAffine(ChannelEpilogue(scale: scale, shift: shift))
         }
         let axes = [0] + Array(2..<input.rank)
-        let mean = input.reduced(.mean, alongAxes: axes)
-        let centered = input - mean.reshaped([1, channels] + Array(repeating: 1, count: input.rank - 2))
-        let variance = centered.squared().reduced(.mean, alongAxes: axes)
         let perChannel = input.count / Swift.max(channels, 1)
-        let unbiased = variance * (Float(perChannel) / Float(Swift.max(perChannel - 1, 1)))
+        // Σx and Σx² over (N, H, W), summed over the data-parallel group when one is set
+        // (synchronised batch norm: every rank then normalises with the global batch's statistics).
+        var sums = input.reduced(.sum, alongAxes: axes).scalars.map(Double.init)
+            + input.squared().reduced(.sum, alongAxes: axes).scalars.map(Double.init) + [Double(perChannel)]
+        statisticsReducer?(&sums)
+        let count = sums[2 * channels]
+        let mean = Tensor(shape: [channels], scalars: (0..<channels).map { Float(sums[$0] / count) })
+        let variance = Tensor(shape: [channels], scalars: (0..<channels).map {
+            Float(Swift.max(sums[channels + $0] / count - (sums[$0] / count) * (sums[$0] / count), 0))
+        })
+        let unbiased = variance * Float(count / Swift.max(count - 1, 1))
         buffers["_mean"] = buffer("_mean") * momentum + mean * (1 - momentum)
         buffers["_variance"] = buffer("_variance") * momentum + unbiased * (1 - momentum)
         let (scale, shift) = Tensor.batchNormAffine(
             mean: mean, variance: variance, weight: parameters["weight"], bias: parameters["bias"], epsilon: epsilon)
+        let shape = [1, channels] + Array(repeating: 1, count: input.rank - 2)
+        let inverseDeviation = variance.map { 1 / ($0 + epsilon).squareRoot() }
+        saved["normalized"] = (input - mean.reshaped(shape)) * inverseDeviation.reshaped(shape)
+        saved["inverse_deviation"] = inverseDeviation
+        saved["count"] = Tensor(scalar: Float(count))
         return input.channelAffine(ChannelEpilogue(scale: scale, shift: shift))
+    }
+
+    /// Sums `[Σx (C), Σx² (C), count]` over the ranks that share a batch (set by data-parallel
+    /// training); `nil` for a single process.
+    public var statisticsReducer: ((inout [Double]) -> Void)?
+
+    /// Training-mode gradients with `x̂ = (x − μ)/σ`, `m` elements per channel (over every rank):
+    /// `∂γ = Σ ∂y·x̂`, `∂β = Σ ∂y`, `∂x = γ/σ · (∂y − ∂β/m − x̂·∂γ/m)`; the sums are reduced with
+    /// ``statisticsReducer`` like the forward's statistics.
+    open override func backward(_ outputGradient: Tensor) -> Tensor {
+        let normalized = savedTensor("normalized"), inverseDeviation = savedTensor("inverse_deviation")
+        let count = Double(savedTensor("count").scalar)
+        let axes = [0] + Array(2..<outputGradient.rank)
+        let shape = [1, channels] + Array(repeating: 1, count: outputGradient.rank - 2)
+        var sums = outputGradient.reduced(.sum, alongAxes: axes).scalars.map(Double.init)
+            + (outputGradient * normalized).reduced(.sum, alongAxes: axes).scalars.map(Double.init)
+        let localBias = Tensor(shape: [channels], scalars: sums[0..<channels].map(Float.init))
+        let localWeight = Tensor(shape: [channels], scalars: sums[channels...].map(Float.init))
+        accumulateGradient("bias", localBias)
+        accumulateGradient("weight", localWeight)
+        statisticsReducer?(&sums)
+        let meanGradient = Tensor(shape: shape, scalars: sums[0..<channels].map { Float($0 / count) })
+        let meanProduct = Tensor(shape: shape, scalars: sums[channels...].map { Float($0 / count) })
+        let gamma = parameters["weight"] ?? Tensor.ones([channels])
+        return (outputGradient - meanGradient - normalized * meanProduct) * (gamma * inverseDeviation).reshaped(shape)
     }
 
     open override func makeCopy() -> Layer { BatchNorm2D(channels: channels, epsilon: epsilon, momentum: momentum) }

@@ -62,7 +62,17 @@ open class Conv2D: Layer, EpilogueFusableConvolution {
     open func forward(_ input: Tensor, epilogue: ChannelEpilogue?) -> Tensor {
         precondition(input.rank == 4 && input.shape[1] == inputChannels,
                      "Conv2D expects [N, \(inputChannels), H, W], got \(input.shape)")
+        if isTraining { saved["input"] = input }
         return input.conv2d(weight: weight, bias: bias, geometry: geometry, groups: groups, epilogue: epilogue)
+    }
+
+    /// See ``Tensor/conv2dGradients(input:weight:outputGradient:geometry:groups:)``.
+    open override func backward(_ outputGradient: Tensor) -> Tensor {
+        let gradients = Tensor.conv2dGradients(input: savedTensor("input"), weight: weight, outputGradient: outputGradient,
+                                               geometry: geometry, groups: groups)
+        accumulateGradient("weight", gradients.weight)
+        if bias != nil { accumulateGradient("bias", gradients.bias) }
+        return gradients.input
     }
 
     /// Only `Conv2D` itself fuses; a subclass opts in by overriding this.

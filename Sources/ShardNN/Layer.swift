@@ -27,8 +27,50 @@ open class Layer {
     public private(set) var isTraining = false
     /// How this layer's input is laid out across tensor-parallel ranks.
     public var inputSharding: InputSharding = .replicated
+    /// Tensors a training-mode forward keeps for ``backward(_:)`` (its input, masks, statistics).
+    public var saved: [String: Tensor] = [:]
+    /// Parameter gradients `∂L/∂p` accumulated by ``backward(_:)``, by parameter name.
+    public var gradients: [String: Tensor] = [:]
+    /// Per-parameter learning-rate multipliers (Paddle's `ParamAttr(learning_rate:)`; PACT's α
+    /// uses 1000); 1 when absent.
+    public var learningRateMultipliers: [String: Float] = [:]
 
     public init() {}
+
+    /// Given `∂L/∂y` for the output of the latest training-mode ``forward(_:)``, returns `∂L/∂x`
+    /// and adds `∂L/∂p` to ``gradients`` for every parameter. Subclasses that train override it.
+    open func backward(_ outputGradient: Tensor) -> Tensor {
+        fatalError("\(typeName) does not implement backward(_:)")
+    }
+
+    /// Adds `value` to the gradient of parameter `name`.
+    public func accumulateGradient(_ name: String, _ value: Tensor) {
+        if let existing = gradients[name] { gradients[name] = existing + value } else { gradients[name] = value }
+    }
+
+    /// The saved tensor `name`, which a training-mode forward must have stored.
+    public func savedTensor(_ name: String) -> Tensor {
+        guard let value = saved[name] else {
+            preconditionFailure("\(typeName).backward needs a training-mode forward first (no saved '\(name)')")
+        }
+        return value
+    }
+
+    /// Clears the gradients of this layer and every descendant.
+    public func zeroGradients() {
+        gradients = [:]
+        for (_, child) in sublayers { child.zeroGradients() }
+    }
+
+    /// Every parameter of the subtree with its dotted name and owning layer (for optimisers).
+    public func trainableParameters() -> [(name: String, layer: Layer, key: String)] {
+        var result: [(name: String, layer: Layer, key: String)] = []
+        for key in parameters.keys { result.append((key, self, key)) }
+        for (path, layer) in namedSublayers() {
+            for key in layer.parameters.keys { result.append((path + "." + key, layer, key)) }
+        }
+        return result
+    }
 
     /// Computes the layer's output. Subclasses override it.
     open func forward(_ input: Tensor) -> Tensor {

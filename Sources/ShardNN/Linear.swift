@@ -40,7 +40,32 @@ open class Linear: Layer {
     }
 
     open override func forward(_ input: Tensor) -> Tensor {
-        Linear.apply(input, weight: weight, bias: bias)
+        if isTraining { saved["input"] = input }
+        return Linear.apply(input, weight: weight, bias: bias)
+    }
+
+    /// `∂W = xᵀ·∂y`, `∂b = Σ_rows ∂y`, `∂x = ∂y·Wᵀ` (rows: every leading index of `[…, in]`).
+    open override func backward(_ outputGradient: Tensor) -> Tensor {
+        let (input, weightGradient, biasGradient, inputGradient) = Linear.gradients(
+            input: savedTensor("input"), weight: weight, outputGradient: outputGradient)
+        _ = input
+        accumulateGradient("weight", weightGradient)
+        if bias != nil { accumulateGradient("bias", biasGradient) }
+        return inputGradient
+    }
+
+    /// The three gradients of `y = x·W + b` for any weight (float or fake-quantized), shared with
+    /// quantized and parallel subclasses: `(x, ∂W, ∂b, ∂x)`.
+    public static func gradients(input: Tensor, weight: Tensor, outputGradient: Tensor) -> (Tensor, Tensor, Tensor, Tensor) {
+        let (inFeatures, outFeatures) = (weight.shape[0], weight.shape[1])
+        let rows = input.count / Swift.max(inFeatures, 1)
+        precondition(outputGradient.count == rows * outFeatures, "Linear gradient \(outputGradient.shape) for input \(input.shape)")
+        let x = input.reshaped([rows, inFeatures])
+        let dy = outputGradient.reshaped([rows, outFeatures])
+        let weightGradient = x.transposed().matmul(dy)
+        let biasGradient = dy.reduced(.sum, alongAxes: [0])
+        let inputGradient = dy.matmulTransposed(weight).reshaped(input.shape)
+        return (x, weightGradient, biasGradient, inputGradient)
     }
 
     /// `x · W + b` for any weight (float or fake-quantized), shared with quantized subclasses.

@@ -15,7 +15,13 @@ open class AvgPool2D: Layer {
     }
 
     open override func forward(_ input: Tensor) -> Tensor {
-        input.avgPool2d(kernel: kernel, geometry: geometry, exclusive: exclusive)
+        if isTraining { saved["input"] = input }
+        return input.avgPool2d(kernel: kernel, geometry: geometry, exclusive: exclusive)
+    }
+
+    open override func backward(_ outputGradient: Tensor) -> Tensor {
+        Tensor.pool2dGradient(input: savedTensor("input"), outputGradient: outputGradient, kernel: kernel, geometry: geometry,
+                              maximum: false, exclusive: exclusive)
     }
 
     open override func makeCopy() -> Layer {
@@ -34,7 +40,14 @@ open class MaxPool2D: Layer {
         super.init()
     }
 
-    open override func forward(_ input: Tensor) -> Tensor { input.maxPool2d(kernel: kernel, geometry: geometry) }
+    open override func forward(_ input: Tensor) -> Tensor {
+        if isTraining { saved["input"] = input }
+        return input.maxPool2d(kernel: kernel, geometry: geometry)
+    }
+
+    open override func backward(_ outputGradient: Tensor) -> Tensor {
+        Tensor.pool2dGradient(input: savedTensor("input"), outputGradient: outputGradient, kernel: kernel, geometry: geometry, maximum: true)
+    }
 
     open override func makeCopy() -> Layer {
         MaxPool2D(kernelSize: kernel.0, stride: geometry.stride.height, padding: geometry.padding.height)
@@ -50,7 +63,14 @@ open class AdaptiveAvgPool2D: Layer {
         super.init()
     }
 
-    open override func forward(_ input: Tensor) -> Tensor { input.adaptiveAvgPool2d(outputSize: outputSize) }
+    open override func forward(_ input: Tensor) -> Tensor {
+        if isTraining { saved["input"] = input }
+        return input.adaptiveAvgPool2d(outputSize: outputSize)
+    }
+
+    open override func backward(_ outputGradient: Tensor) -> Tensor {
+        Tensor.adaptiveAvgPool2dGradient(input: savedTensor("input"), outputGradient: outputGradient)
+    }
 
     open override func makeCopy() -> Layer { AdaptiveAvgPool2D(outputSize: outputSize.0) }
 }

@@ -32,6 +32,13 @@ open class Sequential: Layer {
         return x
     }
 
+    /// The sublayers' backward passes in reverse order.
+    open override func backward(_ outputGradient: Tensor) -> Tensor {
+        var gradient = outputGradient
+        for layer in sublayers.values.reversed() { gradient = layer.backward(gradient) }
+        return gradient
+    }
+
     /// Runs `Conv2D [→ BatchNorm2D] [→ ReLU | ReLU6]` starting at `index` as one fused convolution,
     /// returning the output and the number of layers consumed, or `nil` when the pattern is absent.
     static func fusedConvolution(_ layers: [Layer], at index: Int, input: Tensor) -> (Tensor, Int)? {
