@@ -43,7 +43,32 @@ public final class ColumnParallelLinear: Layer {
     }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        ColumnParallelLinear.apply(input, weight: parameter("weight"), bias: parameters["bias"], gatherOutput: gatherOutput, group: group)
+        if isTraining { saved["input"] = input }
+        return ColumnParallelLinear.apply(input, weight: parameter("weight"), bias: parameters["bias"], gatherOutput: gatherOutput, group: group)
+    }
+
+    /// Megatron's column backward: this rank's `∂W_r = xᵀ·∂y_r`, `∂b_r`, and `∂x = Σ_r ∂y_r·W_rᵀ`
+    /// (an all-reduce over the group: every rank's columns used the whole input).
+    public override func backward(_ outputGradient: Tensor) -> Tensor {
+        let (weightGradient, biasGradient, inputGradient) = ColumnParallelLinear.gradients(
+            input: savedTensor("input"), weight: parameter("weight"), outputGradient: outputGradient, gatherOutput: gatherOutput, group: group)
+        accumulateGradient("weight", weightGradient)
+        if parameters["bias"] != nil { accumulateGradient("bias", biasGradient) }
+        return inputGradient
+    }
+
+    /// `(∂W_r, ∂b_r, ∂x)` for any local weight; with `gatherOutput` the incoming gradient is the
+    /// whole output's and this rank takes its columns.
+    public static func gradients(input: Tensor, weight: Tensor, outputGradient: Tensor, gatherOutput: Bool, group: Communicator) -> (Tensor, Tensor, Tensor) {
+        var localGradient = outputGradient
+        if gatherOutput && group.size > 1 {
+            let width = weight.shape[1]
+            localGradient = outputGradient.slice(axis: -1, start: group.rank * width, end: (group.rank + 1) * width)
+        }
+        let (_, weightGradient, biasGradient, partialInputGradient) = Linear.gradients(input: input, weight: weight, outputGradient: localGradient)
+        var inputGradient = partialInputGradient
+        if group.size > 1 { Collective.sum(&inputGradient, group: group) }
+        return (weightGradient, biasGradient, inputGradient)
     }
 
     /// The column-parallel product for any local weight (float or fake-quantized).
@@ -108,7 +133,31 @@ public final class RowParallelLinear: Layer {
     }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        RowParallelLinear.apply(input, weight: parameter("weight"), bias: parameters["bias"], inputIsParallel: inputIsParallel, group: group)
+        if isTraining { saved["input"] = input }
+        return RowParallelLinear.apply(input, weight: parameter("weight"), bias: parameters["bias"], inputIsParallel: inputIsParallel, group: group)
+    }
+
+    /// Megatron's row backward: the output gradient is whole on every rank, so `∂W_r = x_rᵀ·∂y`,
+    /// `∂b = Σ ∂y` (the same on every rank) and `∂x_r = ∂y·W_rᵀ` need no collective; without
+    /// `inputIsParallel` the slices are gathered back into the whole input's gradient.
+    public override func backward(_ outputGradient: Tensor) -> Tensor {
+        let (weightGradient, biasGradient, inputGradient) = RowParallelLinear.gradients(
+            input: savedTensor("input"), weight: parameter("weight"), outputGradient: outputGradient, inputIsParallel: inputIsParallel, group: group)
+        accumulateGradient("weight", weightGradient)
+        if parameters["bias"] != nil { accumulateGradient("bias", biasGradient) }
+        return inputGradient
+    }
+
+    /// `(∂W_r, ∂b, ∂x)` for any local weight.
+    public static func gradients(input: Tensor, weight: Tensor, outputGradient: Tensor, inputIsParallel: Bool, group: Communicator) -> (Tensor, Tensor, Tensor) {
+        var local = input
+        if !inputIsParallel && group.size > 1 {
+            let width = input.shape[input.rank - 1] / group.size
+            local = input.slice(axis: -1, start: group.rank * width, end: (group.rank + 1) * width)
+        }
+        let (_, weightGradient, biasGradient, localInputGradient) = Linear.gradients(input: local, weight: weight, outputGradient: outputGradient)
+        let inputGradient = !inputIsParallel && group.size > 1 ? Collective.gatherFeatures(localInputGradient, group: group) : localInputGradient
+        return (weightGradient, biasGradient, inputGradient)
     }
 
     /// The row-parallel product for any local weight (float or fake-quantized).

@@ -46,9 +46,8 @@ open class Linear: Layer {
 
     /// `∂W = xᵀ·∂y`, `∂b = Σ_rows ∂y`, `∂x = ∂y·Wᵀ` (rows: every leading index of `[…, in]`).
     open override func backward(_ outputGradient: Tensor) -> Tensor {
-        let (input, weightGradient, biasGradient, inputGradient) = Linear.gradients(
+        let (_, weightGradient, biasGradient, inputGradient) = Linear.gradients(
             input: savedTensor("input"), weight: weight, outputGradient: outputGradient)
-        _ = input
         accumulateGradient("weight", weightGradient)
         if bias != nil { accumulateGradient("bias", biasGradient) }
         return inputGradient

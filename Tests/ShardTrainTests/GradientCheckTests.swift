@@ -149,3 +149,42 @@ struct GradientCheckTests {
         }
     }
 }
+
+@Suite("Parallel backward passes")
+struct ParallelBackwardTests {
+    /// A column → GELU → row MLP in the tensor-parallel form equals the single-process one's
+    /// gradients: ∂x whole, each rank's ∂W the slice of the whole ∂W (1e-5: partial sums added in
+    /// another order).
+    @Test("column → GELU → row at T = 2, 3: ∂x and every ∂W, ∂b slice equal the single-process gradients", arguments: [2, 3])
+    func megatron(size: Int) throws {
+        let generator = CounterRandom(seed: 21)
+        let up = Tensor.uniform([4, 6], low: -1, high: 1, generator: generator.substream("up"))
+        let upBias = Tensor.uniform([6], low: -1, high: 1, generator: generator.substream("up.bias"))
+        let down = Tensor.uniform([6, 5], low: -1, high: 1, generator: generator.substream("down"))
+        let downBias = Tensor.uniform([5], low: -1, high: 1, generator: generator.substream("down.bias"))
+        let x = Tensor.uniform([3, 4], low: -1, high: 1, generator: generator.substream("x"))
+        let dy = Tensor.uniform([3, 5], low: -1, high: 1, generator: generator.substream("dy"))
+        let single = Sequential(Linear(weight: up, bias: upBias), GELU(), Linear(weight: down, bias: downBias))
+        single.train()
+        _ = single(x)
+        let dx = single.backward(dy)
+        let results = try ThreadGroup.run(size: size) { group -> [Tensor] in
+            let model = Sequential(try ColumnParallelLinear(fullWeight: up, fullBias: upBias, gatherOutput: false, group: group), GELU(),
+                                   try RowParallelLinear(fullWeight: down, fullBias: downBias, inputIsParallel: true, group: group))
+            model.train()
+            _ = model(x)
+            let gradient = model.backward(dy)
+            return [gradient, model[sublayer: "0"].gradients["weight"]!, model[sublayer: "0"].gradients["bias"]!,
+                    model[sublayer: "2"].gradients["weight"]!, model[sublayer: "2"].gradients["bias"]!]
+        }
+        func close(_ a: Tensor, _ b: Tensor) -> Bool { a.shape == b.shape && zip(a.scalars, b.scalars).allSatisfy { abs($0 - $1) <= 1e-5 } }
+        let width = 6 / size
+        for (rank, result) in results.enumerated() {
+            #expect(close(result[0], dx))
+            #expect(close(result[1], single[sublayer: "0"].gradients["weight"]!.slice(axis: 1, start: rank * width, end: (rank + 1) * width)))
+            #expect(close(result[2], single[sublayer: "0"].gradients["bias"]!.slice(axis: 0, start: rank * width, end: (rank + 1) * width)))
+            #expect(close(result[3], single[sublayer: "2"].gradients["weight"]!.slice(axis: 0, start: rank * width, end: (rank + 1) * width)))
+            #expect(close(result[4], single[sublayer: "2"].gradients["bias"]!))
+        }
+    }
+}
