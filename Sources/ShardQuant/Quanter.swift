@@ -49,8 +49,17 @@ open class BaseQuanter: Layer {
             if count > 0 { firstNonFinite = (callCount, count) }
         }
         observe(input)
-        return input
+        return fakeQuantize(input)
     }
+
+    /// What the forward returns after ``observe(_:)``: the input itself for observers; a
+    /// quantization-aware-training quanter returns the fake-quantized input (and keeps what its
+    /// ``backward(_:)`` needs).
+    open func fakeQuantize(_ input: Tensor) -> Tensor { input }
+
+    /// Observers pass the gradient through unchanged; quanters override it with their
+    /// straight-through and parameter gradients.
+    open override func backward(_ outputGradient: Tensor) -> Tensor { outputGradient }
 
     /// Whether every call's input is checked for NaN and ±∞ (false for weight observers that read
     /// only their first call: the weight does not change during PTQ).

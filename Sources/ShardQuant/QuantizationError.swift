@@ -4,6 +4,8 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
     case noSuchLayer(path: String, nearest: [String])
     /// A model in training mode was given to PTQ.
     case modelInTrainingMode
+    /// A model in evaluation mode was given to QAT.
+    case modelInEvaluationMode
     /// A quanter cannot serve this layer (for example a channel-wise observer on a ReLU).
     case unsupportedLayer(path: String, type: String, observer: String)
     /// A layer's observer saw no data, so it has no thresholds.
@@ -19,6 +21,8 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
             return "no layer at '\(path)'" + (nearest.isEmpty ? "" : "; nearest: " + nearest.joined(separator: ", "))
         case .modelInTrainingMode:
             return "PTQ needs a model in evaluation mode; call model.eval() first"
+        case .modelInEvaluationMode:
+            return "QAT needs a model in training mode; call model.train() first"
         case .unsupportedLayer(let path, let type, let observer):
             return "observer '\(observer)' cannot quantize layer '\(path)' of type \(type)"
         case .notCalibrated(let path, let observer):

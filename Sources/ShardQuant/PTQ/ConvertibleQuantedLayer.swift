@@ -74,6 +74,25 @@ open class ConvertibleQuantedLayer: Layer {
         activationQuanter.map { $0(input) } ?? input
     }
 
+    /// The input and weight after their quanters; in training mode they are kept for ``backward(_:)``.
+    public func quantizedOperands(_ input: Tensor) -> (input: Tensor, weight: Tensor) {
+        let operands = (input: quantizedInput(input), weight: effectiveWeight())
+        if isTraining {
+            saved["input"] = operands.input
+            saved["weight"] = operands.weight
+        }
+        return operands
+    }
+
+    /// Completes a backward pass from the float operator's gradients with respect to the quantized
+    /// weight and input: the weight quanter turns `∂W_q` into `∂W` (and its own parameter
+    /// gradients), the activation quanter `∂x_q` into `∂x`.
+    public func quantizedBackward(weightGradient: Tensor, biasGradient: Tensor, inputGradient: Tensor) -> Tensor {
+        accumulateGradient("weight", weightQuanter.map { $0.backward(weightGradient) } ?? weightGradient)
+        if parameters["bias"] != nil { accumulateGradient("bias", biasGradient) }
+        return activationQuanter.map { $0.backward(inputGradient) } ?? inputGradient
+    }
+
     /// The inference form of this layer's quanters: the input's quantize-dequantize layer and the
     /// Int8 weight. `path` names the layer in errors.
     /// - Throws: ``QuantizationError/notCalibrated(path:observer:)`` when a quanter saw no data.

@@ -23,6 +23,11 @@ public final class PTQ {
     ///   config's errors (a name or layer that matches nothing, an observer that cannot serve a layer).
     public func quantize(_ model: Layer, inplace: Bool = false) throws(QuantizationError) -> Layer {
         if model.isTraining { throw QuantizationError.modelInTrainingMode }
+        return try insertQuanters(model, inplace: inplace)
+    }
+
+    /// The quantize step shared with ``QAT``: replace configured layers, wrap configured leaves.
+    func insertQuanters(_ model: Layer, inplace: Bool) throws(QuantizationError) -> Layer {
         let resolved = try config.resolve(model)
         let target = inplace ? model : model.deepCopy()
         try replaceQuantifiable(target, prefix: "", resolved: resolved)

@@ -12,7 +12,15 @@ open class QuantedLinear: ConvertibleQuantedLayer {
     public override init(sourceTypeName: String) { super.init(sourceTypeName: sourceTypeName) }
 
     open override func forward(_ input: Tensor) -> Tensor {
-        Linear.apply(quantizedInput(input), weight: effectiveWeight(), bias: parameters["bias"])
+        let (x, weight) = quantizedOperands(input)
+        return Linear.apply(x, weight: weight, bias: parameters["bias"])
+    }
+
+    /// Linear's gradients on the quantized operands, then through the quanters.
+    open override func backward(_ outputGradient: Tensor) -> Tensor {
+        let (_, weightGradient, biasGradient, inputGradient) = Linear.gradients(
+            input: savedTensor("input"), weight: savedTensor("weight"), outputGradient: outputGradient)
+        return quantizedBackward(weightGradient: weightGradient, biasGradient: biasGradient, inputGradient: inputGradient)
     }
 
     open override func makeCopy() -> Layer { QuantedLinear(sourceTypeName: sourceTypeName) }
@@ -45,7 +53,15 @@ open class QuantedConv2D: ConvertibleQuantedLayer, EpilogueFusableConvolution {
     /// which is the float arithmetic after the input and weight quantization: fusing is exact up to
     /// the rounding of the folded affine map.
     open func forward(_ input: Tensor, epilogue: ChannelEpilogue?) -> Tensor {
-        quantizedInput(input).conv2d(weight: effectiveWeight(), bias: parameters["bias"], geometry: geometry, groups: groups, epilogue: epilogue)
+        let (x, weight) = quantizedOperands(input)
+        return x.conv2d(weight: weight, bias: parameters["bias"], geometry: geometry, groups: groups, epilogue: epilogue)
+    }
+
+    /// The convolution's gradients on the quantized operands, then through the quanters.
+    open override func backward(_ outputGradient: Tensor) -> Tensor {
+        let gradients = Tensor.conv2dGradients(input: savedTensor("input"), weight: savedTensor("weight"), outputGradient: outputGradient,
+                                               geometry: geometry, groups: groups)
+        return quantizedBackward(weightGradient: gradients.weight, biasGradient: gradients.bias, inputGradient: gradients.input)
     }
 
     open var fusesEpilogue: Bool { type(of: self) == QuantedConv2D.self }
@@ -67,6 +83,10 @@ public final class ObserveWrapper: Layer {
 
     public override func forward(_ input: Tensor) -> Tensor {
         self[sublayer: "_observed"](self[sublayer: "_observer"](input))
+    }
+
+    public override func backward(_ outputGradient: Tensor) -> Tensor {
+        self[sublayer: "_observer"].backward(self[sublayer: "_observed"].backward(outputGradient))
     }
 
     public override var typeName: String { "ObserveWrapper" }

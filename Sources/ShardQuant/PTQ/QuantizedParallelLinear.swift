@@ -35,8 +35,14 @@ public final class QuantizedColumnParallelLinear: ConvertibleQuantedLayer {
     }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        ColumnParallelLinear.apply(quantizedInput(input), weight: effectiveWeight(), bias: parameters["bias"],
-                                   gatherOutput: gatherOutput, group: group)
+        let (x, weight) = quantizedOperands(input)
+        return ColumnParallelLinear.apply(x, weight: weight, bias: parameters["bias"], gatherOutput: gatherOutput, group: group)
+    }
+
+    public override func backward(_ outputGradient: Tensor) -> Tensor {
+        let (weightGradient, biasGradient, inputGradient) = ColumnParallelLinear.gradients(
+            input: savedTensor("input"), weight: savedTensor("weight"), outputGradient: outputGradient, gatherOutput: gatherOutput, group: group)
+        return quantizedBackward(weightGradient: weightGradient, biasGradient: biasGradient, inputGradient: inputGradient)
     }
 
     public override func makeCopy() -> Layer { QuantizedColumnParallelLinear(copying: self) }
@@ -66,8 +72,14 @@ public final class QuantizedRowParallelLinear: ConvertibleQuantedLayer {
     }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        RowParallelLinear.apply(quantizedInput(input), weight: effectiveWeight(), bias: parameters["bias"],
-                                inputIsParallel: inputIsParallel, group: group)
+        let (x, weight) = quantizedOperands(input)
+        return RowParallelLinear.apply(x, weight: weight, bias: parameters["bias"], inputIsParallel: inputIsParallel, group: group)
+    }
+
+    public override func backward(_ outputGradient: Tensor) -> Tensor {
+        let (weightGradient, biasGradient, inputGradient) = RowParallelLinear.gradients(
+            input: savedTensor("input"), weight: savedTensor("weight"), outputGradient: outputGradient, inputIsParallel: inputIsParallel, group: group)
+        return quantizedBackward(weightGradient: weightGradient, biasGradient: biasGradient, inputGradient: inputGradient)
     }
 
     public override func makeCopy() -> Layer { QuantizedRowParallelLinear(copying: self) }

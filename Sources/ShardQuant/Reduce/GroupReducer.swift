@@ -78,3 +78,10 @@ extension PTQ {
         self.init(config, reducers: groups.world.size == 1 ? LocalReducerProvider() : GroupReducerProvider(groups: groups))
     }
 }
+
+extension QAT {
+    /// QAT whose quanters reduce their statistics over `groups` (DESIGN.md §4).
+    public convenience init(_ config: QuantConfig, groups: ProcessGroups) {
+        self.init(config, reducers: groups.world.size == 1 ? LocalReducerProvider() : GroupReducerProvider(groups: groups))
+    }
+}
