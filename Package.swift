@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "ShardTrain", targets: ["ShardTrain"]),
         .library(name: "ShardExport", targets: ["ShardExport"]),
         .executable(name: "shardquant", targets: ["shardquant"]),
+        .executable(name: "qat_digits", targets: ["qat_digits"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -85,6 +86,11 @@ let package = Package(
 
         // MARK: - Examples (public API only)
 
+        .executableTarget(
+            name: "qat_digits",
+            dependencies: ["ShardExport", "ShardModels", "ShardNN", "ShardQuant", "ShardTensor", "ShardTrain"],
+            path: "examples/qat_digits"
+        ),
         .executableTarget(
             name: "seed_ptq",
             dependencies: ["ShardDistributed", "ShardModels", "ShardQuant"],

@@ -59,6 +59,10 @@ public enum ONNXExporter {
             outputDimensions = network.output == .hiddenStates
                 ? [.symbolic("batch"), .symbolic("sequence"), .fixed(network.configuration.hidden)]
                 : [.symbolic("batch"), .fixed(network.configuration.hidden)]
+        case let network as DigitsClassifier:
+            input = ONNXValue(name: builder.fresh("image"), elementType: .float, dimensions: [.symbolic("batch"), .fixed(64)])
+            outputName = try emit(network, path: "", input: input.name, into: &builder)
+            outputDimensions = [.symbolic("batch"), .fixed(10)]
         default:
             throw ONNXExportError.unsupportedLayer(path: "", type: model.typeName)
         }

@@ -98,8 +98,16 @@ public final class PTQ {
         return target
     }
 
+    /// Whether the quanter at `path` belongs to a quantized layer or to another quanter (PACT's
+    /// inner quanter): those convert with their owner.
     private func isInsideQuantedLayer(_ path: String, _ model: Layer) -> Bool {
-        model.sublayer(at: parentPath(path)) is ConvertibleQuantedLayer
+        var parent = parentPath(path)
+        while !parent.isEmpty {
+            let layer = model.sublayer(at: parent)
+            if layer is ConvertibleQuantedLayer || layer is BaseQuanter { return true }
+            parent = parentPath(parent)
+        }
+        return false
     }
 
     private func parentPath(_ path: String) -> String {

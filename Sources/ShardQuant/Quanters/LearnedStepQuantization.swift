@@ -26,51 +26,59 @@ enum LearnedStepQuantization {
     static func forward(_ input: Tensor, alpha: [Float], zero: [Float], axis: Int, minimum: Float, maximum: Float)
         -> (output: Tensor, region: Tensor, residual: Tensor) {
         let channel = channelIndex(shape: input.shape, axis: axis, channels: alpha.count)
-        var output = input, region = input, residual = input
-        for i in 0..<input.count {
-            let c = channel(i)
-            let v = input.scalars[i] / alpha[c] + zero[c]
-            let r = roundHalfAway(v)
-            if v < minimum {
-                region.scalars[i] = -1
-                output.scalars[i] = (minimum - zero[c]) * alpha[c]
-            } else if v > maximum {
-                region.scalars[i] = 1
-                output.scalars[i] = (maximum - zero[c]) * alpha[c]
-            } else {
-                region.scalars[i] = 0
-                output.scalars[i] = (Swift.min(Swift.max(r, minimum), maximum) - zero[c]) * alpha[c]
+        let count = input.count
+        var output = [Float](repeating: 0, count: count)
+        var region = [Float](repeating: 0, count: count)
+        var residual = [Float](repeating: 0, count: count)
+        input.scalars.withUnsafeBufferPointer { x in
+            for i in 0..<count {
+                let c = channel(i)
+                let v = x[i] / alpha[c] + zero[c]
+                let r = roundHalfAway(v)
+                if v < minimum {
+                    region[i] = -1
+                    output[i] = (minimum - zero[c]) * alpha[c]
+                } else if v > maximum {
+                    region[i] = 1
+                    output[i] = (maximum - zero[c]) * alpha[c]
+                } else {
+                    output[i] = (Swift.min(Swift.max(r, minimum), maximum) - zero[c]) * alpha[c]
+                }
+                residual[i] = r - v
             }
-            residual.scalars[i] = r - v
         }
-        return (output, region, residual)
+        return (Tensor(shape: input.shape, scalars: output), Tensor(shape: input.shape, scalars: region),
+                Tensor(shape: input.shape, scalars: residual))
     }
 
     /// `(∂x, ∂α per channel, ∂β per channel)`.
     static func backward(_ outputGradient: Tensor, region: Tensor, residual: Tensor, channels: Int, axis: Int,
                          minimum: Float, maximum: Float, gradientScale: Float) -> (Tensor, [Float], [Float]) {
         let channel = channelIndex(shape: outputGradient.shape, axis: axis, channels: channels)
-        var inputGradient = outputGradient
+        let count = outputGradient.count
+        var inputGradient = outputGradient.scalars
         var alphaGradient = [Double](repeating: 0, count: channels)
         var betaGradient = [Double](repeating: 0, count: channels)
-        for i in 0..<outputGradient.count {
-            let g = Double(outputGradient.scalars[i])
+        let regions = region.scalars, residuals = residual.scalars
+        for i in 0..<count {
+            let g = Double(inputGradient[i])
             let c = channel(i)
-            switch region.scalars[i] {
+            switch regions[i] {
             case -1:
-                inputGradient.scalars[i] = 0
+                inputGradient[i] = 0
                 alphaGradient[c] += Double(minimum) * g
                 betaGradient[c] += g
             case 1:
-                inputGradient.scalars[i] = 0
+                inputGradient[i] = 0
                 alphaGradient[c] += Double(maximum) * g
                 betaGradient[c] += g
             default:
-                alphaGradient[c] += Double(residual.scalars[i]) * g
+                alphaGradient[c] += Double(residuals[i]) * g
             }
         }
         let scale = Double(gradientScale)
-        return (inputGradient, alphaGradient.map { Float($0 * scale) }, betaGradient.map { Float($0 * scale) })
+        return (Tensor(shape: outputGradient.shape, scalars: inputGradient), alphaGradient.map { Float($0 * scale) },
+                betaGradient.map { Float($0 * scale) })
     }
 
     /// The channel of flat element `i` for per-channel parameters along `axis` (0 for one channel).
