@@ -30,7 +30,7 @@ public enum DataParallel {
     /// (synchronised batch norm): their sums are SUM-reduced over `group`.
     public static func synchronizeBatchNorm(_ model: Layer, group: Communicator) {
         guard group.size > 1 else { return }
-        for (_, layer) in model.namedSublayers() {
+        for layer in [model] + model.namedSublayers().map(\.layer) {
             guard let norm = layer as? BatchNorm2D else { continue }
             norm.statisticsReducer = { values in
                 do { try group.allReduce(&values, .sum) } catch { group.abort("batch-norm statistics: \(error)") }
