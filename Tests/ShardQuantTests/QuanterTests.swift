@@ -1,4 +1,6 @@
 import Foundation
+import ShardDistributed
+import ShardModels
 import ShardNN
 import ShardTensor
 import Testing
@@ -182,5 +184,17 @@ struct QATTests {
         // a rounding boundary (none here, generically) may differ by one step.
         let worst = zip(fake.scalars, real.scalars).map { abs($0 - $1) }.max()!
         #expect(worst < 1e-4, "fake-quantized vs converted: \(worst)")
+    }
+
+    @Test("QAT refuses tensor-parallel layers (T > 1), naming the layer")
+    func refusesTensorParallel() throws {
+        let messages = try ThreadGroup.run(size: 2) { group -> String in
+            let model = DigitsClassifier(seed: 1, factory: ParallelLinearFactory(group: group))
+            model.train()
+            let config = QuantConfig(activation: ActLSQplusQuanter(), weight: WeightLSQplusQuanter())
+            do { _ = try QAT(config).quantize(model) } catch { return "\(error)" }
+            return ""
+        }
+        #expect(messages.allSatisfy { $0.hasPrefix("layer 'fc1': QAT of tensor-parallel layers (T > 1) is not supported yet") })
     }
 }

@@ -1,3 +1,4 @@
+import ShardDistributed
 import ShardNN
 import ShardTensor
 
@@ -24,6 +25,13 @@ public final class QAT {
     ///   the config's errors.
     public func quantize(_ model: Layer, inplace: Bool = false) throws(QuantizationError) -> Layer {
         guard model.isTraining else { throw QuantizationError.modelInEvaluationMode }
+        // A replicated quanter parameter of a sharded tensor (α of a row layer's input or weight)
+        // gets only this rank's share of its gradient; until those are summed over the
+        // tensor-parallel group, QAT refuses such layers instead of training them wrongly.
+        for (path, layer) in model.namedSublayers() {
+            if let column = layer as? ColumnParallelLinear, column.group.size > 1 { throw QuantizationError.tensorParallelTraining(path: path) }
+            if let row = layer as? RowParallelLinear, row.group.size > 1 { throw QuantizationError.tensorParallelTraining(path: path) }
+        }
         let quantized = try PTQ(config, reducers: reducers).insertQuanters(model, inplace: inplace)
         quantized.train()
         return quantized
