@@ -6,8 +6,8 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
     case modelInTrainingMode
     /// A model in evaluation mode was given to QAT.
     case modelInEvaluationMode
-    /// QAT of a tensor-parallel layer (its quanters' parameter gradients are not yet reduced over
-    /// the tensor-parallel group).
+    /// QAT of a quanter on a feature-sharded leaf (between a column and a row layer), whose
+    /// parameter gradients no layer sums over the tensor-parallel group.
     case tensorParallelTraining(path: String)
     /// A quanter cannot serve this layer (for example a channel-wise observer on a ReLU).
     case unsupportedLayer(path: String, type: String, observer: String)
@@ -27,7 +27,7 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
         case .modelInEvaluationMode:
             return "QAT needs a model in training mode; call model.train() first"
         case .tensorParallelTraining(let path):
-            return "layer '\(path)': QAT of tensor-parallel layers (T > 1) is not supported yet; train data parallel (T = 1) and re-shard the export"
+            return "layer '\(path)': QAT of a quanter on a feature-sharded leaf (between a column and a row layer) is not supported; quantize the row layer's input instead"
         case .unsupportedLayer(let path, let type, let observer):
             return "observer '\(observer)' cannot quantize layer '\(path)' of type \(type)"
         case .notCalibrated(let path, let observer):

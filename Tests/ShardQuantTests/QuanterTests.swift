@@ -186,15 +186,91 @@ struct QATTests {
         #expect(worst < 1e-4, "fake-quantized vs converted: \(worst)")
     }
 
-    @Test("QAT refuses tensor-parallel layers (T > 1), naming the layer")
-    func refusesTensorParallel() throws {
-        let messages = try ThreadGroup.run(size: 2) { group -> String in
-            let model = DigitsClassifier(seed: 1, factory: ParallelLinearFactory(group: group))
+    /// One QAT backward pass on the digits classifier at T = 1 and T = 2: every rank's gradients
+    /// (weights, biases, quanter α) equal the matching slice of the single-process ones — the
+    /// row layer's replicated quanter α sum their gradients over the group, LSQ's g counts the
+    /// whole weight.
+    @Test("tensor-parallel QAT (T = 2): every gradient is the single-process one, sliced (float: 1e-5; 4-bit: cosine ≥ 0.95)", arguments: ["float", "lsq"])
+    func tensorParallel(_ kind: String) throws {
+        let data = try DigitsDataset.bundled()
+        let x = data.trainImages.slice(axis: 0, start: 0, end: 32)
+        let labels = Array(data.trainLabels[0..<32])
+        @Sendable func step(_ group: Communicator) throws -> [String: Tensor] {
+            let model = DigitsClassifier(seed: 5, factory: ParallelLinearFactory(group: group))
             model.train()
-            let config = QuantConfig(activation: ActLSQplusQuanter(), weight: WeightLSQplusQuanter())
-            do { _ = try QAT(config).quantize(model) } catch { return "\(error)" }
-            return ""
+            let config = QuantConfig(activation: nil, weight: nil)
+            if kind == "lsq" {
+                config.addQATLayerMapping(ColumnParallelLinear.self, QuantizedColumnParallelLinear.self)
+                config.addQATLayerMapping(RowParallelLinear.self, QuantizedRowParallelLinear.self)
+                config.addTypeConfig([Linear.self, ColumnParallelLinear.self, RowParallelLinear.self],
+                                     activation: ActLSQplusQuanter(quantBits: 4), weight: WeightLSQplusQuanter(quantBits: 4, perChannel: true))
+            }
+            let groups = try ProcessGroups(world: group, tensorParallelSize: group.size)
+            let quantized = try QAT(config, groups: groups).quantize(model, inplace: true)
+            let logits = quantized(x)
+            var gradient = logits
+            let probabilities = logits.softmax()
+            for (row, label) in labels.enumerated() {
+                for c in 0..<10 { gradient.scalars[row * 10 + c] = (probabilities.scalars[row * 10 + c] - (c == label ? 1 : 0)) / 32 }
+            }
+            _ = quantized.backward(gradient)
+            var result: [String: Tensor] = [:]
+            for (name, layer, key) in quantized.trainableParameters() { result[name] = layer.gradients[key]! }
+            return result
         }
-        #expect(messages.allSatisfy { $0.hasPrefix("layer 'fc1': QAT of tensor-parallel layers (T > 1) is not supported yet") })
+        let single = try ThreadGroup.run(size: 1) { try step($0) }[0]
+        let shards = try ThreadGroup.run(size: 2) { try step($0) }
+        // How each parameter is split at T = 2: fc1 (column) by output features, fc2 (row) by input rows.
+        let axes: [String: Int] = ["fc1.weight": 1, "fc1.bias": 0, "fc1.weight_quanter.alpha": 0, "fc2.weight": 0]
+        var worst: (String, Float) = ("", 0)
+        var fractions: [(Double, String)] = []
+        for (name, whole) in single {
+            for (rank, shard) in shards.enumerated() {
+                let expected = axes[name].map { axis in
+                    whole.slice(axis: axis, start: rank * whole.shape[axis] / 2, end: (rank + 1) * whole.shape[axis] / 2)
+                } ?? whole
+                #expect(shard[name]!.shape == expected.shape, "\(name)")
+                let scale = Swift.max(expected.absMax(), 1e-12)
+                let difference = zip(shard[name]!.scalars, expected.scalars).map { abs($0 - $1) / scale }.max() ?? 0
+                if difference > worst.1 { worst = ("\(name) rank \(rank)", difference) }
+                if expected.count >= 8 {
+                    let a = shard[name]!.scalars.map(Double.init), b = expected.scalars.map(Double.init)
+                    let dot = zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }
+                    let norms = (a.reduce(0) { $0 + $1 * $1 } * b.reduce(0) { $0 + $1 * $1 }).squareRoot()
+                    fractions.append((norms > 0 ? dot / norms : 1, "\(name) rank \(rank)"))
+                }
+            }
+        }
+        // Float: every gradient within 1e-5 of its largest entry (partial products summed in another
+        // order). 4-bit: a last-bit difference can round an activation to the neighbouring level (as
+        // for data parallelism) and move a few entries (sums with cancellation, such as a channel's
+        // α gradient) by up to ~20 % of the largest, and the flips spread through the backward pass;
+        // so every gradient with 8 or more entries must point the same way: cosine ≥ 0.95 with the
+        // single-process slice. A per-channel α whose gradient were not summed over the ranks gives
+        // one rank's partial sums instead (the check fails then). The scalar activation α (sums with
+        // heavy cancellation) differ by ~10 % through such flips and are not compared here; the
+        // reduction itself is tested exactly below.
+        if kind == "float" {
+            #expect(worst.1 <= 1e-5, "largest difference \(worst.1) in \(worst.0)")
+        } else {
+            let fewest = fractions.min { $0.0 < $1.0 }!
+            #expect(fewest.0 >= 0.95, "cosine \(fewest.0) for \(fewest.1)")
+        }
+        #expect(single.keys.contains("fc2.activation_quanter.alpha") || kind == "float")
+    }
+
+    @Test("a quanter's new gradients are summed over the group; gradients it had before are kept once")
+    func quanterGradientReduction() throws {
+        let results = try ThreadGroup.run(size: 3) { group -> Tensor in
+            let quanter = ActLSQplusQuanterLayer()
+            quanter.gradients["alpha"] = Tensor([10])
+            let passed = ConvertibleQuantedLayer.summingNewGradients(of: quanter, over: group) {
+                quanter.accumulateGradient("alpha", Tensor([Float(group.rank + 1)]))
+                return Tensor([7])
+            }
+            #expect(passed == Tensor([7]))
+            return quanter.gradients["alpha"]!
+        }
+        #expect(results.allSatisfy { $0 == Tensor([16]) })  // 10 + (1 + 2 + 3)
     }
 }

@@ -1,3 +1,4 @@
+import ShardDistributed
 import ShardNN
 import ShardTensor
 
@@ -87,10 +88,44 @@ open class ConvertibleQuantedLayer: Layer {
     /// Completes a backward pass from the float operator's gradients with respect to the quantized
     /// weight and input: the weight quanter turns `∂W_q` into `∂W` (and its own parameter
     /// gradients), the activation quanter `∂x_q` into `∂x`.
-    public func quantizedBackward(weightGradient: Tensor, biasGradient: Tensor, inputGradient: Tensor) -> Tensor {
-        accumulateGradient("weight", weightQuanter.map { $0.backward(weightGradient) } ?? weightGradient)
+    ///
+    /// `partialWeightQuanter` / `partialActivationQuanter` (with `group`): that quanter's parameters
+    /// are replicated over the tensor-parallel group but this rank saw only its shard of the tensor,
+    /// so the gradients this backward adds to them are summed over the group.
+    public func quantizedBackward(weightGradient: Tensor, biasGradient: Tensor, inputGradient: Tensor,
+                                  group: Communicator? = nil, partialWeightQuanter: Bool = false,
+                                  partialActivationQuanter: Bool = false) -> Tensor {
+        let weightResult = weightQuanter.map { quanter in
+            Self.summingNewGradients(of: quanter, over: partialWeightQuanter ? group : nil) { quanter.backward(weightGradient) }
+        } ?? weightGradient
+        accumulateGradient("weight", weightResult)
         if parameters["bias"] != nil { accumulateGradient("bias", biasGradient) }
-        return activationQuanter.map { $0.backward(inputGradient) } ?? inputGradient
+        guard let activation = activationQuanter else { return inputGradient }
+        return Self.summingNewGradients(of: activation, over: partialActivationQuanter ? group : nil) { activation.backward(inputGradient) }
+    }
+
+    /// Runs `body` (a quanter's backward); the parameter gradients it adds are SUM-reduced over
+    /// `group` (every parameter of the quanter's subtree, in a fixed order).
+    static func summingNewGradients(of quanter: Layer, over group: Communicator?, _ body: () -> Tensor) -> Tensor {
+        guard let group, group.size > 1 else { return body() }
+        let owners = quanter.trainableParameters()
+        let before = owners.map { $0.layer.gradients[$0.key] }
+        let result = body()
+        var added: [Float] = []
+        for (index, owner) in owners.enumerated() {
+            let now = owner.layer.gradients[owner.key] ?? Tensor.zeros(owner.layer.parameter(owner.key).shape)
+            added += (before[index].map { now - $0 } ?? now).scalars
+        }
+        do { try group.allReduce(&added, .sum) } catch { group.abort("quanter gradient reduction failed: \(error)") }
+        var offset = 0
+        for (index, owner) in owners.enumerated() {
+            let shape = owner.layer.parameter(owner.key).shape
+            let count = shape.reduce(1, *)
+            let sum = Tensor(shape: shape, scalars: Array(added[offset..<(offset + count)]))
+            owner.layer.gradients[owner.key] = before[index].map { $0 + sum } ?? sum
+            offset += count
+        }
+        return result
     }
 
     /// The inference form of this layer's quanters: the input's quantize-dequantize layer and the

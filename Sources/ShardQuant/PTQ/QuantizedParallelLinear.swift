@@ -42,7 +42,10 @@ public final class QuantizedColumnParallelLinear: ConvertibleQuantedLayer {
     public override func backward(_ outputGradient: Tensor) -> Tensor {
         let (weightGradient, biasGradient, inputGradient) = ColumnParallelLinear.gradients(
             input: savedTensor("input"), weight: savedTensor("weight"), outputGradient: outputGradient, gatherOutput: gatherOutput, group: group)
-        return quantizedBackward(weightGradient: weightGradient, biasGradient: biasGradient, inputGradient: inputGradient)
+        // The input is whole on every rank (its quanter's gradient is complete); a per-tensor
+        // weight quanter saw only this rank's columns, a per-channel one owns its channels.
+        return quantizedBackward(weightGradient: weightGradient, biasGradient: biasGradient, inputGradient: inputGradient,
+                                 group: group, partialWeightQuanter: (weightQuanter?.quantAxis ?? 0) < 0)
     }
 
     public override func makeCopy() -> Layer { QuantizedColumnParallelLinear(copying: self) }
@@ -79,7 +82,10 @@ public final class QuantizedRowParallelLinear: ConvertibleQuantedLayer {
     public override func backward(_ outputGradient: Tensor) -> Tensor {
         let (weightGradient, biasGradient, inputGradient) = RowParallelLinear.gradients(
             input: savedTensor("input"), weight: savedTensor("weight"), outputGradient: outputGradient, inputIsParallel: inputIsParallel, group: group)
-        return quantizedBackward(weightGradient: weightGradient, biasGradient: biasGradient, inputGradient: inputGradient)
+        // Every rank holds rows of the weight, and (with `inputIsParallel`) features of the input:
+        // both quanters' replicated parameters get partial gradients here.
+        return quantizedBackward(weightGradient: weightGradient, biasGradient: biasGradient, inputGradient: inputGradient,
+                                 group: group, partialWeightQuanter: true, partialActivationQuanter: inputIsParallel)
     }
 
     public override func makeCopy() -> Layer { QuantizedRowParallelLinear(copying: self) }

@@ -25,12 +25,12 @@ public final class QAT {
     ///   the config's errors.
     public func quantize(_ model: Layer, inplace: Bool = false) throws(QuantizationError) -> Layer {
         guard model.isTraining else { throw QuantizationError.modelInEvaluationMode }
-        // A replicated quanter parameter of a sharded tensor (α of a row layer's input or weight)
-        // gets only this rank's share of its gradient; until those are summed over the
-        // tensor-parallel group, QAT refuses such layers instead of training them wrongly.
-        for (path, layer) in model.namedSublayers() {
-            if let column = layer as? ColumnParallelLinear, column.group.size > 1 { throw QuantizationError.tensorParallelTraining(path: path) }
-            if let row = layer as? RowParallelLinear, row.group.size > 1 { throw QuantizationError.tensorParallelTraining(path: path) }
+        // Quanters on the inputs of leaves between a column and a row layer would see feature
+        // shards without a parallel layer to sum their parameters' gradients: refused.
+        let resolved = try config.resolve(model)
+        for (path, layer) in model.namedSublayers() where layer.inputSharding == .shardedOnFeatures && config.isLeaf(layer)
+            && !(layer is RowParallelLinear) && resolved[path]?.config.activation != nil {
+            throw QuantizationError.tensorParallelTraining(path: path)
         }
         let quantized = try PTQ(config, reducers: reducers).insertQuanters(model, inplace: inplace)
         quantized.train()

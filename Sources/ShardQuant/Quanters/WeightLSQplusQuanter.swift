@@ -1,4 +1,5 @@
 import Foundation
+import ShardDistributed
 import ShardNN
 import ShardTensor
 
@@ -29,7 +30,11 @@ public struct WeightLSQplusQuanter: QuanterFactory {
         let axis = perChannel ? try weightChannelAxis(of: layer, observer: name) : -1
         let weight = layer.parameters["weight"]
         let channels = perChannel ? (weight?.shape[axis] ?? 1) : 1
-        return WeightLSQplusQuanterLayer(quantBits: quantBits, axis: axis, channels: channels, batchInit: batchInit, reducer: reducer)
+        // g counts the whole weight: a column-parallel layer's per-channel statistics stay local,
+        // so its shard's element count is scaled by the degree.
+        let shards = perChannel ? ((layer as? ColumnParallelLinear)?.group.size ?? 1) : 1
+        return WeightLSQplusQuanterLayer(quantBits: quantBits, axis: axis, channels: channels, batchInit: batchInit,
+                                         elementCountScale: shards, reducer: reducer)
     }
 }
 
@@ -39,8 +44,13 @@ public final class WeightLSQplusQuanterLayer: BaseQuanter {
     public private(set) var initializedSteps = 0
     public private(set) var gradientScale: Float = 1
 
-    public init(quantBits: Int = 8, axis: Int = -1, channels: Int = 1, batchInit: Int = 20, reducer: StatisticReducer = LocalReducer()) {
+    /// Multiplies the reduced element count for g (a column-parallel shard's degree; else 1).
+    public let elementCountScale: Int
+
+    public init(quantBits: Int = 8, axis: Int = -1, channels: Int = 1, batchInit: Int = 20, elementCountScale: Int = 1,
+                reducer: StatisticReducer = LocalReducer()) {
         self.batchInit = batchInit
+        self.elementCountScale = elementCountScale
         super.init(observerName: "weight_lsq_plus", bitLength: quantBits, quantAxis: axis, reducer: reducer)
         parameters["alpha"] = Tensor(shape: [channels], scalars: [Float](repeating: 1, count: channels))
     }
@@ -78,7 +88,7 @@ public final class WeightLSQplusQuanterLayer: BaseQuanter {
             return Float(Swift.max(reach / Double(quantMaximum + 1), 1e-8))
         }
         if initializedSteps == 0 {
-            gradientScale = 1 / (Float(Swift.max(counts[1], 1)) * levels.maximum).squareRoot()
+            gradientScale = 1 / (Float(Swift.max(counts[1] * Int64(elementCountScale), 1)) * levels.maximum).squareRoot()
             parameters["alpha"] = Tensor(shape: [channels], scalars: stepAlphas)
         } else {
             let previous = parameter("alpha").scalars
@@ -124,6 +134,7 @@ public final class WeightLSQplusQuanterLayer: BaseQuanter {
     }
 
     public override func makeCopy() -> Layer {
-        WeightLSQplusQuanterLayer(quantBits: bitLength, axis: quantAxis, channels: channels, batchInit: batchInit, reducer: reducer)
+        WeightLSQplusQuanterLayer(quantBits: bitLength, axis: quantAxis, channels: channels, batchInit: batchInit,
+                                  elementCountScale: elementCountScale, reducer: reducer)
     }
 }
