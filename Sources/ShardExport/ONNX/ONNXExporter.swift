@@ -219,6 +219,15 @@ public enum ONNXExporter {
         ])
     }
 
+    /// Positions 0..<S: the first S rows of a position table (constant `name.weight`), S read from
+    /// the token ids' second axis (node `sequence_length`). Returns the rows and S.
+    static func positionRows(_ table: Tensor, name: String, input: String, into builder: inout ONNXGraphBuilder) -> (rows: String, sequence: String) {
+        let sequence = builder.node("Shape", [input], name: "sequence_length", attributes: [ONNXAttribute.int("start", 1), ONNXAttribute.int("end", 2)])
+        let zero = builder.constant("zero", int64s: [0], shape: [1])
+        let positionTable = builder.constant(name + ".weight", floats: table.scalars, shape: table.shape)
+        return (builder.node("Slice", [positionTable, zero, sequence, zero], name: name), sequence)
+    }
+
     // MARK: - GPT
 
     static func emitGPT(_ network: GPT, input: String, into builder: inout ONNXGraphBuilder) throws -> String {
@@ -226,12 +235,8 @@ public enum ONNXExporter {
         let c = network.configuration
         let embeddings = network[sublayer: "embeddings"]
         let word = try emit(embeddings[sublayer: "word"], path: "embeddings.word", input: input, into: &builder)
-        // Positions 0..<S: the first S rows of the position table, S read from the input's shape.
-        let sequence = builder.node("Shape", [input], name: "sequence_length", attributes: [ONNXAttribute.int("start", 1), ONNXAttribute.int("end", 2)])
-        let zero = builder.constant("zero", int64s: [0], shape: [1])
-        let table = embeddings[sublayer: "position"].parameter("weight")
-        let positionTable = builder.constant("embeddings.position.weight", floats: table.scalars, shape: table.shape)
-        let positions = builder.node("Slice", [positionTable, zero, sequence, zero], name: "embeddings.position")
+        let (positions, sequence) = positionRows(embeddings[sublayer: "position"].parameter("weight"), name: "embeddings.position",
+                                                 input: input, into: &builder)
         var x = builder.node("Add", [word, positions], name: "embeddings")
         // Causal mask: 0 on and below the diagonal, −∞ above, cut to [S, S].
         var mask = [Float](repeating: 0, count: c.maxSequence * c.maxSequence)
@@ -294,11 +299,8 @@ public enum ONNXExporter {
         let c = network.configuration
         let embeddings = network[sublayer: "embeddings"]
         let word = try emit(embeddings[sublayer: "word_embeddings"], path: "embeddings.word_embeddings", input: input, into: &builder)
-        let sequence = builder.node("Shape", [input], name: "sequence_length", attributes: [ONNXAttribute.int("start", 1), ONNXAttribute.int("end", 2)])
-        let zero = builder.constant("zero", int64s: [0], shape: [1])
-        let table = embeddings[sublayer: "position_embeddings"].parameter("weight")
-        let positionTable = builder.constant("embeddings.position_embeddings.weight", floats: table.scalars, shape: table.shape)
-        let positions = builder.node("Slice", [positionTable, zero, sequence, zero], name: "embeddings.position_embeddings")
+        let (positions, _) = positionRows(embeddings[sublayer: "position_embeddings"].parameter("weight"),
+                                          name: "embeddings.position_embeddings", input: input, into: &builder)
         let typeRow = embeddings[sublayer: "token_type_embeddings"].parameter("weight").slice(axis: 0, start: 0, end: 1)
         let tokenType = builder.constant("embeddings.token_type_embeddings.row0", floats: typeRow.scalars, shape: [c.hidden])
         var x = builder.node("Add", [word, positions], name: "embeddings.sum")
