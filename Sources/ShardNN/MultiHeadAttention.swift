@@ -61,15 +61,20 @@ open class MultiHeadAttention: Layer {
         var scores = q.matmulTransposed(k) * (1 / Float(headDimension).squareRoot())  // [B, h, S, S]
         if isCausal || keyMask != nil {
             if let keyMask { precondition(keyMask.shape == [batch, sequence], "key mask \(keyMask.shape) for [\(batch), \(sequence)]") }
+            // Per sample, which keys are padding (none when every key is: that row keeps them all).
+            let mask = keyMask?.scalars
             scores.scalars.withUnsafeMutableBufferPointer { buffer in
                 for b in 0..<batch {
-                    let keysValid = keyMask.map { mask in (0..<sequence).contains { mask.scalars[b * sequence + $0] != 0 } } ?? true
+                    var padded = [Bool](repeating: false, count: sequence)
+                    if let mask {
+                        for j in 0..<sequence { padded[j] = mask[b * sequence + j] == 0 }
+                        if padded.allSatisfy({ $0 }) { padded = [Bool](repeating: false, count: sequence) }
+                    }
                     for h in 0..<headCount {
                         for i in 0..<sequence {
                             let row = ((b * headCount + h) * sequence + i) * sequence
-                            for j in 0..<sequence {
-                                let masked = (isCausal && j > i) || (keysValid && (keyMask?.scalars[b * sequence + j] ?? 1) == 0)
-                                if masked { buffer[row + j] = -.infinity }
+                            for j in 0..<sequence where (isCausal && j > i) || padded[j] {
+                                buffer[row + j] = -.infinity
                             }
                         }
                     }
