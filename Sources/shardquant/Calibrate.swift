@@ -18,14 +18,20 @@ struct Calibrate: ParsableCommand {
     @Option(help: "minilm: calibration sentences, one per line (tokenized with the checkpoint's vocab.txt, --batch-size per batch, padded to the longest).")
     var text: String?
 
-    @Option(help: "Activation observer for Conv2D and Linear inputs, or none (weight-only).")
-    var observer: String = "abs_max"
+    @Option(help: "A quantization config file (JSON; docs/formats.md): global observers, type and name rules, layers kept in float. The observer and bit flags override its global settings.")
+    var config: String?
 
-    @Option(help: "Weight observer.")
-    var weightObserver: String = "abs_max_channel_wise"
+    @Flag(help: "Print every layer's resolved observers, the rule that chose them, its sharding and reducers; calibrate nothing.")
+    var dryRun = false
 
-    @Option(help: "Bits for weights and activations.")
-    var bits: Int = 8
+    @Option(help: "Activation observer for Conv2D and Linear inputs, or none (weight-only); default abs_max.")
+    var observer: String?
+
+    @Option(help: "Weight observer; default abs_max_channel_wise.")
+    var weightObserver: String?
+
+    @Option(help: "Bits for weights and activations; default 8.")
+    var bits: Int?
 
     @Option(help: "Weight bits (default: --bits).")
     var weightBits: Int?
@@ -72,11 +78,11 @@ struct Calibrate: ParsableCommand {
     var probeOutput: String?
 
     func validate() throws {
-        for (name, value) in [("--bits", bits), ("--weight-bits", weightBits ?? bits), ("--activation-bits", activationBits ?? bits)]
-            where !(2...8).contains(value) {
-            throw ValidationError("\(name) must be 2 to 8, got \(value)")
+        for (name, value) in [("--bits", bits), ("--weight-bits", weightBits), ("--activation-bits", activationBits)]
+            where value.map({ !(2...8).contains($0) }) ?? false {
+            throw ValidationError("\(name) must be 2 to 8, got \(value!)")
         }
-        if tuning.asymmetric && !["abs_max", "mse", "hist"].contains(observer) {
+        if let observer, tuning.asymmetric && !QuantizationConfigFile.asymmetricObservers.contains(observer) {
             throw ValidationError("--asymmetric is supported by the abs_max, mse and hist observers, not \(observer)")
         }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
@@ -107,10 +113,55 @@ struct Calibrate: ParsableCommand {
         if text != nil && data != nil { throw ValidationError("give --text or --data, not both") }
     }
 
+    /// The flags that override the config file's global settings (only those given).
+    var overrides: QuantizationConfigFile.Settings {
+        QuantizationConfigFile.Settings(observer: observer, weightObserver: weightObserver, bits: bits, activationBits: activationBits,
+                                        weightBits: weightBits, bins: tuning.bins, percent: tuning.percent,
+                                        asymmetric: tuning.asymmetric ? true : nil)
+    }
+
+    /// The config file (or the flags alone) resolved against `network`.
+    func plan(for network: Layer) throws -> CalibrationPlan {
+        let file = try config.map { try QuantizationConfigFile.read(URL(fileURLWithPath: $0)) } ?? QuantizationConfigFile()
+        return try CalibrationPlan(file: file, overrides: overrides, model: network)
+    }
+
+    /// `--dry-run`: builds the model on every rank of the job (or, without mpirun, on an in-process
+    /// group of T × D threads, so the sharding shown is the real one), inserts the observers and
+    /// prints rank 0's view.
+    private func dryRunDescription(world: Communicator, dataParallel: Int) throws -> String? {
+        let describe = { @Sendable (world: Communicator) throws -> String? in
+            let groups = world.size == 1 ? ProcessGroups.single : try ProcessGroups(world: world, tensorParallelSize: self.tp)
+            let network = try self.model.build(seed: self.seed, group: groups.tensorParallel)
+            let plan = try self.plan(for: network)
+            let observed = try PTQ(plan.config, groups: groups).quantize(network, inplace: true)
+            guard world.rank == 0 else { return nil }
+            return CalibrationPlan.describe(observed: observed, resolutions: plan.resolutions, tensorParallel: self.tp,
+                                            dataParallel: dataParallel, configName: self.config ?? "command-line flags")
+        }
+        if world.size == 1 && tp * dataParallel > 1 {
+            return try ThreadGroup.run(size: tp * dataParallel, describe)[0]
+        }
+        return try describe(world)
+    }
+
     func run() throws {
         let start = DispatchTime.now().uptimeNanoseconds
         if reproducible { Reproducibility.setEnabled(true) }
         let world: Communicator = MPICommunicator.isLaunchedByMPI ? try MPICommunicator.world() : SingleProcessCommunicator()
+        if dryRun {
+            let dataParallel = dp ?? Swift.max(world.size / tp, 1)
+            do {
+                if let text = try dryRunDescription(world: world, dataParallel: dataParallel) { print(text) }
+            } catch let failure as ThreadGroup.RankFailure {
+                FileHandle.standardError.write(Data("Error: \(failure.error)\n".utf8))
+                throw ExitCode.failure
+            } catch let failure as ConfigFileError {
+                FileHandle.standardError.write(Data("Error: \(failure)\n".utf8))
+                throw ExitCode.failure
+            }
+            return
+        }
         let dataParallel = dp ?? world.size / tp
         guard tp * dataParallel == world.size else {
             throw ValidationError("--tp \(tp) × --dp \(dataParallel) must equal the world size \(world.size)")
@@ -130,6 +181,7 @@ struct Calibrate: ParsableCommand {
         var observerCount = 0
         var batchesUsed = 0
         var dataBytes = Data()
+        var global = QuantizationConfigFile.Settings.defaults
         var checkpoint: QuantizedCheckpoint?
         var exportSeconds: [String: Double] = [:]
         var writerSeconds: [String: Double] = [:]
@@ -138,15 +190,9 @@ struct Calibrate: ParsableCommand {
             var prepared: (PTQ, Layer, [Tensor])?
             try agreement(world) {
                 let network = try model.build(seed: seed, group: groups.tensorParallel)
-                let activationFactory = observer == "none" ? nil
-                    : try ObserverRegistry.factory(named: observer, bits: activationBits ?? bits, options: tuning.options)
-                let weightFactory = try ObserverRegistry.factory(named: weightObserver, bits: weightBits ?? bits)
-                let config = QuantConfig(activation: nil, weight: nil)
-                config.addQATLayerMapping(ColumnParallelLinear.self, QuantizedColumnParallelLinear.self)
-                config.addQATLayerMapping(RowParallelLinear.self, QuantizedRowParallelLinear.self)
-                config.addTypeConfig([Conv2D.self, Linear.self, ColumnParallelLinear.self, RowParallelLinear.self],
-                                     activation: activationFactory, weight: weightFactory)
-                let ptq = PTQ(config, groups: groups)
+                let plan = try self.plan(for: network)
+                global = plan.global
+                let ptq = PTQ(plan.config, groups: groups)
                 let observed = try ptq.quantize(network, inplace: true)
                 let share = { (count: Int) -> Range<Int> in
                     let rank = groups.dataParallel.rank, size = groups.dataParallelSize
@@ -225,8 +271,9 @@ struct Calibrate: ParsableCommand {
                     data: text ?? data ?? "synthetic",
                     dataFingerprint: data == nil && text == nil ? "synthetic:\(seed)" : fingerprint(dataBytes),
                     seed: seed, steps: batchesUsed, batchSize: batchSize, tensorParallel: tp, dataParallel: dataParallel,
-                    activationObserver: observer, weightObserver: weightObserver,
-                    activationBits: activationBits ?? bits, weightBits: weightBits ?? bits)
+                    activationObserver: global.observer ?? "abs_max", weightObserver: global.weightObserver ?? "abs_max_channel_wise",
+                    activationBits: global.activationBits ?? global.bits ?? 8, weightBits: global.weightBits ?? global.bits ?? 8,
+                    config: config, configFingerprint: try config.map { try fingerprint(Data(contentsOf: URL(fileURLWithPath: $0))) })
                 try provenance.encoded().write(to: folder.file("shardquant.json"))
                 if layers.allSatisfy({ $0.activation?.zeroPoint == nil }) {
                     try PaddleNLPScales.write(layers, tensorParallel: tp, to: folder.staging)
@@ -336,6 +383,8 @@ struct Provenance: Codable {
     var weightObserver: String
     var activationBits: Int
     var weightBits: Int
+    var config: String?
+    var configFingerprint: String?
 
     enum CodingKeys: String, CodingKey {
         case tool, version, model, weights, data, seed, steps
@@ -347,6 +396,8 @@ struct Provenance: Codable {
         case weightObserver = "weight_observer"
         case activationBits = "activation_bits"
         case weightBits = "weight_bits"
+        case config
+        case configFingerprint = "config_fingerprint"
     }
 
     func encoded() throws -> Data {

@@ -15,10 +15,11 @@ enum ShardQuantExecutable {
     }
 
     /// (exit code, standard output, standard error)
-    static func run(_ arguments: [String]) throws -> (Int32, String, String) {
+    static func run(_ arguments: [String], in folder: URL? = nil) throws -> (Int32, String, String) {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        process.currentDirectoryURL = folder
         let output = Pipe(), error = Pipe()
         process.standardOutput = output
         process.standardError = error

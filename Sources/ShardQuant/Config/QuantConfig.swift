@@ -57,7 +57,7 @@ public final class QuantConfig {
     }
 
     /// Configures the layers at these dotted paths (`blocks.0.ffn.up`); a later call for the same
-    /// path replaces the earlier one.
+    /// path replaces the earlier one. With neither quanter the layers and their sublayers stay float.
     public func addNameConfig(_ names: [String], activation: QuanterFactory? = nil, weight: QuanterFactory? = nil) {
         for name in names {
             if nameRules[name] == nil { nameOrder.append(name) }
@@ -125,7 +125,9 @@ public final class QuantConfig {
                 if let rule = typeRules[ObjectIdentifier(type(of: child))] { current = (rule, .type) }
                 if let rule = nameRules[path] { current = (rule, .name) }
                 if let rule = layerPaths[ObjectIdentifier(child)] { current = (rule, .layer) }
-                if let current { resolved[path] = current }
+                // A rule with neither an activation nor a weight quanter keeps the layer (and,
+                // through inheritance, its sublayers) in float.
+                if let current, current.0.activation != nil || current.0.weight != nil { resolved[path] = current }
                 visit(child, path, current)
             }
         }

@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+
+@Suite("calibrate --config and --dry-run")
+struct ConfigCommandTests {
+    static let fixtures = ShardQuantExecutable.root.appendingPathComponent("Tests/ShardQuantTests/Fixtures")
+
+    @Test("--dry-run on the GPT preset at T=2 prints the golden plan (examples/configs/gpt.json) and writes nothing")
+    func dryRunGolden() throws {
+        let out = ShardQuantExecutable.temporaryFolder()
+        let (status, output, error) = try ShardQuantExecutable.run(
+            ["calibrate", "--model", "gpt", "--tp", "2", "--dry-run", "--config", "examples/configs/gpt.json", "--out", out.path],
+            in: ShardQuantExecutable.root)
+        #expect(status == 0, "\(error)")
+        let golden = try String(contentsOf: Self.fixtures.appendingPathComponent("dry_run_gpt_t2.txt"), encoding: .utf8)
+        #expect(output == golden)
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+    }
+
+    @Test("a flag overrides the file's global setting in the plan")
+    func flagOverrides() throws {
+        let (status, output, _) = try ShardQuantExecutable.run(
+            ["calibrate", "--model", "gpt", "--dry-run", "--config", "examples/configs/gpt.json", "--observer", "emd", "--out", "unused"],
+            in: ShardQuantExecutable.root)
+        #expect(status == 0)
+        let lines = output.components(separatedBy: "\n")
+        let output0 = try #require(lines.firstIndex { $0.hasPrefix("blocks.1.attention.output ") })
+        #expect(lines[output0].hasSuffix("[global (with command-line flags)]"))
+        #expect(lines[output0 + 1].hasPrefix("  activation: emd (bits=8, per-tensor)"))
+        // Rules still refine the overridden global.
+        let down = try #require(lines.firstIndex { $0.hasPrefix("blocks.1.ffn.down ") })
+        #expect(lines[down + 1].hasPrefix("  activation: mse "))
+    }
+
+    @Test("a bad config stops calibrate before anything runs, naming the file and the key")
+    func badConfig() throws {
+        let folder = ShardQuantExecutable.temporaryFolder()
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let config = folder.appendingPathComponent("quant.json")
+        try Data(#"{"rules": [{"name": "fc1"}, {"name": "fc2"}, {"name": "blocks.*.ffn.down", "observer": "kll"}]}"#.utf8).write(to: config)
+        let out = folder.appendingPathComponent("out")
+        for extra in [[], ["--dry-run"]] {
+            let (status, _, error) = try ShardQuantExecutable.run(["calibrate", "--model", "gpt", "--config", config.path, "--out", out.path] + extra)
+            #expect(status != 0)
+            #expect(error.contains("\(config.path): rules[2].observer: unknown observer \"kll\"; did you mean \"kl\"?"), "\(error)")
+            #expect(!FileManager.default.fileExists(atPath: out.path))
+        }
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+import ShardDistributed
+import ShardModels
+import ShardNN
+import ShardQuant
+import Testing
+
+@Suite("LayerPattern")
+struct LayerPatternTests {
+    @Test("* matches one segment, ** any number, * inside a segment any characters")
+    func matching() throws {
+        let oneSegment = try LayerPattern("blocks.*.ffn.down")
+        #expect(oneSegment.matches("blocks.0.ffn.down") && oneSegment.matches("blocks.12.ffn.down"))
+        #expect(!oneSegment.matches("blocks.ffn.down") && !oneSegment.matches("blocks.0.1.ffn.down") && !oneSegment.matches("blocks.0.ffn.up"))
+        let anyDepth = try LayerPattern("blocks.**")
+        #expect(anyDepth.matches("blocks") && anyDepth.matches("blocks.0") && anyDepth.matches("blocks.0.ffn.down"))
+        #expect(!anyDepth.matches("head"))
+        let middle = try LayerPattern("**.down")
+        #expect(middle.matches("down") && middle.matches("blocks.3.ffn.down") && !middle.matches("blocks.3.ffn.up"))
+        let inside = try LayerPattern("blocks.0.attention.*e*")
+        #expect(inside.matches("blocks.0.attention.query") && inside.matches("blocks.0.attention.key") && !inside.matches("blocks.0.attention.output"))
+        let exact = try LayerPattern("conv1")
+        #expect(exact.isExact && exact.matches("conv1") && !exact.matches("conv10") && !exact.matches("a.conv1"))
+    }
+
+    @Test("malformed patterns are refused with the reason")
+    func malformed() {
+        #expect(throws: LayerPattern.Failure.empty) { try LayerPattern("") }
+        #expect(throws: LayerPattern.Failure.emptySegment) { try LayerPattern("blocks..ffn") }
+        #expect(throws: LayerPattern.Failure.emptySegment) { try LayerPattern("blocks.") }
+        #expect(throws: LayerPattern.Failure.mixedDoubleStar("a**")) { try LayerPattern("blocks.a**") }
+    }
+}
+
+@Suite("QuantizationConfigFile")
+struct QuantizationConfigFileTests {
+    static let gpt = GPTConfiguration(hidden: 32, heads: 4, layers: 2, ffn: 64, vocabulary: 50, maxSequence: 8)
+
+    func parse(_ text: String) throws(ConfigFileError) -> QuantizationConfigFile {
+        try QuantizationConfigFile(json: Data(text.utf8), file: "quant.json")
+    }
+
+    func message(_ text: String, model: Layer? = nil) -> String? {
+        do {
+            let file = try parse(text)
+            if let model { _ = try file.quantConfig(for: model) }
+            return nil
+        } catch {
+            return error.description
+        }
+    }
+
+    @Test("every parse error names the file, the key and the reason", arguments: [
+        ("{", "quant.json: not valid JSON"),
+        ("[1]", "quant.json: expected an object, got a list"),
+        (#"{"observr": "kl"}"#, #"quant.json: observr: unknown key; did you mean "observer"?"#),
+        (#"{"zzzzzzzz": 1}"#, "quant.json: zzzzzzzz: unknown key; expected one of: format, observer, weight_observer, bits, activation_bits, weight_bits, bins, percent, asymmetric, types, rules, keep_float, mappings"),
+        (#"{"format": "shardquant.config/2"}"#, #"quant.json: format: unsupported format "shardquant.config/2"; this version reads "shardquant.config/1""#),
+        (#"{"observer": "kll"}"#, #"quant.json: observer: unknown observer "kll"; did you mean "kl"?"#),
+        (#"{"observer": 3}"#, "quant.json: observer: expected a string, got 3"),
+        (#"{"observer": "abs_max_channel_wise"}"#, #"quant.json: observer: "abs_max_channel_wise" observes weights only; use it as weight_observer"#),
+        (#"{"weight_observer": "msee"}"#, #"quant.json: weight_observer: unknown observer "msee"; did you mean "mse"?"#),
+        (#"{"bits": "8"}"#, #"quant.json: bits: expected an integer, got "8""#),
+        (#"{"bits": 8.5}"#, "quant.json: bits: expected an integer, got 8.5"),
+        (#"{"weight_bits": 12}"#, "quant.json: weight_bits: must be 2 to 8, got 12"),
+        (#"{"activation_bits": 1}"#, "quant.json: activation_bits: must be 2 to 8, got 1"),
+        (#"{"bins": 0}"#, "quant.json: bins: must be positive, got 0"),
+        (#"{"percent": 1.5}"#, "quant.json: percent: must be in (0, 1], got 1.5"),
+        (#"{"percent": "high"}"#, #"quant.json: percent: expected a number, got "high""#),
+        (#"{"asymmetric": 1}"#, "quant.json: asymmetric: expected true or false, got 1"),
+        (#"{"types": "Linear"}"#, #"quant.json: types: expected a list, got "Linear""#),
+        (#"{"types": ["Linaer"]}"#, #"quant.json: types[0]: unknown layer class "Linaer"; did you mean "Linear"?"#),
+        (#"{"rules": {}}"#, "quant.json: rules: expected a list, got an object"),
+        (#"{"rules": [{"name": "fc1"}, {"observer": "kl"}]}"#, #"quant.json: rules[1]: a rule needs "name" (a layer pattern) or "type" (a layer class)"#),
+        (#"{"rules": [{"name": "fc1", "type": "Linear"}]}"#, #"quant.json: rules[0]: give "name" or "type", not both"#),
+        (#"{"rules": [{"name": "a", "observer": "kl"}, {"name": "b"}, {"name": "c", "observer": "kll"}]}"#, #"quant.json: rules[2].observer: unknown observer "kll"; did you mean "kl"?"#),
+        (#"{"rules": [{"name": "fc1", "weight_observr": "mse"}]}"#, #"quant.json: rules[0].weight_observr: unknown key; did you mean "weight_observer"?"#),
+        (#"{"rules": [{"name": "blocks..ffn"}]}"#, "quant.json: rules[0].name: a layer pattern must not have an empty segment (two dots in a row, or a dot at either end)"),
+        (#"{"rules": [{"name": ""}]}"#, "quant.json: rules[0].name: a layer pattern must not be empty"),
+        (#"{"rules": [{"type": "Conv3D"}]}"#, #"quant.json: rules[0].type: unknown layer class "Conv3D"; did you mean "Conv2D"?"#),
+        (#"{"rules": ["fc1"]}"#, #"quant.json: rules[0]: expected an object, got "fc1""#),
+        (#"{"keep_float": [3]}"#, "quant.json: keep_float[0]: expected a string, got 3"),
+        (#"{"mappings": {"ReLU": "QuantedLinear"}}"#, #"quant.json: mappings.ReLU: "ReLU" is not a quantizable layer class; expected one of Conv2D, Linear, ColumnParallelLinear, RowParallelLinear"#),
+        (#"{"types": ["GELU"]}"#, #"quant.json: types[0]: unknown layer class "GELU"; expected one of: ColumnParallelLinear, Conv2D, Linear, RowParallelLinear"#),
+        (#"{"mappings": {"Linear": "QuantedLiner"}}"#, #"quant.json: mappings.Linear: unknown quantized layer class "QuantedLiner"; did you mean "QuantedLinear"?"#),
+    ])
+    func parseErrors(_ text: String, _ expected: String) {
+        let actual = message(text)
+        if expected.hasSuffix("not valid JSON") {
+            #expect(actual?.hasPrefix(expected + ": ") == true, "\(actual ?? "no error")")
+        } else {
+            #expect(actual == expected)
+        }
+    }
+
+    @Test("errors found against the model name the rule", arguments: [
+        (#"{"rules": [{"name": "blocks.*.ffn.dwn"}]}"#, "quant.json: rules[0].name: \"blocks.*.ffn.dwn\" matches no quantizable layer; nearest layers: blocks.0.ffn.down, blocks.1.ffn.down, blocks.0.ffn.up"),
+        (#"{"rules": [{"name": "blocks.0.norm1"}]}"#, "quant.json: rules[0].name: \"blocks.0.norm1\" matches no quantizable layer; nearest layers: blocks.0.norm1, blocks.0.norm2, blocks.1.norm1"),
+        (#"{"keep_float": ["head", "tail"]}"#, "quant.json: keep_float[1]: \"tail\" matches no quantizable layer; nearest layers: head, norm, blocks"),
+        (#"{"observer": "kl", "rules": [{"name": "head", "asymmetric": true}]}"#, "quant.json: rules[0].asymmetric: the kl observer has no asymmetric form (abs_max, mse and hist have)"),
+        (#"{"asymmetric": true, "rules": [{"name": "head", "observer": "emd"}]}"#, "quant.json: rules[0].observer: the emd observer has no asymmetric form (abs_max, mse and hist have)"),
+    ])
+    func modelErrors(_ text: String, _ expected: String) {
+        let model = GPT(Self.gpt, seed: 1)
+        model.eval()
+        #expect(message(text, model: model) == expected)
+    }
+
+    @Test("rules resolve: name beats type beats global, later beats earlier, keep_float beats all, flags override the global")
+    func resolution() throws {
+        let model = GPT(Self.gpt, seed: 1, factory: ParallelLinearFactory(group: SingleProcessCommunicator()))
+        model.eval()
+        let file = try parse(#"""
+        {"format": "shardquant.config/1", "observer": "kl", "bits": 8,
+         "rules": [{"type": "ColumnParallelLinear", "observer": "avg"},
+                   {"name": "blocks.*.ffn.*", "observer": "mse", "weight_bits": 4},
+                   {"name": "blocks.1.ffn.down", "observer": "emd"}],
+         "keep_float": ["blocks.1.attention"]}
+        """#)
+        let (config, resolutions) = try file.quantConfig(for: model, overrides: .init(bits: 6))
+        let observed = try PTQ(config).quantize(model)
+        func quanted(_ path: String) -> ConvertibleQuantedLayer? { observed.sublayer(at: path) as? ConvertibleQuantedLayer }
+        func activation(_ path: String) -> BaseQuanter? { quanted(path)?.activationQuanter as? BaseQuanter }
+        #expect(activation("blocks.0.attention.query")?.observerName == "avg")           // type rule
+        #expect(activation("blocks.0.attention.output")?.observerName == "kl")           // global (RowParallelLinear)
+        #expect(activation("blocks.0.attention.output")?.bitLength == 6)                 // --bits 6 overrides the file's 8
+        #expect(activation("blocks.0.ffn.up")?.observerName == "mse")                    // name beats type
+        #expect(quanted("blocks.0.ffn.up")?.weightQuanter?.bitLength == 4)
+        #expect(activation("blocks.1.ffn.down")?.observerName == "emd")                  // later name rule wins
+        #expect(quanted("blocks.1.ffn.down")?.weightQuanter?.bitLength == 6)             // a rule's unset keys come from the global
+        #expect(quanted("blocks.1.attention.query") == nil && observed.sublayer(at: "blocks.1.attention.query") is ColumnParallelLinear)
+        #expect(resolutions["blocks.1.attention.query"]?.rule == "keep_float[0] (blocks.1.attention)")
+        #expect(resolutions["blocks.0.ffn.up"]?.rule == "rules[1] (name blocks.*.ffn.*)")
+        #expect(resolutions["blocks.0.attention.query"]?.rule == "rules[0] (type ColumnParallelLinear)")
+        #expect(resolutions["blocks.0.attention.output"]?.rule == "global (with command-line flags)")
+    }
+
+    @Test("a file with only global settings configures what the flags alone would")
+    func sameAsFlags() throws {
+        let model = GPT(Self.gpt, seed: 1)
+        model.eval()
+        let fromFile = try parse(#"{"observer": "mse", "weight_observer": "mse_channel_wise", "bits": 4}"#)
+        let fromFlags = QuantizationConfigFile(settings: .init(observer: "mse", weightObserver: "mse_channel_wise", bits: 4))
+        func summary(_ file: QuantizationConfigFile) throws -> [String] {
+            let observed = try PTQ(try file.quantConfig(for: model).config).quantize(model)
+            return observed.namedSublayers().compactMap { path, layer in
+                guard let quanted = layer as? ConvertibleQuantedLayer else { return nil }
+                let activation = quanted.activationQuanter as? BaseQuanter
+                return "\(path) \(activation?.observerName ?? "-")/\(activation?.bitLength ?? 0) \(quanted.weightQuanter?.observerName ?? "-")/\(quanted.weightQuanter?.bitLength ?? 0)"
+            }
+        }
+        let expected = try summary(fromFlags)
+        #expect(expected.count == 13 && expected.allSatisfy { $0.hasSuffix("mse/4 mse_channel_wise/4") })
+        #expect(try summary(fromFile) == expected)
+    }
+
+    @Test("unreadable file")
+    func unreadable() {
+        #expect(throws: ConfigFileError.self) { try QuantizationConfigFile.read(URL(fileURLWithPath: "/nonexistent/quant.json")) }
+    }
+}
