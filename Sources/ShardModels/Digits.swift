@@ -30,11 +30,17 @@ public struct DigitsDataset: Sendable {
     /// The repository's copy (`data/digits`, found from this source file's location or the
     /// working directory).
     public static func bundled() throws -> DigitsDataset {
+        try DigitsDataset(folder: try bundledFolder())
+    }
+
+    /// The repository's `data/digits` folder: beside the sources this binary was built from, else
+    /// under the working directory.
+    public static func bundledFolder() throws -> URL {
         let fromSource = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("data/digits")
         let candidates = [fromSource, URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("data/digits")]
         for folder in candidates where FileManager.default.fileExists(atPath: folder.appendingPathComponent("images.npy").path) {
-            return try DigitsDataset(folder: folder)
+            return folder
         }
         throw CheckpointFailure(file: candidates[1].path, reason: "no images.npy (run from the repository root)")
     }

@@ -9,6 +9,9 @@ public enum ModelPreset: String, CaseIterable, Sendable {
     case gpt
     /// A Hugging Face `BertModel` checkpoint folder (all-MiniLM-L6-v2 by default), as a sentence encoder.
     case minilm
+    /// The 8×8 handwritten-digits classifier (``DigitsClassifier``) with the repository's trained
+    /// weights (`data/digits/classifier.safetensors`) and data (`data/digits`).
+    case digits
 
     /// Loads a safetensors state dict of the whole (single-process) model into `model`, which may
     /// be a tensor-parallel form: each column-parallel layer takes its rank's slice of the output

@@ -143,7 +143,7 @@ extension Bench {
         var bits: Int = 8
 
         func run() throws {
-            let input = model.syntheticBatch(seed: 1, start: 0, count: batch)
+            let input = try model.syntheticBatch(seed: 1, start: 0, count: batch)
             func time(_ body: () -> Void) -> Double {
                 let start = DispatchTime.now().uptimeNanoseconds
                 body()

@@ -68,6 +68,12 @@ struct Calibrate: ParsableCommand {
     @Flag(help: "Also print timings: calibration wall time and the time and bytes of collectives.")
     var verbose = false
 
+    @Flag(help: "Rank layers by the model-level error each causes when it alone is quantized (report.json, report.html).")
+    var sensitivity = false
+
+    @Option(help: "Keep the N most sensitive layers in float (mixed precision; implies --sensitivity).")
+    var keepFloat: Int = 0
+
     @Option(help: "Output folder.")
     var out: String
 
@@ -86,6 +92,7 @@ struct Calibrate: ParsableCommand {
             throw ValidationError("--asymmetric is supported by the abs_max, mse and hist observers, not \(observer)")
         }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
+        guard keepFloat >= 0 else { throw ValidationError("--keep-float must be 0 or more, got \(keepFloat)") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
         guard tp > 0, (dp ?? 1) > 0 else { throw ValidationError("--tp and --dp must be positive") }
         if reproducible {
@@ -187,22 +194,28 @@ struct Calibrate: ParsableCommand {
         var writerSeconds: [String: Double] = [:]
         do {
             try checkSameJob(world)
-            var prepared: (PTQ, Layer, [Tensor])?
+            var prepared: (PTQ, Layer, [Tensor], Layer, EvaluationSet)?
             try agreement(world) {
                 let network = try model.build(seed: seed, group: groups.tensorParallel)
                 let plan = try self.plan(for: network)
                 global = plan.global
                 let ptq = PTQ(plan.config, groups: groups)
+                let floatModel = network.deepCopy()
                 let observed = try ptq.quantize(network, inplace: true)
+                var evaluation: EvaluationSet
                 let share = { (count: Int) -> Range<Int> in
                     let rank = groups.dataParallel.rank, size = groups.dataParallelSize
                     return (count * rank / size)..<(count * (rank + 1) / size)
                 }
                 var batches: [Tensor]
                 if data != nil || text != nil {
-                    batches = Array(try (text.map { try model.textBatches(URL(fileURLWithPath: $0), batchSize: batchSize) }
-                        ?? CalibrationData.batches(from: URL(fileURLWithPath: data!), batchSize: batchSize)).prefix(steps))
+                    let all = try text.map { try model.textBatches(URL(fileURLWithPath: $0), batchSize: batchSize) }
+                        ?? CalibrationData.batches(from: URL(fileURLWithPath: data!), batchSize: batchSize)
+                    batches = Array(all.prefix(steps))
                     batchesUsed = batches.count
+                    evaluation = all.count > steps
+                        ? EvaluationSet(batches: Array(all[steps..<Swift.min(steps + 2, all.count)]), source: "held out: the batches after --steps of \(text ?? data!)")
+                        : EvaluationSet(batches: [all[all.count - 1]], source: "the last calibration batch (no data after --steps)")
                     for batch in batches { dataBytes.append(contentsOf: batch.scalars.withUnsafeBytes { Data($0) }) }
                     batches = batches.map { batch in
                         let range = share(batch.shape[0])
@@ -210,14 +223,25 @@ struct Calibrate: ParsableCommand {
                     }
                 } else {
                     batchesUsed = steps
-                    batches = (0..<steps).map { step in
+                    batches = try (0..<steps).map { step in
                         let range = share(batchSize)
-                        return model.syntheticBatch(seed: seed, start: step * batchSize + range.lowerBound, count: range.count)
+                        return try model.syntheticBatch(seed: seed, start: step * batchSize + range.lowerBound, count: range.count)
+                    }
+                    if ModelPreset(rawValue: model.model) == .digits {
+                        let digits = try ModelOptions.digits()
+                        let starts = Array(stride(from: 0, to: digits.testLabels.count, by: 120))
+                        evaluation = EvaluationSet(
+                            batches: starts.map { digits.testImages.gathering(rows: Array($0..<Swift.min($0 + 120, digits.testLabels.count))) },
+                            labels: starts.map { Array(digits.testLabels[$0..<Swift.min($0 + 120, digits.testLabels.count)]) },
+                            source: "the digits test split (360 images never used for calibration)")
+                    } else {
+                        evaluation = EvaluationSet(batches: try (0..<2).map { try model.syntheticBatch(seed: seed &+ 1, start: $0 * batchSize, count: batchSize) },
+                                                   source: "synthetic held-out batches (seed \(seed &+ 1))")
                     }
                 }
-                prepared = (ptq, observed, batches)
+                prepared = (ptq, observed, batches, floatModel, evaluation)
             }
-            let (ptq, observed, batches) = prepared!
+            let (ptq, observed, batches, floatModel, evaluation) = prepared!
             let injected = injectFailure.flatMap { text -> (rank: Int, step: Int, kill: Bool)? in
                 let parts = text.split(separator: ":")
                 let numbers = parts.prefix(2).compactMap { Int($0) }
@@ -247,6 +271,11 @@ struct Calibrate: ParsableCommand {
                 converted = try ptq.convert(observed, inplace: true)
             }
             layers = try PTQ.assembledLayerScales(of: converted!, groups: groups)
+            var report: CalibrationReport?
+            try agreement(world) {
+                report = try measureReport(float: floatModel, converted: converted!, layers: &layers, on: evaluation,
+                                           groups: groups, dataParallel: dataParallel, progress: progress)
+            }
             let exportStart = DispatchTime.now().uptimeNanoseconds
             try agreement(world) {
                 checkpoint = try QuantizedCheckpoint.assembled(of: converted!, groups: groups)
@@ -255,7 +284,7 @@ struct Calibrate: ParsableCommand {
             var probe: Tensor?
             if probeOutput != nil {
                 // Every rank runs the probe (the parallel layers need all of them); rank 0 writes it.
-                probe = converted!(model.syntheticBatch(seed: seed &+ 1, start: 0, count: 2))
+                probe = converted!(try model.syntheticBatch(seed: seed &+ 1, start: 0, count: 2))
             }
             // Rank 0 writes everything; a failure there (a full disk, say) is agreed like any other,
             // so no rank is left waiting in the final barrier.
@@ -275,6 +304,8 @@ struct Calibrate: ParsableCommand {
                     activationBits: global.activationBits ?? global.bits ?? 8, weightBits: global.weightBits ?? global.bits ?? 8,
                     config: config, configFingerprint: try config.map { try fingerprint(Data(contentsOf: URL(fileURLWithPath: $0))) })
                 try provenance.encoded().write(to: folder.file("shardquant.json"))
+                try report!.encoded().write(to: folder.file("report.json"))
+                try Data(ReportPage.render(report!).utf8).write(to: folder.file("report.html"))
                 if layers.allSatisfy({ $0.activation?.zeroPoint == nil }) {
                     try PaddleNLPScales.write(layers, tensorParallel: tp, to: folder.staging)
                 }
@@ -291,6 +322,7 @@ struct Calibrate: ParsableCommand {
                 if !quiet {
                     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                     print(SummaryTable.render(layers))
+                    print(SummaryTable.metrics(report!))
                     print("\(layers.count) layers quantized in \(String(format: "%.1f", seconds)) s on \(world.size) rank(s) (T=\(tp), D=\(dataParallel)); wrote \(folder.destination.path)")
                 }
             }
@@ -320,6 +352,42 @@ struct Calibrate: ParsableCommand {
             if isRoot { FileHandle.standardError.write(Data(((lines + [exportLine]).joined(separator: "\n") + "\n").utf8)) }
         }
         try world.barrier()
+    }
+
+    /// The report's measurements on every rank (the parallel layers need all of them); with
+    /// `--sensitivity` or `--keep-float N`, also the one-layer-at-a-time ranking, and the N most
+    /// sensitive layers put back to float in `converted` and removed from `layers`.
+    private func measureReport(float: Layer, converted: Layer, layers: inout [LayerScales], on evaluation: EvaluationSet,
+                               groups: ProcessGroups, dataParallel: Int, progress: (String) -> Void) throws -> CalibrationReport {
+        progress("report: measuring \(layers.count) layers on \(evaluation.samples) samples")
+        let metrics = ReportMeasurement.modelMetrics(float: float, quantized: converted, on: evaluation)
+        let layerReports = try ReportMeasurement.layerReports(float: float, converted: converted, scales: layers, on: evaluation,
+                                                              tensorParallel: groups.tensorParallel)
+        var sensitivityReport: CalibrationReport.Sensitivity?
+        var finalMetrics = metrics
+        if sensitivity || keepFloat > 0 {
+            progress("sensitivity: quantizing \(layers.count) layers one at a time")
+            let ranking = try ReportMeasurement.sensitivity(float: float, converted: converted, paths: layers.map(\.path), on: evaluation)
+            var tradeOff = [CalibrationReport.Sensitivity.TradeOff(keptFloat: 0, metrics: metrics)]
+            let kept = Array(ranking.prefix(keepFloat).map(\.path))
+            // The trade-off curve up to max(N, 3) layers, measured on a copy; then keep N for real.
+            let trial = converted.deepCopy()
+            let floatOutputs = evaluation.batches.map { float($0) }
+            for (index, entry) in ranking.prefix(Swift.max(keepFloat, Swift.min(3, ranking.count))).enumerated() {
+                try trial.replaceSublayer(at: entry.path, with: float.sublayer(at: entry.path)!.deepCopy())
+                tradeOff.append(.init(keptFloat: index + 1, metrics: ReportMeasurement.metrics(floatOutputs: floatOutputs, quantized: trial, on: evaluation)))
+            }
+            for path in kept { try converted.replaceSublayer(at: path, with: float.sublayer(at: path)!.deepCopy()) }
+            if !kept.isEmpty {
+                layers.removeAll { kept.contains($0.path) }
+                finalMetrics = tradeOff[kept.count].metrics
+            }
+            sensitivityReport = .init(ranking: ranking, tradeOff: tradeOff, keptFloat: kept)
+        }
+        return CalibrationReport(model: model.description(seed: seed), tensorParallel: tp, dataParallel: dataParallel,
+                                 evaluation: .init(source: evaluation.source, samples: evaluation.samples, batches: evaluation.batches.count),
+                                 metrics: finalMetrics, layers: layerReports.filter { report in layers.contains { $0.path == report.path } },
+                                 sensitivity: sensitivityReport)
     }
 
     /// Refuses to start when the ranks were launched with different arguments or binaries: every
@@ -409,6 +477,18 @@ struct Provenance: Codable {
 
 /// The per-layer summary printed after calibration.
 enum SummaryTable {
+    /// The model-level lines: accuracy (labelled data), output SQNR and cosine against float.
+    static func metrics(_ report: CalibrationReport) -> String {
+        let m = report.metrics
+        var lines: [String] = []
+        if let float = m.floatAccuracy, let quantized = m.quantizedAccuracy {
+            lines.append(String(format: "accuracy: float %.1f %%, quantized %.1f %% (%@)", 100 * float, 100 * quantized, report.evaluation.source))
+        }
+        lines.append("output against float: SQNR \(m.outputSQNRDecibels.map { String(format: "%.1f dB", $0) } ?? "exact"), cosine \(String(format: "%.5f", m.outputCosine)) on \(report.evaluation.samples) samples")
+        if let kept = report.sensitivity?.keptFloat, !kept.isEmpty { lines.append("kept in float (most sensitive): " + kept.joined(separator: ", ")) }
+        return lines.joined(separator: "\n")
+    }
+
     static func render(_ layers: [LayerScales]) -> String {
         func describe(_ scales: TensorScales?) -> String {
             guard let scales else { return "-" }

@@ -136,6 +136,10 @@ extension ModelOptions {
             object["quantization_config"] = nil
             return object
         }
+        if ModelPreset(rawValue: model)! == .digits {
+            return ["architectures": ["ShardQuantDigitsClassifier"], "model_type": "shardquant_digits", "input_size": 64,
+                    "hidden_sizes": [DigitsClassifier.hidden.first, DigitsClassifier.hidden.second], "num_classes": 10]
+        }
         return ModelPreset(rawValue: model)! == .gpt
             ? ["architectures": ["ShardQuantGPT"], "model_type": "shardquant_gpt", "hidden_size": hidden, "num_attention_heads": heads,
                "num_hidden_layers": layers, "intermediate_size": ffn, "vocab_size": vocab, "max_position_embeddings": seq,
@@ -163,6 +167,10 @@ extension ExportedModel {
             }
             if let bad = x.scalars.first(where: { $0 != $0.rounded() || $0 < 0 || $0 >= Float(c.vocabulary) }) {
                 throw ValidationError("\(file): token id \(bad) is not an integer in 0..<\(c.vocabulary)")
+            }
+        } else if network is DigitsClassifier {
+            guard x.rank == 2, x.shape[1] == 64 else {
+                throw ValidationError("\(file): digits input must be images [batch, 64] (8×8 pixels scaled to [0, 1]), got \(x.shape)")
             }
         } else if network is MobileNetV1 {
             guard x.rank == 4, x.shape[1] == 3, x.shape[2] >= 32, x.shape[3] >= 32 else {

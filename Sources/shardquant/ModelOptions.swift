@@ -8,7 +8,7 @@ import ShardText
 
 /// The options that choose and size a model, shared by `calibrate` and `bench`.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Model preset: mobilenet_v1, gpt, or minilm (any Hugging Face BertModel folder).")
+    @Option(help: "Model preset: mobilenet_v1, gpt, minilm (any Hugging Face BertModel folder), or digits (the 8×8 digits classifier with its trained weights and data).")
     var model: String = "mobilenet_v1"
 
     @Option(help: "mobilenet_v1, gpt: a safetensors file with the model's state-dict names (MobileNetV1: Paddle's names). minilm: the checkpoint folder (config.json, model.safetensors, vocab.txt); default $SHARDQUANT_MINILM or ~/.cache/shardquant/minilm/model, where launch/setup puts all-MiniLM-L6-v2.")
@@ -53,6 +53,14 @@ struct ModelOptions: ParsableArguments {
             network = GPT(gptConfiguration, seed: seed, factory: ParallelLinearFactory(group: group), seeded: seeded)
         case .mobilenetV1:
             network = MobileNetV1(scale: scale, seed: seed)
+        case .digits:
+            network = DigitsClassifier(seed: seed, factory: ParallelLinearFactory(group: group))
+            if loadWeights {
+                let file = try weights.map { URL(fileURLWithPath: $0) } ?? DigitsDataset.bundledFolder().appendingPathComponent("classifier.safetensors")
+                try ModelPreset.loadWeights(network, from: file)
+            }
+            network.eval()
+            return network
         case .minilm:
             let folder = bertFolder
             let configuration = try BERTConfiguration.read(folder.appendingPathComponent("config.json"))
@@ -117,11 +125,23 @@ struct ModelOptions: ParsableArguments {
         return lines
     }
 
-    /// Synthetic samples `start ..< start + count` of the preset's input.
-    func syntheticBatch(seed: UInt64, start: Int, count: Int) -> Tensor {
-        ModelPreset(rawValue: model)! != .mobilenetV1
-            ? CalibrationData.syntheticTokens(seed: seed, start: start, count: count, sequence: seq, vocabulary: vocab)
-            : CalibrationData.syntheticImages(seed: seed, start: start, count: count, size: imageSize)
+    /// Synthetic samples `start ..< start + count` of the preset's input; for digits, training
+    /// images `start ..< start + count` (wrapping around) of the bundled data.
+    func syntheticBatch(seed: UInt64, start: Int, count: Int) throws -> Tensor {
+        switch ModelPreset(rawValue: model)! {
+        case .mobilenetV1:
+            return CalibrationData.syntheticImages(seed: seed, start: start, count: count, size: imageSize)
+        case .digits:
+            let images = try Self.digits().trainImages
+            return images.gathering(rows: (start..<start + count).map { $0 % images.shape[0] })
+        case .gpt, .minilm:
+            return CalibrationData.syntheticTokens(seed: seed, start: start, count: count, sequence: seq, vocabulary: vocab)
+        }
+    }
+
+    /// The bundled digits data, read once per process.
+    static func digits() throws -> DigitsDataset {
+        try DigitsCache.shared.dataset()
     }
 
     /// The preset and its dimensions, for provenance.
@@ -134,6 +154,25 @@ struct ModelOptions: ParsableArguments {
             return ["preset": model, "scale": "\(scale)", "image_size": "\(imageSize)", "seed": "\(seed)"]
         case .minilm:
             return ["preset": model, "checkpoint": bertFolder.path, "seed": "\(seed)"]
+        case .digits:
+            return ["preset": model, "seed": "\(seed)"]
+        }
+    }
+}
+
+/// The bundled digits data, read once and shared (the CLI reads it for calibration, evaluation
+/// and reports).
+final class DigitsCache: @unchecked Sendable {
+    static let shared = DigitsCache()
+    private let lock = NSLock()
+    private var cached: DigitsDataset?
+
+    func dataset() throws -> DigitsDataset {
+        try lock.withLock {
+            if let cached { return cached }
+            let loaded = try DigitsDataset.bundled()
+            cached = loaded
+            return loaded
         }
     }
 }
