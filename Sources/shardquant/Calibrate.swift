@@ -175,9 +175,8 @@ struct Calibrate: ParsableCommand {
         }
         let groups = world.size == 1 ? ProcessGroups.single : try ProcessGroups(world: world, tensorParallelSize: tp)
         let isRoot = world.rank == 0
-        func progress(_ line: String) {
-            if isRoot && !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
-        }
+        let display = ProgressDisplay(enabled: isRoot && !quiet)
+        func progress(_ line: String) { display.note(line) }
 
         // Every rank does its share. Failures are agreed at fixed points (after set-up, before
         // each calibration step, after conversion), so no rank is left waiting in a collective
@@ -250,6 +249,7 @@ struct Calibrate: ParsableCommand {
             }
             CollectiveCounters.reset()
             let calibrationStart = DispatchTime.now().uptimeNanoseconds
+            display.begin()
             for (index, batch) in batches.enumerated() {
                 try agreement(world) {
                     if let injected, injected.rank == world.rank, injected.step == index + 1 {
@@ -260,7 +260,7 @@ struct Calibrate: ParsableCommand {
                     try PTQ.checkFinite(observed)  // the previous batch's values
                 }
                 _ = observed(batch)
-                progress("calibrate: step \(index + 1)/\(batches.count)")
+                display.step(index + 1, of: batches.count)
             }
             calibrationSeconds = Double(DispatchTime.now().uptimeNanoseconds - calibrationStart) / 1e9
             collectives = CollectiveCounters.snapshot()
@@ -480,11 +480,12 @@ enum SummaryTable {
     /// The model-level lines: accuracy (labelled data), output SQNR and cosine against float.
     static func metrics(_ report: CalibrationReport) -> String {
         let m = report.metrics
-        var lines: [String] = []
-        if let float = m.floatAccuracy, let quantized = m.quantizedAccuracy {
-            lines.append(String(format: "accuracy: float %.1f %%, quantized %.1f %% (%@)", 100 * float, 100 * quantized, report.evaluation.source))
-        }
-        lines.append("output against float: SQNR \(m.outputSQNRDecibels.map { String(format: "%.1f dB", $0) } ?? "exact"), cosine \(String(format: "%.5f", m.outputCosine)) on \(report.evaluation.samples) samples")
+        let sqnr = m.outputSQNRDecibels.map { String(format: "%.1f dB", $0) } ?? "exact"
+        var lines = ["", "model      accuracy   output SQNR   output cosine   (\(report.evaluation.samples) samples: \(report.evaluation.source))"]
+        let accuracy = { (value: Double?) in value.map { String(format: "%.1f %%", 100 * $0) } ?? "-" }
+        lines.append("float      " + accuracy(m.floatAccuracy).padding(toLength: 11, withPad: " ", startingAt: 0) + "-".padding(toLength: 14, withPad: " ", startingAt: 0) + "-")
+        lines.append("quantized  " + accuracy(m.quantizedAccuracy).padding(toLength: 11, withPad: " ", startingAt: 0)
+                     + sqnr.padding(toLength: 14, withPad: " ", startingAt: 0) + String(format: "%.5f", m.outputCosine))
         if let kept = report.sensitivity?.keptFloat, !kept.isEmpty { lines.append("kept in float (most sensitive): " + kept.joined(separator: ", ")) }
         return lines.joined(separator: "\n")
     }
