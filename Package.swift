@@ -111,7 +111,7 @@ let package = Package(
         .testTarget(name: "ShardExportTests", dependencies: ["ShardExport", "ShardQuant", "ShardModels", "ShardDistributed"]),
         .testTarget(name: "ShardNNTests", dependencies: ["ShardNN", "ShardTensor"]),
         .testTarget(name: "ShardTrainTests", dependencies: ["ShardTrain", "ShardNN", "ShardTensor", "ShardDistributed"]),
-        .testTarget(name: "ShardQuantTests", dependencies: ["ShardQuant", "ShardModels", "ShardDistributed", "ShardTrain"], exclude: ["Fixtures"]),
+        .testTarget(name: "ShardQuantTests", dependencies: ["ShardQuant", "ShardModels", "ShardDistributed", "ShardTrain", "ShardExport"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardModelsTests", dependencies: ["ShardModels", "ShardNN", "ShardTensor", "ShardDistributed"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardTextTests", dependencies: ["ShardText"], exclude: ["Fixtures"]),
     ],

@@ -7,6 +7,6 @@ struct ShardQuantCommand: ParsableCommand {
         commandName: "shardquant",
         abstract: "Post-training quantization with tensor-parallel calibration over MPI.",
         version: "0.1.0",
-        subcommands: [Calibrate.self, Observe.self, Infer.self, Embed.self, Export.self, Bench.self]
+        subcommands: [Calibrate.self, Report.self, Observe.self, Infer.self, Embed.self, Export.self, Bench.self]
     )
 }
