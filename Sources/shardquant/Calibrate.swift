@@ -8,7 +8,13 @@ import ShardQuant
 /// `shardquant calibrate --model PRESET … --out DIR`: PTQ calibration, conversion and the output folder.
 struct Calibrate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Calibrate a model with PTQ observers, convert it, and write scales.json, shardquant.json, model.safetensors + config.json, shards/, model.onnx and PaddleNLP scale files to --out.")
+        abstract: "Calibrate a model with PTQ observers, convert it, and write scales.json, shardquant.json, model.safetensors + config.json, shards/, model.onnx, PaddleNLP scale files, report.json and report.html to --out.",
+        discussion: """
+        Under mpirun (launch/shardquant -np N) the ranks form a T × D grid (--tp, --dp); rank 0 prints progress \
+        (a bar on a terminal, one line per step otherwise) and the summary, and writes every file. The report \
+        measures each quantized layer and the whole model against float on held-out batches: the digits test \
+        split, synthetic batches of another seed, or the data after --steps.
+        """)
 
     @OptionGroup var model: ModelOptions
 
@@ -24,7 +30,7 @@ struct Calibrate: ParsableCommand {
     @Flag(help: "Print every layer's resolved observers, the rule that chose them, its sharding and reducers; calibrate nothing.")
     var dryRun = false
 
-    @Option(help: "Activation observer for Conv2D and Linear inputs, or none (weight-only); default abs_max.")
+    @Option(help: "Activation observer for the inputs of Conv2D, Linear and the parallel linears, or none (weight-only); default abs_max.")
     var observer: String?
 
     @Option(help: "Weight observer; default abs_max_channel_wise.")
@@ -44,10 +50,10 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Calibration batches at most (fewer if the data ends first).")
     var steps: Int = 8
 
-    @Option(help: "Samples per batch (synthetic data, or splitting one .npy).")
+    @Option(help: "Samples per batch (synthetic data, digits training images, sentences of --text, or splitting one .npy).")
     var batchSize: Int = 4
 
-    @Option(help: "Seed of the synthetic weights and data.")
+    @Option(help: "Seed of the synthetic weights and data (mobilenet_v1 and gpt without --weights/--data).")
     var seed: UInt64 = 0
 
     @Option(help: "Tensor-parallel degree.")
@@ -62,7 +68,7 @@ struct Calibrate: ParsableCommand {
     @Flag(help: "Replace an existing output folder.")
     var overwrite = false
 
-    @Flag(help: "Print only errors.")
+    @Flag(help: "Print only errors (no progress, no summary).")
     var quiet = false
 
     @Flag(help: "Also print timings: calibration wall time and the time and bytes of collectives.")

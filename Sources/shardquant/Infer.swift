@@ -11,7 +11,7 @@ struct Infer: ParsableCommand {
     @Option(help: "A calibrate output folder (shardquant.json, scales.json, model.safetensors).")
     var model: String
 
-    @Option(help: "Input .npy: images [N, 3, H, W] for mobilenet_v1, token ids [N, S] for gpt and minilm (minilm: right-padded with pad_token_id).")
+    @Option(help: "Input .npy: images [N, 3, H, W] for mobilenet_v1, pixels [N, 64] in [0, 1] for digits, token ids [N, S] for gpt and minilm (minilm: right-padded with pad_token_id).")
     var input: String
 
     @Option(help: "Where to write the output .npy.")

@@ -11,7 +11,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Model preset: mobilenet_v1, gpt, minilm (any Hugging Face BertModel folder), or digits (the 8×8 digits classifier with its trained weights and data).")
     var model: String = "mobilenet_v1"
 
-    @Option(help: "mobilenet_v1, gpt: a safetensors file with the model's state-dict names (MobileNetV1: Paddle's names). minilm: the checkpoint folder (config.json, model.safetensors, vocab.txt); default $SHARDQUANT_MINILM or ~/.cache/shardquant/minilm/model, where launch/setup puts all-MiniLM-L6-v2.")
+    @Option(help: "mobilenet_v1, gpt, digits: a safetensors file with the model's state-dict names (MobileNetV1: Paddle's names; digits: default data/digits/classifier.safetensors). minilm: the checkpoint folder (config.json, model.safetensors, vocab.txt); default $SHARDQUANT_MINILM or ~/.cache/shardquant/minilm/model, where launch/setup puts all-MiniLM-L6-v2.")
     var weights: String?
 
     @Option(help: "MobileNetV1 image side for synthetic data.")
