@@ -121,5 +121,5 @@ let package = Package(
 // libFuzzer targets (launch/fuzz): built only with SHARDQUANT_FUZZ=1 and
 // `--sanitize=fuzzer --sanitize=address`, because libFuzzer supplies their `main`.
 if ProcessInfo.processInfo.environment["SHARDQUANT_FUZZ"] == "1" {
-    package.targets.append(.executableTarget(name: "shardquant_fuzz", dependencies: ["ShardExport", "ShardModels", "ShardTensor", "ShardText"], path: "Fuzz/Targets"))
+    package.targets.append(.executableTarget(name: "shardquant_fuzz", dependencies: ["ShardExport", "ShardModels", "ShardQuant", "ShardTensor", "ShardText"], path: "Fuzz/Targets"))
 }

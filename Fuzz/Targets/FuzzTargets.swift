@@ -1,11 +1,13 @@
 import Foundation
 import ShardExport
 import ShardModels
+import ShardQuant
 import ShardTensor
 import ShardText
 
 /// The reader this process fuzzes, from `SHARDQUANT_FUZZ_TARGET` (npy, safetensors, manifest,
-/// vocab: a `vocab.txt` then the tokenizer on text from the same bytes, bertconfig: a BERT `config.json`);
+/// vocab: a `vocab.txt` then the tokenizer on text from the same bytes, bertconfig: a BERT `config.json`,
+/// config: a quantization config file, resolved against a small GPT when it parses);
 /// launch/fuzz runs one campaign per target, each with its own corpus.
 private let target: String = ProcessInfo.processInfo.environment["SHARDQUANT_FUZZ_TARGET"] ?? "npy"
 
@@ -33,8 +35,20 @@ public func fuzzOneInput(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         _ = try? WordPieceTokenizer(vocabularyData: data, file: "vocab.txt")
     case "bertconfig":
         _ = try? BERTConfiguration.parse(data, file: "config.json")
+    case "config":
+        if let file = try? QuantizationConfigFile(json: data, file: "quant.json") {
+            _ = try? file.quantConfig(for: fuzzModel)
+        }
     default:
         if let array = try? NumpyFile.parse(data, file: "fuzz.npy") { _ = array.floatTensor() }
     }
     return 0
 }
+
+/// A small GPT (two blocks) whose layer paths the config target's patterns are resolved against
+/// (libFuzzer calls the entry point from one thread; resolution only reads the model).
+nonisolated(unsafe) private let fuzzModel: Layer = {
+    let model = GPT(GPTConfiguration(hidden: 16, heads: 2, layers: 2, ffn: 32, vocabulary: 20, maxSequence: 4), seed: 0)
+    model.eval()
+    return model
+}()
