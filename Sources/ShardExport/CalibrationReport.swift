@@ -18,9 +18,11 @@ public struct CalibrationReport: Codable, Sendable, Equatable {
     public var layers: [LayerReport]
     /// One-layer-at-a-time sensitivity, when asked for.
     public var sensitivity: Sensitivity?
+    /// With `--nonfinite skip`: the NaN and ±∞ values left out of the statistics, by layer.
+    public var nonFiniteSkipped: [String: Int]?
 
     public init(model: [String: String], tensorParallel: Int, dataParallel: Int, evaluation: EvaluationSource,
-                metrics: ModelMetrics, layers: [LayerReport], sensitivity: Sensitivity? = nil) {
+                metrics: ModelMetrics, layers: [LayerReport], sensitivity: Sensitivity? = nil, nonFiniteSkipped: [String: Int]? = nil) {
         self.model = model
         self.tensorParallel = tensorParallel
         self.dataParallel = dataParallel
@@ -28,10 +30,12 @@ public struct CalibrationReport: Codable, Sendable, Equatable {
         self.metrics = metrics
         self.layers = layers.sorted { ($0.sqnrDecibels ?? .infinity, $0.path) < ($1.sqnrDecibels ?? .infinity, $1.path) }
         self.sensitivity = sensitivity
+        self.nonFiniteSkipped = nonFiniteSkipped
     }
 
     enum CodingKeys: String, CodingKey {
         case format, model, evaluation, metrics, layers, sensitivity
+        case nonFiniteSkipped = "non_finite_skipped"
         case tensorParallel = "tensor_parallel"
         case dataParallel = "data_parallel"
     }

@@ -52,6 +52,10 @@ public enum ReportPage {
             html += "<tr><th>float accuracy</th>\(cell("float_accuracy", float, "%.4f"))</tr>\n"
             html += "<tr><th>quantized accuracy</th>\(cell("quantized_accuracy", quantized, "%.4f"))</tr>\n"
         }
+        if let skipped = report.nonFiniteSkipped {
+            html += "<tr><th>non-finite values skipped</th><td data-key=\"non_finite_skipped\" data-value=\"\(skipped.values.reduce(0, +))\">"
+                + "\(skipped.values.reduce(0, +))</td></tr>\n"
+        }
         html += "</table>\n"
 
         if let sensitivity = report.sensitivity {

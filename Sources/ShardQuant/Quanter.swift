@@ -42,13 +42,36 @@ open class BaseQuanter: Layer {
     /// `2^(bits−1) − 1`.
     public var quantMaximum: Int { (1 << (bitLength - 1)) - 1 }
 
+    /// What a quanter does with NaN and ±∞ in its input: record them so that PTQ stops the run
+    /// naming the layer and batch (`stop`, the default), or leave them out of its statistics and
+    /// count them (`skip`; per-tensor quanters only: a per-channel weight observer always stops).
+    public enum NonFiniteHandling: String, Sendable {
+        case stop, skip
+    }
+
+    /// See ``NonFiniteHandling``; set after ``PTQ/quantize(_:inplace:)`` (``PTQ/setNonFiniteHandling(_:in:)``).
+    public var nonFiniteHandling: NonFiniteHandling = .stop
+    /// With `skip`: how many NaN or ±∞ values this quanter's statistics left out.
+    public private(set) var skippedNonFinite = 0
+
     open override func forward(_ input: Tensor) -> Tensor {
         callCount += 1
-        if firstNonFinite == nil && (callCount == 1 || checksEveryCall) {
+        var observed = input
+        if nonFiniteHandling == .skip && quantAxis < 0 && checksEveryCall {
+            // The finite values alone, flattened: every per-tensor statistic depends only on the
+            // set of values. A batch with none still reaches observe (as an empty tensor), so
+            // every rank makes the same collective calls.
+            let count = input.nonFiniteCount()
+            if count > 0 {
+                skippedNonFinite += count
+                let kept = input.scalars.filter { $0.isFinite }
+                observed = Tensor(shape: [kept.count], scalars: kept)
+            }
+        } else if firstNonFinite == nil && (callCount == 1 || checksEveryCall) {
             let count = input.nonFiniteCount()
             if count > 0 { firstNonFinite = (callCount, count) }
         }
-        observe(input)
+        observe(observed)
         return fakeQuantize(input)
     }
 

@@ -74,6 +74,9 @@ struct Calibrate: ParsableCommand {
     @Flag(help: "Also print timings: calibration wall time and the time and bytes of collectives.")
     var verbose = false
 
+    @Option(help: "NaN or ±inf reaching an observer: stop (every rank stops, naming the layer, batch and rank) or skip (left out of every statistic and counted in the report).")
+    var nonfinite: BaseQuanter.NonFiniteHandling = .stop
+
     @Flag(help: "Rank layers by the model-level error each causes when it alone is quantized (report.json, report.html).")
     var sensitivity = false
 
@@ -106,6 +109,12 @@ struct Calibrate: ParsableCommand {
             guard chunks % tp == 0 else { throw ValidationError("--reproducible needs --tp dividing \(chunks), got \(tp)") }
             if model.model == "gpt" && (model.hidden % chunks != 0 || model.ffn % chunks != 0) {
                 throw ValidationError("--reproducible splits layers into \(chunks) chunks: --hidden (\(model.hidden)) and --ffn (\(model.ffn)) must be multiples of \(chunks)")
+            }
+            if model.model == "digits" {
+                let (first, second) = DigitsClassifier.hidden
+                if first % chunks != 0 || second % chunks != 0 {
+                    throw ValidationError("--reproducible splits layers into \(chunks) chunks: the digits classifier's hidden sizes (\(first), \(second)) are not multiples of \(chunks)")
+                }
             }
             if model.model == "minilm" {
                 let c = try BERTConfiguration.read(model.bertFolder.appendingPathComponent("config.json"))
@@ -207,6 +216,7 @@ struct Calibrate: ParsableCommand {
                 let ptq = PTQ(plan.config, groups: groups)
                 let floatModel = network.deepCopy()
                 let observed = try ptq.quantize(network, inplace: true)
+                PTQ.setNonFiniteHandling(nonfinite, in: observed)
                 var evaluation: EvaluationSet
                 let share = { (count: Int) -> Range<Int> in
                     let rank = groups.dataParallel.rank, size = groups.dataParallelSize
@@ -271,6 +281,25 @@ struct Calibrate: ParsableCommand {
             calibrationSeconds = Double(DispatchTime.now().uptimeNanoseconds - calibrationStart) / 1e9
             collectives = CollectiveCounters.snapshot()
             observerCount = PTQ.layerScales(of: observed).reduce(0) { $0 + ($1.activation == nil ? 0 : 1) + ($1.weight == nil ? 0 : 1) }
+            var skipped: [String: Int]?
+            if nonfinite == .skip {
+                // Summed over the ranks holding other samples, and over TP for feature-sharded inputs.
+                let local = PTQ.skippedNonFinite(in: observed)
+                var counts: [Int64] = []
+                var paths: [String] = []
+                for (path, layer) in observed.namedSublayers() where layer is ConvertibleQuantedLayer || layer is ObserveWrapper {
+                    paths.append(path)
+                    counts.append(Int64(local[path] ?? 0))
+                }
+                try groups.dataParallel.allReduce(&counts, .sum)
+                var sharded = paths.map { (observed.sublayer(at: $0)?.inputSharding == .shardedOnFeatures) ? counts[paths.firstIndex(of: $0)!] : 0 }
+                try groups.tensorParallel.allReduce(&sharded, .sum)
+                skipped = [:]
+                for (index, path) in paths.enumerated() {
+                    let total = observed.sublayer(at: path)?.inputSharding == .shardedOnFeatures ? sharded[index] : counts[index]
+                    if total > 0 { skipped![path] = Int(total) }
+                }
+            }
             var converted: Layer?
             try agreement(world) {
                 try PTQ.checkFinite(observed)
@@ -281,6 +310,7 @@ struct Calibrate: ParsableCommand {
             try agreement(world) {
                 report = try measureReport(float: floatModel, converted: converted!, layers: &layers, on: evaluation,
                                            groups: groups, dataParallel: dataParallel, progress: progress)
+                report!.nonFiniteSkipped = skipped
             }
             let exportStart = DispatchTime.now().uptimeNanoseconds
             try agreement(world) {
@@ -493,6 +523,10 @@ enum SummaryTable {
         lines.append("quantized  " + accuracy(m.quantizedAccuracy).padding(toLength: 11, withPad: " ", startingAt: 0)
                      + sqnr.padding(toLength: 14, withPad: " ", startingAt: 0) + String(format: "%.5f", m.outputCosine))
         if let kept = report.sensitivity?.keptFloat, !kept.isEmpty { lines.append("kept in float (most sensitive): " + kept.joined(separator: ", ")) }
+        if let skipped = report.nonFiniteSkipped {
+            lines.append("non-finite values skipped (--nonfinite skip): \(skipped.values.reduce(0, +))"
+                         + (skipped.isEmpty ? "" : " (" + skipped.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")"))
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -513,3 +547,5 @@ enum SummaryTable {
         return lines.joined(separator: "\n")
     }
 }
+
+extension BaseQuanter.NonFiniteHandling: ExpressibleByArgument {}

@@ -16,7 +16,8 @@ struct EvaluationSet {
 
 /// Measures what quantization did, for `report.json` / `report.html` and `--sensitivity`.
 enum ReportMeasurement {
-    /// Output SQNR, cosine and (with labels) top-1 accuracy of `quantized` against `float`.
+    /// Output SQNR, cosine and (with labels) top-1 accuracy of `quantized` against `float`
+    /// (non-finite outputs are left out of the sums).
     static func modelMetrics(float: Layer, quantized: Layer, on set: EvaluationSet) -> CalibrationReport.ModelMetrics {
         let floatOutputs = set.batches.map { float($0) }
         return metrics(floatOutputs: floatOutputs, quantized: quantized, on: set)
@@ -30,7 +31,7 @@ enum ReportMeasurement {
             let y = floatOutputs[index], q = quantized(batch)
             y.scalars.withUnsafeBufferPointer { a in
                 q.scalars.withUnsafeBufferPointer { b in
-                    for i in 0..<Swift.min(a.count, b.count) {
+                    for i in 0..<Swift.min(a.count, b.count) where a[i].isFinite && b[i].isFinite {
                         let u = Double(a[i]), v = Double(b[i])
                         signal += u * u; quantizedEnergy += v * v; dot += u * v; noise += (v - u) * (v - u)
                     }
@@ -179,7 +180,7 @@ final class LayerProbe: Layer {
         let approximation = quantized(input)
         output.scalars.withUnsafeBufferPointer { y in
             approximation.scalars.withUnsafeBufferPointer { q in
-                for i in 0..<Swift.min(y.count, q.count) {
+                for i in 0..<Swift.min(y.count, q.count) where y[i].isFinite && q[i].isFinite {
                     let u = Double(y[i]), difference = Double(q[i]) - u
                     signal += u * u
                     noise += difference * difference

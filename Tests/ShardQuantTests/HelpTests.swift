@@ -29,7 +29,7 @@ struct HelpTests {
         let calibrate = try String(contentsOf: Self.folder.appendingPathComponent("calibrate.txt"), encoding: .utf8)
         for flag in ["--model", "--weights", "--config", "--data", "--text", "--observer", "--weight-observer", "--bits", "--weight-bits",
                      "--activation-bits", "--steps", "--batch-size", "--seed", "--tp", "--dp", "--reproducible", "--overwrite", "--out",
-                     "--dry-run", "--quiet", "--verbose", "--sensitivity", "--keep-float", "--asymmetric", "--bins", "--percent",
+                     "--dry-run", "--quiet", "--verbose", "--sensitivity", "--keep-float", "--nonfinite", "--asymmetric", "--bins", "--percent",
                      "--hidden", "--heads", "--layers", "--ffn", "--vocab", "--seq"] {
             #expect(calibrate.contains("  \(flag) ") || calibrate.contains("  \(flag)\n"), "calibrate --help lacks \(flag)")
         }

@@ -37,7 +37,11 @@ public final class EMDObserverLayer: BaseQuanter {
     }
 
     public override func observe(_ input: Tensor) {
-        var absMax = Double(reducer.maximum(input.count == 0 ? -.infinity : input.absMax()))
+        let reducedMax = reducer.maximum(input.count == 0 ? -.infinity : input.absMax())
+        // A batch empty on every rank (all of it non-finite and skipped) is not a batch: every
+        // rank sees the same reduced value, so all return before the next collective.
+        if reducedMax == -.infinity { return }
+        var absMax = Double(reducedMax)
         if !(absMax > 0) { absMax = 1e-8 }
         // Data below 1e-30 (denormals) would make 1/(factor · a) overflow a Float.
         absMax = Swift.max(absMax, 1e-30)

@@ -54,7 +54,11 @@ public final class MSEObserverLayer: BaseQuanter {
 
     public override func observe(_ input: Tensor) {
         if !symmetric { return observeAsymmetric(input) }
-        var absMax = Double(reducer.maximum(input.count == 0 ? -.infinity : input.absMax()))
+        let reducedMax = reducer.maximum(input.count == 0 ? -.infinity : input.absMax())
+        // A batch empty on every rank (all of it non-finite and skipped) is not a batch: every
+        // rank sees the same reduced value, so all return before the next collective.
+        if reducedMax == -.infinity { return }
+        var absMax = Double(reducedMax)
         if !(absMax > 0) { absMax = 1e-8 }
         // Data below 1e-30 (denormals) would make 1/(factor · a) overflow a Float.
         absMax = Swift.max(absMax, 1e-30)
@@ -68,8 +72,9 @@ public final class MSEObserverLayer: BaseQuanter {
     }
 
     private func observeAsymmetric(_ input: Tensor) {
-        var range: [Float] = input.count == 0 ? [0, 0] : [-Swift.min(input.min(), 0), Swift.max(input.max(), 0)]
+        var range: [Float] = input.count == 0 ? [-.infinity, -.infinity] : [-Swift.min(input.min(), 0), Swift.max(input.max(), 0)]
         reducer.reduceMaximum(&range)
+        if range[1] == -.infinity { return }  // empty on every rank (see observe)
         let (minimum, maximum) = (-Double(range[0]), Double(range[1]))
         let width = Swift.max(maximum - minimum, 1e-30)
         let losses = SquaredErrorSearch.asymmetricLosses(input.scalars, minimum: minimum, width: width,

@@ -116,6 +116,23 @@ public final class PTQ {
 }
 
 extension PTQ {
+    /// Sets every quanter's handling of NaN and ±∞ in `model` (after ``quantize(_:inplace:)``).
+    public static func setNonFiniteHandling(_ handling: BaseQuanter.NonFiniteHandling, in model: Layer) {
+        for (_, layer) in model.namedSublayers() { (layer as? BaseQuanter)?.nonFiniteHandling = handling }
+    }
+
+    /// With `skip`: the NaN and ±∞ values each layer's quanters left out, by layer path (this
+    /// rank's count; layers that skipped none are absent).
+    public static func skippedNonFinite(in model: Layer) -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for (path, layer) in model.namedSublayers() {
+            guard let quanter = layer as? BaseQuanter, quanter.skippedNonFinite > 0 else { continue }
+            let owner = path.split(separator: ".").dropLast().joined(separator: ".")
+            counts[owner, default: 0] += quanter.skippedNonFinite
+        }
+        return counts
+    }
+
     /// Throws for the first quanter (in model order) whose input held NaN or ±∞, naming its layer
     /// and the calibration batch (1-based); observers must not turn such values into thresholds.
     public static func checkFinite(_ model: Layer) throws(QuantizationError) {
