@@ -202,6 +202,22 @@ with tempfile.TemporaryDirectory() as folder:
           f"mismatched ranks refuse: {run.stderr[-300:]}")
     check(not os.path.exists(out), "no output folder after mismatched ranks")
 
+    # The same arguments but a --config file whose content differs between the ranks (each rank
+    # runs in its own working directory with its own quant.json): refused at start as well.
+    for index, observer in enumerate(["avg", "kl"]):
+        os.makedirs(os.path.join(folder, f"host{index}"))
+        with open(os.path.join(folder, f"host{index}", "quant.json"), "w") as f:
+            f.write(json.dumps({"observer": observer}))
+    with open(appfile, "w") as f:
+        for index in range(2):
+            f.write(" ".join(["-np", "1", "-wdir", os.path.join(folder, f"host{index}"), BINARY, "calibrate", *GPT, "--tp", "2",
+                              "--config", "quant.json", "--quiet", "--out", out]) + "\n")
+    run = subprocess.run(["mpirun", *root, "--oversubscribe", "--bind-to", "none", "--mca", "btl_vader_single_copy_mechanism", "none",
+                          "--app", appfile], capture_output=True, text=True, timeout=600)
+    check(run.returncode != 0 and "rank(s) 1 were started with other arguments, another --config file" in run.stderr,
+          f"ranks with different config files refuse: {run.stderr[-300:]}")
+    check(not os.path.exists(out), "no output folder after different config files")
+
 # Output safety: a full disk, a file-size limit and an output path under a file are clean errors
 # that leave nothing behind (single process; the same code path writes for every rank count).
 import resource

@@ -426,12 +426,15 @@ struct Calibrate: ParsableCommand {
                                  sensitivity: sensitivityReport)
     }
 
-    /// Refuses to start when the ranks were launched with different arguments or binaries: every
-    /// rank's fingerprint of (arguments, executable size and modification time) is gathered and
+    /// Refuses to start when the ranks were launched with different arguments, config files or
+    /// binaries: every rank's fingerprint of (arguments, the `--config` file's bytes, executable
+    /// size and modification time) is gathered and
     /// compared, and every rank throws the same ``AgreedFailure`` naming the odd ranks.
     private func checkSameJob(_ world: Communicator) throws {
         guard world.size > 1 else { return }
         var identity = Data(CommandLine.arguments.dropFirst().joined(separator: "\u{1F}").utf8)
+        // The config file's content too: the same path can hold different files on different hosts.
+        if let config { identity.append((try? Data(contentsOf: URL(fileURLWithPath: config))) ?? Data("unreadable".utf8)) }
         let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
         if let attributes = try? FileManager.default.attributesOfItem(atPath: executable) {
             identity.append(Data("\((attributes[.size] as? NSNumber)?.intValue ?? 0)/\((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)".utf8))
@@ -440,7 +443,7 @@ struct Calibrate: ParsableCommand {
         let odd = fingerprints.indices.filter { fingerprints[$0] != fingerprints[0] }
         if !odd.isEmpty {
             let ranks = odd.map(String.init).joined(separator: ", ")
-            throw AgreedFailure(messages: [(0, "rank(s) \(ranks) were started with other arguments or another binary than rank 0; every rank must run the same job")])
+            throw AgreedFailure(messages: [(0, "rank(s) \(ranks) were started with other arguments, another --config file or another binary than rank 0; every rank must run the same job")])
         }
     }
 
