@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
     ],
     targets: [
         // MARK: - System libraries
@@ -60,7 +61,10 @@ let package = Package(
         ),
         .target(
             name: "ShardQuant",
-            dependencies: ["ShardDistributed", "ShardNN", "ShardTensor"]
+            dependencies: [
+                "ShardDistributed", "ShardNN", "ShardTensor",
+                .product(name: "Yams", package: "Yams"),  // YAML config files
+            ]
         ),
         .target(
             name: "ShardTrain",

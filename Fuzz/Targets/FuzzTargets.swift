@@ -7,7 +7,7 @@ import ShardText
 
 /// The reader this process fuzzes, from `SHARDQUANT_FUZZ_TARGET` (npy, safetensors, manifest,
 /// vocab: a `vocab.txt` then the tokenizer on text from the same bytes, bertconfig: a BERT `config.json`,
-/// config: a quantization config file, resolved against a small GPT when it parses);
+/// config: a quantization config file as JSON and as YAML, resolved against a small GPT when it parses);
 /// launch/fuzz runs one campaign per target, each with its own corpus.
 private let target: String = ProcessInfo.processInfo.environment["SHARDQUANT_FUZZ_TARGET"] ?? "npy"
 
@@ -36,7 +36,11 @@ public func fuzzOneInput(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     case "bertconfig":
         _ = try? BERTConfiguration.parse(data, file: "config.json")
     case "config":
+        // The same bytes as JSON and as YAML.
         if let file = try? QuantizationConfigFile(json: data, file: "quant.json") {
+            _ = try? file.quantConfig(for: fuzzModel)
+        }
+        if let file = try? QuantizationConfigFile(yaml: data, file: "quant.yaml") {
             _ = try? file.quantConfig(for: fuzzModel)
         }
     default:

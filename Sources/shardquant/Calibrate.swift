@@ -24,7 +24,7 @@ struct Calibrate: ParsableCommand {
     @Option(help: "minilm: calibration sentences, one per line (tokenized with the checkpoint's vocab.txt, --batch-size per batch, padded to the longest).")
     var text: String?
 
-    @Option(help: "A quantization config file (JSON; docs/formats.md): global observers, type and name rules, layers kept in float. The observer and bit flags override its global settings.")
+    @Option(help: "A quantization config file (JSON, or YAML for .yaml/.yml; docs/formats.md): global observers, type and name rules, layers kept in float. The observer and bit flags override its global settings.")
     var config: String?
 
     @Flag(help: "Print every layer's resolved observers, the rule that chose them, its sharding and reducers; calibrate nothing.")

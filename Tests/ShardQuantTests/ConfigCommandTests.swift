@@ -17,6 +17,16 @@ struct ConfigCommandTests {
         #expect(!FileManager.default.fileExists(atPath: out.path))
     }
 
+    @Test("--dry-run with the YAML form of the config prints the same plan")
+    func dryRunYAML() throws {
+        let (status, output, error) = try ShardQuantExecutable.run(
+            ["calibrate", "--model", "gpt", "--tp", "2", "--dry-run", "--config", "examples/configs/gpt.yaml", "--out", "unused"],
+            in: ShardQuantExecutable.root)
+        #expect(status == 0, "\(error)")
+        let golden = try String(contentsOf: Self.fixtures.appendingPathComponent("dry_run_gpt_t2.txt"), encoding: .utf8)
+        #expect(output == golden.replacingOccurrences(of: "examples/configs/gpt.json", with: "examples/configs/gpt.yaml"))
+    }
+
     @Test("a flag overrides the file's global setting in the plan")
     func flagOverrides() throws {
         let (status, output, _) = try ShardQuantExecutable.run(

@@ -154,6 +154,28 @@ struct QuantizationConfigFileTests {
         #expect(try summary(fromFile) == expected)
     }
 
+    @Test("YAML files say the same as JSON ones and get the same key-naming errors")
+    func yaml() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let model = GPT(Self.gpt, seed: 1, factory: ParallelLinearFactory(group: SingleProcessCommunicator()))
+        model.eval()
+        let json = try QuantizationConfigFile.read(root.appendingPathComponent("examples/configs/gpt.json"))
+        let yaml = try QuantizationConfigFile.read(root.appendingPathComponent("examples/configs/gpt.yaml"))
+        let fromJSON = try json.quantConfig(for: model).resolutions, fromYAML = try yaml.quantConfig(for: model).resolutions
+        #expect(fromJSON.count == 13 && fromJSON.keys.sorted() == fromYAML.keys.sorted())
+        for (path, resolution) in fromJSON {
+            #expect(resolution.settings == fromYAML[path]?.settings && resolution.rule == fromYAML[path]?.rule, "\(path)")
+        }
+        func message(_ text: String) -> String? {
+            do { _ = try QuantizationConfigFile(yaml: Data(text.utf8), file: "quant.yaml"); return nil } catch { return error.description }
+        }
+        #expect(message("rules:\n  - name: a\n  - name: b\n  - name: c\n    observer: kll\n") == #"quant.yaml: rules[2].observer: unknown observer "kll"; did you mean "kl"?"#)
+        #expect(message("bits: \"8\"\n") == #"quant.yaml: bits: expected an integer, got "8""#)
+        #expect(message("asymmetric: 1\n") == "quant.yaml: asymmetric: expected true or false, got 1")
+        #expect(message("- a\n- b\n") == "quant.yaml: expected an object, got a list")
+        #expect(message("rules: [\n")?.hasPrefix("quant.yaml: not valid YAML: ") == true)
+    }
+
     @Test("unreadable file")
     func unreadable() {
         #expect(throws: ConfigFileError.self) { try QuantizationConfigFile.read(URL(fileURLWithPath: "/nonexistent/quant.json")) }

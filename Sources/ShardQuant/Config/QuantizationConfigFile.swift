@@ -1,6 +1,7 @@
 import Foundation
 import ShardDistributed
 import ShardNN
+import Yams
 
 /// A bad quantization config file: the file, the offending key as a path into the document
 /// (`rules[2].observer`; empty for the document itself) and the reason.
@@ -18,7 +19,8 @@ public struct ConfigFileError: Error, Equatable, CustomStringConvertible {
     public var description: String { key.isEmpty ? "\(file): \(reason)" : "\(file): \(key): \(reason)" }
 }
 
-/// A quantization config file (JSON, `docs/formats.md`): everything ``QuantConfig`` says, in the
+/// A quantization config file (JSON, or YAML for `.yaml`/`.yml` files; `docs/formats.md`):
+/// everything ``QuantConfig`` says, in the
 /// command line's words. The top level gives the global observers and bit widths (the keys of the
 /// `calibrate` flags: `observer`, `weight_observer`, `bits`, `activation_bits`, `weight_bits`,
 /// `bins`, `percent`, `asymmetric`) and the layer `types` they apply to; `rules` refine them by
@@ -144,22 +146,42 @@ public struct QuantizationConfigFile: Sendable {
         self.mappings = []
     }
 
-    /// Reads and validates a config file.
+    /// Reads and validates a config file: YAML when its name ends in `.yaml` or `.yml`, else JSON.
     public static func read(_ url: URL) throws(ConfigFileError) -> QuantizationConfigFile {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw ConfigFileError(file: url.path, key: "", reason: "cannot be read: \(error.localizedDescription)")
+        }
+        if ["yaml", "yml"].contains(url.pathExtension.lowercased()) {
+            return try QuantizationConfigFile(yaml: data, file: url.path)
         }
         return try QuantizationConfigFile(json: data, file: url.path)
     }
 
     /// Parses and validates a JSON document; every error names the offending key.
     public init(json data: Data, file: String) throws(ConfigFileError) {
-        self.init(file: file)
         let document: JSONValue
         do { document = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
             throw ConfigFileError(file: file, key: "", reason: "not valid JSON: \(Self.describe(decodingError: error))")
         }
+        try self.init(document: document, file: file)
+    }
+
+    /// Parses and validates a YAML document (the same keys and values as JSON); every error
+    /// names the offending key.
+    public init(yaml data: Data, file: String) throws(ConfigFileError) {
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigFileError(file: file, key: "", reason: "not valid YAML: not UTF-8 text")
+        }
+        let loaded: Any?
+        do { loaded = try Yams.load(yaml: text) } catch {
+            throw ConfigFileError(file: file, key: "", reason: "not valid YAML: \(error)")
+        }
+        try self.init(document: JSONValue(yaml: loaded), file: file)
+    }
+
+    private init(document: JSONValue, file: String) throws(ConfigFileError) {
+        self.init(file: file)
         let reader = Reader(file: file)
         let top = try reader.object(document, at: "", allowed: Self.topKeys)
         if let format = top["format"] {
@@ -375,6 +397,24 @@ enum JSONValue: Decodable, Sendable {
         else if let value = try? container.decode(String.self) { self = .string(value) }
         else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
         else { self = .object(try container.decode([String: JSONValue].self)) }
+    }
+
+    /// A value as Yams loads it (`Int`, `Double`, `Bool`, `String`, arrays, dictionaries, null).
+    init(yaml value: Any?) {
+        switch value {
+        case nil: self = .null
+        case let flag as Bool: self = .bool(flag)
+        case let number as Int: self = .integer(number)
+        case let number as Double: self = .real(number)
+        case let text as String: self = .string(text)
+        case let items as [Any]: self = .array(items.map { JSONValue(yaml: $0) })
+        case let object as [AnyHashable: Any]:
+            var result: [String: JSONValue] = [:]
+            for (key, item) in object { result["\(key.base)"] = JSONValue(yaml: item) }
+            self = .object(result)
+        case let object as [String: Any]: self = .object(object.mapValues { JSONValue(yaml: $0) })
+        default: self = value is NSNull ? .null : .string("\(value!)")
+        }
     }
 
     var kind: String {
