@@ -52,6 +52,11 @@ SHARDQUANT_BINARY="$binary" launch/shardquant -np 2 calibrate "${gpt[@]}" --tp 2
 add_case gpt_t2_w4a8 tokens.npy false true
 SHARDQUANT_BINARY="$binary" launch/shardquant -np 2 calibrate "${gpt[@]}" --tp 2 --weight-bits 4 --activation-bits 4 --out "$work/gpt_t2_w4a4"
 add_case gpt_t2_w4a4 tokens_short.npy false true
+# Mixed precision: a config file with per-layer observers (an affine one included) and a float
+# head, plus the two most sensitive parallel layers kept float (--keep-float 2).
+SHARDQUANT_BINARY="$binary" launch/shardquant -np 2 calibrate "${gpt[@]}" --tp 2 --config examples/configs/gpt.json \
+  --sensitivity --keep-float 2 --out "$work/gpt_t2_mixed"
+add_case gpt_t2_mixed tokens.npy false $vnni
 # Re-sharding T=4 → 2 → 1 → 4 gives the same files; one shard is the whole checkpoint.
 SHARDQUANT_BINARY="$binary" launch/shardquant -np 4 calibrate "${gpt[@]}" --tp 4 --out "$work/gpt_t4"
 "$binary" export reshard --from "$work/gpt_t4" --tp 2 --out "$work/gpt_t4_2" >/dev/null

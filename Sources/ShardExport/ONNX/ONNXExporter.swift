@@ -1,4 +1,5 @@
 import Foundation
+import ShardDistributed
 import SwiftProtobuf
 import ShardModels
 import ShardNN
@@ -104,6 +105,15 @@ public enum ONNXExporter {
             let weight = linear.parameter("weight")
             let weightName = builder.constant(name + ".weight", floats: weight.scalars, shape: weight.shape)
             return linearNodes(input: input, weight: weightName, bias: linear.parameters["bias"], name: name, into: &builder)
+        case let column as ColumnParallelLinear where column.group.size == 1:
+            // A float parallel linear of the single-process rebuild (kept float): a plain Linear.
+            let weight = column.parameter("weight")
+            let weightName = builder.constant(name + ".weight", floats: weight.scalars, shape: weight.shape)
+            return linearNodes(input: input, weight: weightName, bias: column.parameters["bias"], name: name, into: &builder)
+        case let row as RowParallelLinear where row.group.size == 1:
+            let weight = row.parameter("weight")
+            let weightName = builder.constant(name + ".weight", floats: weight.scalars, shape: weight.shape)
+            return linearNodes(input: input, weight: weightName, bias: row.parameters["bias"], name: name, into: &builder)
         case let norm as BatchNorm2D:
             let inputs = [input] + ["weight", "bias"].map { builder.constant(name + "." + $0, floats: norm.parameter($0).scalars, shape: [norm.channels]) }
                 + ["_mean", "_variance"].map { builder.constant(name + "." + $0, floats: norm.buffer($0).scalars, shape: [norm.channels]) }
