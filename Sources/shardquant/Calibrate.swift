@@ -281,25 +281,7 @@ struct Calibrate: ParsableCommand {
             calibrationSeconds = Double(DispatchTime.now().uptimeNanoseconds - calibrationStart) / 1e9
             collectives = CollectiveCounters.snapshot()
             observerCount = PTQ.layerScales(of: observed).reduce(0) { $0 + ($1.activation == nil ? 0 : 1) + ($1.weight == nil ? 0 : 1) }
-            var skipped: [String: Int]?
-            if nonfinite == .skip {
-                // Summed over the ranks holding other samples, and over TP for feature-sharded inputs.
-                let local = PTQ.skippedNonFinite(in: observed)
-                var counts: [Int64] = []
-                var paths: [String] = []
-                for (path, layer) in observed.namedSublayers() where layer is ConvertibleQuantedLayer || layer is ObserveWrapper {
-                    paths.append(path)
-                    counts.append(Int64(local[path] ?? 0))
-                }
-                try groups.dataParallel.allReduce(&counts, .sum)
-                var sharded = paths.map { (observed.sublayer(at: $0)?.inputSharding == .shardedOnFeatures) ? counts[paths.firstIndex(of: $0)!] : 0 }
-                try groups.tensorParallel.allReduce(&sharded, .sum)
-                skipped = [:]
-                for (index, path) in paths.enumerated() {
-                    let total = observed.sublayer(at: path)?.inputSharding == .shardedOnFeatures ? sharded[index] : counts[index]
-                    if total > 0 { skipped![path] = Int(total) }
-                }
-            }
+            let skipped = nonfinite == .skip ? try skippedNonFinite(in: observed, groups: groups) : nil
             var converted: Layer?
             try agreement(world) {
                 try PTQ.checkFinite(observed)
@@ -388,6 +370,25 @@ struct Calibrate: ParsableCommand {
             if isRoot { FileHandle.standardError.write(Data(((lines + [exportLine]).joined(separator: "\n") + "\n").utf8)) }
         }
         try world.barrier()
+    }
+
+    /// With `--nonfinite skip`: each layer's skipped values, summed over the ranks holding other
+    /// samples and, for feature-sharded inputs, over the tensor-parallel ranks (a replicated input
+    /// is counted once). Every rank calls the same collectives.
+    private func skippedNonFinite(in observed: Layer, groups: ProcessGroups) throws -> [String: Int] {
+        let local = PTQ.skippedNonFinite(in: observed)
+        let layers = observed.namedSublayers().filter { $0.layer is ConvertibleQuantedLayer || $0.layer is ObserveWrapper }
+        var counts = layers.map { Int64(local[$0.path] ?? 0) }
+        try groups.dataParallel.allReduce(&counts, .sum)
+        let sharded = layers.map { $0.layer.inputSharding == .shardedOnFeatures }
+        var shares = zip(counts, sharded).map { $1 ? $0 : 0 }
+        try groups.tensorParallel.allReduce(&shares, .sum)
+        var totals: [String: Int] = [:]
+        for (index, layer) in layers.enumerated() {
+            let total = sharded[index] ? shares[index] : counts[index]
+            if total > 0 { totals[layer.path] = Int(total) }
+        }
+        return totals
     }
 
     /// The report's measurements on every rank (the parallel layers need all of them); with
