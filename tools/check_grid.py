@@ -178,6 +178,31 @@ with tempfile.TemporaryDirectory() as folder:
     else:
         check(False, "--nonfinite skip ran at D=1 and D=2")
 
+    # The report does not depend on T: digits at T = 1 and T = 2 (fc1 column-, fc2 row-parallel)
+    # give the same input histograms and clipped fractions, and SQNRs within 1e-5 (float sums).
+    reports = []
+    for tp in (1, 2):
+        out = os.path.join(folder, f"report-t{tp}")
+        run = subprocess.run([LAUNCH, "-np", str(tp), "calibrate", "--model", "digits", "--tp", str(tp), "--steps", "4",
+                              "--batch-size", "32", "--sensitivity", "--quiet", "--out", out],
+                             capture_output=True, text=True, timeout=600, env={**os.environ, "SHARDQUANT_BINARY": BINARY})
+        check(run.returncode == 0, f"digits report at T={tp}: {run.stderr[-300:]}")
+        if run.returncode == 0:
+            reports.append(json.load(open(os.path.join(out, "report.json"))))
+    if len(reports) == 2:
+        one = {layer["path"]: layer for layer in reports[0]["layers"]}
+        two = {layer["path"]: layer for layer in reports[1]["layers"]}
+        check(one.keys() == two.keys() and all(one[p]["histogram"] == two[p]["histogram"] and one[p]["clipped_fraction"] == two[p]["clipped_fraction"]
+                                               for p in one), "report at T=1 and T=2: identical histograms and clipped fractions")
+        close = lambda a, b: (a is None and b is None) or (a is not None and b is not None and abs(a - b) <= 1e-5 * abs(a))
+        check(all(close(one[p]["sqnr_db"], two[p]["sqnr_db"]) and close(one[p]["abs_max"], two[p]["abs_max"]) for p in one),
+              "report at T=1 and T=2: layer SQNR and abs-max within 1e-5")
+        check(reports[0]["metrics"]["quantized_accuracy"] == reports[1]["metrics"]["quantized_accuracy"]
+              and close(reports[0]["metrics"]["output_sqnr_db"], reports[1]["metrics"]["output_sqnr_db"]),
+              f"report at T=1 and T=2: same accuracy, output SQNR within 1e-5: {reports[0]['metrics']} {reports[1]['metrics']}")
+        check([e["path"] for e in reports[0]["sensitivity"]["ranking"]] == [e["path"] for e in reports[1]["sensitivity"]["ranking"]],
+              "report at T=1 and T=2: the same sensitivity ranking")
+
     # A rank killed outright (no agreement can see it): the launcher ends the job; no rank is left
     # running, stderr names the rank, nothing is written. (Generous bound: 600 s.)
     out = os.path.join(folder, "killed")
