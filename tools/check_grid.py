@@ -43,7 +43,7 @@ def calibrate(tp, dp, observer, weight, out, extra=()):
     return subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "SHARDQUANT_BINARY": BINARY})
 
 
-BINARY = os.environ.get("SHARDQUANT_BINARY", os.path.join(ROOT, ".build", "release", "shardquant"))
+BINARY = os.path.abspath(os.environ.get("SHARDQUANT_BINARY", os.path.join(ROOT, ".build", "release", "shardquant")))
 CHECKS = os.path.join(os.path.dirname(BINARY), "mpi_checks")
 with tempfile.TemporaryDirectory() as folder:
     # Statistic-level invariance under real MPI: every observer, 1 to 4 ranks (Tests/MPIChecks).
@@ -178,8 +178,10 @@ with tempfile.TemporaryDirectory() as folder:
     else:
         check(False, "--nonfinite skip ran at D=1 and D=2")
 
-    # The report does not depend on T: digits at T = 1 and T = 2 (fc1 column-, fc2 row-parallel)
-    # give the same input histograms and clipped fractions, and SQNRs within 1e-5 (float sums).
+    # The report does not depend on T: digits at T = 1 and T = 2 (fc1 column-, fc2 row-parallel).
+    # fc1 reads the data itself: identical histogram and clipping. Deeper layers' inputs differ in
+    # the last bits (GEMM blocking, all-reduce order), so a value may cross a bin edge: their
+    # histograms agree within a few counts, and ranges, SQNR and abs-max within 1e-5.
     reports = []
     for tp in (1, 2):
         out = os.path.join(folder, f"report-t{tp}")
@@ -192,9 +194,14 @@ with tempfile.TemporaryDirectory() as folder:
     if len(reports) == 2:
         one = {layer["path"]: layer for layer in reports[0]["layers"]}
         two = {layer["path"]: layer for layer in reports[1]["layers"]}
-        check(one.keys() == two.keys() and all(one[p]["histogram"] == two[p]["histogram"] and one[p]["clipped_fraction"] == two[p]["clipped_fraction"]
-                                               for p in one), "report at T=1 and T=2: identical histograms and clipped fractions")
         close = lambda a, b: (a is None and b is None) or (a is not None and b is not None and abs(a - b) <= 1e-5 * abs(a))
+        check(one.keys() == two.keys() and one["fc1"]["histogram"] == two["fc1"]["histogram"]
+              and one["fc1"]["clipped_fraction"] == two["fc1"]["clipped_fraction"], "report at T=1 and T=2: fc1's histogram and clipping identical")
+        def near(a, b):
+            counts = sum(a["counts"])
+            return (sum(b["counts"]) == counts and sum(abs(x - y) for x, y in zip(a["counts"], b["counts"])) <= 2 + counts // 10000
+                    and close(a["low"], b["low"]) and close(a["high"], b["high"]))
+        check(all(near(one[p]["histogram"], two[p]["histogram"]) for p in one), "report at T=1 and T=2: histograms within a few counts")
         check(all(close(one[p]["sqnr_db"], two[p]["sqnr_db"]) and close(one[p]["abs_max"], two[p]["abs_max"]) for p in one),
               "report at T=1 and T=2: layer SQNR and abs-max within 1e-5")
         check(reports[0]["metrics"]["quantized_accuracy"] == reports[1]["metrics"]["quantized_accuracy"]
