@@ -176,6 +176,27 @@ struct QuantizationConfigFileTests {
         #expect(message("rules: [\n")?.hasPrefix("quant.yaml: not valid YAML: ") == true)
     }
 
+    @Test("regression (config fuzz target): a non-string mapping key or deep nesting is an error, not a crash in Yams")
+    func yamlFuzzRegressions() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        let found = try Data(contentsOf: root.appendingPathComponent("Fixtures/fuzz/config-crash-yaml-mapping-key"))
+        #expect(throws: ConfigFileError.self) { try QuantizationConfigFile(yaml: found, file: "quant.yaml") }
+        #expect(throws: ConfigFileError.self) { try QuantizationConfigFile(json: found, file: "quant.json") }
+        do {
+            _ = try QuantizationConfigFile(yaml: Data("{a: 1}: 2\n".utf8), file: "quant.yaml")
+            Issue.record("a mapping used as a key was accepted")
+        } catch {
+            #expect(error.description == "quant.yaml: not valid YAML: a mapping key at line 1 is not a plain string")
+        }
+        let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        do {
+            _ = try QuantizationConfigFile(yaml: Data(deep.utf8), file: "quant.yaml")
+            Issue.record("100 nested lists were accepted")
+        } catch {
+            #expect(error.description == "quant.yaml: not valid YAML: nested deeper than 64 levels")
+        }
+    }
+
     @Test("unreadable file")
     func unreadable() {
         #expect(throws: ConfigFileError.self) { try QuantizationConfigFile.read(URL(fileURLWithPath: "/nonexistent/quant.json")) }

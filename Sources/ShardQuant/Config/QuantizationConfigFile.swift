@@ -173,11 +173,17 @@ public struct QuantizationConfigFile: Sendable {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigFileError(file: file, key: "", reason: "not valid YAML: not UTF-8 text")
         }
-        let loaded: Any?
-        do { loaded = try Yams.load(yaml: text) } catch {
+        // The node tree, converted here: Yams' own `load` force-unwraps mapping keys and crashes
+        // on a non-scalar key (found by the config fuzz target).
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch {
             throw ConfigFileError(file: file, key: "", reason: "not valid YAML: \(error)")
         }
-        try self.init(document: JSONValue(yaml: loaded), file: file)
+        let document: JSONValue
+        do { document = try root.map { try JSONValue(yaml: $0) } ?? .null } catch {
+            throw ConfigFileError(file: file, key: "", reason: "not valid YAML: \(error)")
+        }
+        try self.init(document: document, file: file)
     }
 
     private init(document: JSONValue, file: String) throws(ConfigFileError) {
@@ -399,21 +405,36 @@ enum JSONValue: Decodable, Sendable {
         else { self = .object(try container.decode([String: JSONValue].self)) }
     }
 
-    /// A value as Yams loads it (`Int`, `Double`, `Bool`, `String`, arrays, dictionaries, null).
-    init(yaml value: Any?) {
-        switch value {
-        case nil: self = .null
-        case let flag as Bool: self = .bool(flag)
-        case let number as Int: self = .integer(number)
-        case let number as Double: self = .real(number)
-        case let text as String: self = .string(text)
-        case let items as [Any]: self = .array(items.map { JSONValue(yaml: $0) })
-        case let object as [AnyHashable: Any]:
+    /// Why a YAML node has no JSON value.
+    struct YAMLFailure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// A composed YAML node, by its resolved tag: null, bool, int and float scalars become those
+    /// values (a quoted `"8"` stays a string), every other scalar a string; mapping keys must be
+    /// scalars; nesting deeper than 64 is refused.
+    init(yaml node: Node, depth: Int = 0) throws {
+        guard depth < 64 else { throw YAMLFailure(description: "nested deeper than 64 levels") }
+        switch node {
+        case .scalar(let scalar):
+            switch node.tag.description {  // the resolved tag's name
+            case Tag.Name.null.rawValue: self = .null
+            case Tag.Name.bool.rawValue: self = node.bool.map(JSONValue.bool) ?? .string(scalar.string)
+            case Tag.Name.int.rawValue: self = node.int.map(JSONValue.integer) ?? .string(scalar.string)
+            case Tag.Name.float.rawValue: self = node.float.map(JSONValue.real) ?? .string(scalar.string)
+            default: self = .string(scalar.string)
+            }
+        case .sequence(let sequence):
+            self = .array(try sequence.map { try JSONValue(yaml: $0, depth: depth + 1) })
+        case .mapping(let mapping):
             var result: [String: JSONValue] = [:]
-            for (key, item) in object { result["\(key.base)"] = JSONValue(yaml: item) }
+            for (key, value) in mapping {
+                guard case .scalar(let name) = key else {
+                    throw YAMLFailure(description: "a mapping key at line \(key.mark?.line ?? 0) is not a plain string")
+                }
+                result[name.string] = try JSONValue(yaml: value, depth: depth + 1)
+            }
             self = .object(result)
-        case let object as [String: Any]: self = .object(object.mapValues { JSONValue(yaml: $0) })
-        default: self = value is NSNull ? .null : .string("\(value!)")
         }
     }
 
