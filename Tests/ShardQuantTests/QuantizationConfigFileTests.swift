@@ -188,6 +188,17 @@ struct QuantizationConfigFileTests {
         } catch {
             #expect(error.description == "quant.yaml: not valid YAML: a mapping key at line 1 is not a plain string")
         }
+        // A YAML 1.1 base-60 integer that overflows (Yams' constructor traps on it).
+        let sexagesimal = try Data(contentsOf: root.appendingPathComponent("Fixtures/fuzz/config-crash-yaml-sexagesimal"))
+        #expect(throws: ConfigFileError.self) { try QuantizationConfigFile(yaml: sexagesimal, file: "quant.yaml") }
+        do {
+            _ = try QuantizationConfigFile(yaml: Data("bits: 3999999999999999999:1\n".utf8), file: "quant.yaml")
+            Issue.record("a base-60 width was accepted")
+        } catch {
+            #expect(error.description == #"quant.yaml: bits: expected an integer, got "3999999999999999999:1""#)
+        }
+        #expect(try QuantizationConfigFile(yaml: Data("bits: 4\npercent: 0.99\n".utf8), file: "quant.yaml").settings
+                == .init(bits: 4, percent: 0.99))
         let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
         do {
             _ = try QuantizationConfigFile(yaml: Data(deep.utf8), file: "quant.yaml")

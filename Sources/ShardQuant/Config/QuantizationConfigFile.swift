@@ -410,9 +410,9 @@ enum JSONValue: Decodable, Sendable {
         let description: String
     }
 
-    /// A composed YAML node, by its resolved tag: null, bool, int and float scalars become those
-    /// values (a quoted `"8"` stays a string), every other scalar a string; mapping keys must be
-    /// scalars; nesting deeper than 64 is refused.
+    /// A composed YAML node, by its resolved tag: null and bool scalars become those values, int
+    /// and float scalars too when they are plain decimal numbers (a quoted `"8"` stays a string),
+    /// every other scalar a string; mapping keys must be scalars; nesting deeper than 64 is refused.
     init(yaml node: Node, depth: Int = 0) throws {
         guard depth < 64 else { throw YAMLFailure(description: "nested deeper than 64 levels") }
         switch node {
@@ -420,8 +420,11 @@ enum JSONValue: Decodable, Sendable {
             switch node.tag.description {  // the resolved tag's name
             case Tag.Name.null.rawValue: self = .null
             case Tag.Name.bool.rawValue: self = node.bool.map(JSONValue.bool) ?? .string(scalar.string)
-            case Tag.Name.int.rawValue: self = node.int.map(JSONValue.integer) ?? .string(scalar.string)
-            case Tag.Name.float.rawValue: self = node.float.map(JSONValue.real) ?? .string(scalar.string)
+            // Numbers are parsed here, decimal only: Yams' YAML 1.1 constructors also read base-60
+            // forms such as `3999999999999999999:1` and trap on their overflow (found by the
+            // config fuzz target). Other forms stay strings and the validator names them.
+            case Tag.Name.int.rawValue: self = Int(scalar.string).map(JSONValue.integer) ?? .string(scalar.string)
+            case Tag.Name.float.rawValue: self = Double(scalar.string).map(JSONValue.real) ?? .string(scalar.string)
             default: self = .string(scalar.string)
             }
         case .sequence(let sequence):
