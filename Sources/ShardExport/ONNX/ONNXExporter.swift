@@ -101,19 +101,13 @@ public enum ONNXExporter {
             let bias = convolution.bias.map { builder.constant(name + ".bias", floats: $0.scalars, shape: $0.shape) }
             return convolutionNode(input: input, weight: weight, bias: bias, geometry: convolution.geometry, kernel: convolution.kernelSize,
                                    groups: convolution.groups, name: name, into: &builder)
-        case let linear as Linear:
+        case let linear where linear is Linear || (linear as? ColumnParallelLinear)?.group.size == 1
+                                 || (linear as? RowParallelLinear)?.group.size == 1:
+            // A Linear, or a float parallel linear of the single-process rebuild (kept float by
+            // --keep-float or keep_float): the same `[in, out]` weight and bias.
             let weight = linear.parameter("weight")
             let weightName = builder.constant(name + ".weight", floats: weight.scalars, shape: weight.shape)
             return linearNodes(input: input, weight: weightName, bias: linear.parameters["bias"], name: name, into: &builder)
-        case let column as ColumnParallelLinear where column.group.size == 1:
-            // A float parallel linear of the single-process rebuild (kept float): a plain Linear.
-            let weight = column.parameter("weight")
-            let weightName = builder.constant(name + ".weight", floats: weight.scalars, shape: weight.shape)
-            return linearNodes(input: input, weight: weightName, bias: column.parameters["bias"], name: name, into: &builder)
-        case let row as RowParallelLinear where row.group.size == 1:
-            let weight = row.parameter("weight")
-            let weightName = builder.constant(name + ".weight", floats: weight.scalars, shape: weight.shape)
-            return linearNodes(input: input, weight: weightName, bias: row.parameters["bias"], name: name, into: &builder)
         case let norm as BatchNorm2D:
             let inputs = [input] + ["weight", "bias"].map { builder.constant(name + "." + $0, floats: norm.parameter($0).scalars, shape: [norm.channels]) }
                 + ["_mean", "_variance"].map { builder.constant(name + "." + $0, floats: norm.buffer($0).scalars, shape: [norm.channels]) }
