@@ -20,6 +20,14 @@ public struct CalibrationReport: Codable, Sendable, Equatable {
     public var sensitivity: Sensitivity?
     /// With `--nonfinite skip`: the NaN and ±∞ values left out of the statistics, by layer.
     public var nonFiniteSkipped: [String: Int]?
+    /// Quantizable layers left in float (by the config's `keep_float` or by `--keep-float`).
+    public var keptFloat: [KeptFloatLayer]?
+    /// Samples cut to the model's longest sequence (text input).
+    public var truncatedSamples: Int?
+    /// What else a reader should know about the run (truncation, files not written).
+    public var notes: [String]?
+    /// The command line, config file, tool version and date of the run.
+    public var run: RunInfo?
 
     public init(model: [String: String], tensorParallel: Int, dataParallel: Int, evaluation: EvaluationSource,
                 metrics: ModelMetrics, layers: [LayerReport], sensitivity: Sensitivity? = nil, nonFiniteSkipped: [String: Int]? = nil) {
@@ -34,8 +42,10 @@ public struct CalibrationReport: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case format, model, evaluation, metrics, layers, sensitivity
+        case format, model, evaluation, metrics, layers, sensitivity, notes, run
         case nonFiniteSkipped = "non_finite_skipped"
+        case keptFloat = "kept_float"
+        case truncatedSamples = "truncated_samples"
         case tensorParallel = "tensor_parallel"
         case dataParallel = "data_parallel"
     }
@@ -44,10 +54,40 @@ public struct CalibrationReport: Codable, Sendable, Equatable {
         public var source: String
         public var samples: Int
         public var batches: Int
-        public init(source: String, samples: Int, batches: Int) {
+        /// Why the figures may mislead: calibration data reused for evaluation, few samples.
+        public var warnings: [String]?
+        public init(source: String, samples: Int, batches: Int, warnings: [String]? = nil) {
             self.source = source
             self.samples = samples
             self.batches = batches
+            self.warnings = warnings
+        }
+    }
+
+    /// A quantizable layer that stays float, and what kept it.
+    public struct KeptFloatLayer: Codable, Sendable, Equatable {
+        public var path: String
+        public var type: String
+        public var reason: String
+        public init(path: String, type: String, reason: String) {
+            self.path = path
+            self.type = type
+            self.reason = reason
+        }
+    }
+
+    /// How the run was started.
+    public struct RunInfo: Codable, Sendable, Equatable {
+        public var command: String
+        public var config: String?
+        public var version: String
+        /// ISO 8601, UTC.
+        public var date: String
+        public init(command: String, config: String?, version: String, date: String) {
+            self.command = command
+            self.config = config
+            self.version = version
+            self.date = date
         }
     }
 

@@ -33,6 +33,12 @@ public enum CalibrationData {
     /// Batches from `path`: a folder of `.npy` files (each one batch, in name order) or one `.npy`
     /// file split along axis 0 into batches of `batchSize` (a last partial batch is kept).
     public static func batches(from path: URL, batchSize: Int) throws -> [Tensor] {
+        try namedBatches(from: path, batchSize: batchSize).map(\.batch)
+    }
+
+    /// ``batches(from:batchSize:)`` with where each batch came from: its file, or the file and
+    /// its samples for one file split along axis 0.
+    public static func namedBatches(from path: URL, batchSize: Int) throws -> [(name: String, batch: Tensor)] {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path.path, isDirectory: &isFolder) else {
             throw Failure(description: "\(path.path): no such file or folder")
@@ -40,12 +46,16 @@ public enum CalibrationData {
         if isFolder.boolValue {
             let names = try FileManager.default.contentsOfDirectory(atPath: path.path).filter { $0.hasSuffix(".npy") }.sorted()
             if names.isEmpty { throw Failure(description: "\(path.path): no .npy files") }
-            return try names.map { try NumpyFile.read(path.appendingPathComponent($0)).floatTensor() }
+            return try names.map { name in
+                let file = path.appendingPathComponent(name)
+                return (file.path, try NumpyFile.read(file).floatTensor())
+            }
         }
         let whole = try NumpyFile.read(path).floatTensor()
-        guard whole.rank >= 1, whole.shape[0] > 0 else { throw Failure(description: "\(path.path): no samples along axis 0") }
+        guard whole.rank >= 1, whole.shape[0] > 0 else { throw Failure(description: "\(path.path): no samples along axis 0 (shape \(whole.shape))") }
         return stride(from: 0, to: whole.shape[0], by: batchSize).map {
-            whole.slice(axis: 0, start: $0, end: Swift.min($0 + batchSize, whole.shape[0]))
+            let end = Swift.min($0 + batchSize, whole.shape[0])
+            return ("\(path.path) (samples \($0)..<\(end))", whole.slice(axis: 0, start: $0, end: end))
         }
     }
 }

@@ -23,7 +23,8 @@ public enum ModelPreset: String, CaseIterable, Sendable {
         for name in file.names { state[name] = try file.tensor(name) }
         for (path, layer) in model.namedSublayers() {
             func shard(_ name: String, axis: Int, group: Communicator) {
-                guard let full = state[path + "." + name] else { return }
+                // A tensor of the wrong rank or extent is left whole: loadStateDict names the mismatch.
+                guard let full = state[path + "." + name], axis < full.rank, full.shape[axis] % group.size == 0 else { return }
                 let extent = full.shape[axis] / group.size
                 state[path + "." + name] = full.slice(axis: axis, start: group.rank * extent, end: (group.rank + 1) * extent)
             }

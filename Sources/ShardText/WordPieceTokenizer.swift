@@ -78,15 +78,21 @@ public struct WordPieceTokenizer: Sendable {
 
     /// The ids of `text`: `[CLS]`, the word pieces (the first `maximumLength − 2`), `[SEP]`.
     public func encode(_ text: String, maximumLength: Int = 512) -> [Int] {
+        encodeCountingTruncation(text, maximumLength: maximumLength).ids
+    }
+
+    /// ``encode(_:maximumLength:)`` and whether pieces were cut off to fit `maximumLength`
+    /// (which must be at least 2: room for [CLS] and [SEP]).
+    public func encodeCountingTruncation(_ text: String, maximumLength: Int) -> (ids: [Int], truncated: Bool) {
         precondition(maximumLength >= 2, "a sequence needs room for [CLS] and [SEP]")
         var ids = [classifierID]
         for word in words(of: text) {
             for id in pieces(of: word) {
-                guard ids.count < maximumLength - 1 else { return ids + [separatorID] }
+                guard ids.count < maximumLength - 1 else { return (ids + [separatorID], true) }
                 ids.append(id)
             }
         }
-        return ids + [separatorID]
+        return (ids + [separatorID], false)
     }
 
     /// The words after normalization and pre-tokenization (steps 1 and 2).
@@ -206,9 +212,13 @@ public struct TokenizedBatch: Sendable, Equatable {
     public let ids: [Int]
     public let count: Int
     public let length: Int
+    /// How many sentences were cut to `maximumLength` tokens.
+    public let truncated: Int
 
     public init(_ sentences: [String], tokenizer: WordPieceTokenizer, maximumLength: Int) {
-        let encoded = sentences.map { tokenizer.encode($0, maximumLength: maximumLength) }
+        let results = sentences.map { tokenizer.encodeCountingTruncation($0, maximumLength: maximumLength) }
+        let encoded = results.map(\.ids)
+        truncated = results.filter(\.truncated).count
         count = encoded.count
         length = encoded.map(\.count).max() ?? 0
         var ids = [Int](repeating: tokenizer.paddingID, count: count * length)

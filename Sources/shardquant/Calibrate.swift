@@ -24,48 +24,54 @@ struct Calibrate: ParsableCommand {
     @Option(help: "minilm: calibration sentences, one per line (tokenized with the checkpoint's vocab.txt, --batch-size per batch, padded to the longest).")
     var text: String?
 
+    @Option(help: "Held-out data for the report's measurements (.npy batches as for --data); default: the digits test split, synthetic batches of another seed, or the data after --steps.")
+    var evalData: String?
+
+    @Option(help: "minilm: held-out sentences for the report's measurements, one per line; default: the sentences after --steps.")
+    var evalText: String?
+
     @Option(help: "A quantization config file (JSON, or YAML for .yaml/.yml; docs/formats.md): global observers, type and name rules, layers kept in float. The observer and bit flags override its global settings.")
     var config: String?
 
     @Flag(help: "Print every layer's resolved observers, the rule that chose them, its sharding and reducers; calibrate nothing.")
     var dryRun = false
 
-    @Option(help: "Activation observer for the inputs of Conv2D, Linear and the parallel linears, or none (weight-only); default abs_max.")
+    @Option(help: "Activation observer for the inputs of Conv2D, Linear and the parallel linears: \(ObserverRegistry.activationNames.joined(separator: ", ")), or none (weight-only); default abs_max.")
     var observer: String?
 
-    @Option(help: "Weight observer; default abs_max_channel_wise.")
+    @Option(help: "Weight observer: \(ObserverRegistry.names.joined(separator: ", ")), or none (float weights); default abs_max_channel_wise.")
     var weightObserver: String?
 
-    @Option(help: "Bits for weights and activations; default 8.")
+    @Option(parsing: .unconditional, help: "Bits for weights and activations, 2 to 8; default 8.")
     var bits: Int?
 
-    @Option(help: "Weight bits (default: --bits).")
+    @Option(parsing: .unconditional, help: "Weight bits (default: --bits).")
     var weightBits: Int?
 
-    @Option(help: "Activation bits (default: --bits).")
+    @Option(parsing: .unconditional, help: "Activation bits (default: --bits).")
     var activationBits: Int?
 
     @OptionGroup var tuning: ObserverTuning
 
-    @Option(help: "Calibration batches at most (fewer if the data ends first).")
+    @Option(parsing: .unconditional, help: "Calibration batches at most (fewer if the data ends first).")
     var steps: Int = 8
 
-    @Option(help: "Samples per batch (synthetic data, digits training images, sentences of --text, or splitting one .npy).")
+    @Option(parsing: .unconditional, help: "Samples per batch (synthetic data, digits training images, sentences of --text, or splitting one .npy).")
     var batchSize: Int = 4
 
-    @Option(help: "Seed of the synthetic weights and data (mobilenet_v1 and gpt without --weights/--data).")
+    @Option(parsing: .unconditional, help: "Seed of the synthetic weights and data (mobilenet_v1 and gpt without --weights/--data).")
     var seed: UInt64 = 0
 
-    @Option(help: "Tensor-parallel degree.")
+    @Option(parsing: .unconditional, help: "Tensor-parallel degree (under mpirun: --tp × --dp ranks; on one process only with --dry-run).")
     var tp: Int = 1
 
-    @Option(help: "Data-parallel degree (default: world size / tp).")
+    @Option(parsing: .unconditional, help: "Data-parallel degree (default: world size / tp).")
     var dp: Int?
 
     @Flag(help: "Bit-identical results for every tensor-parallel and data-parallel degree.")
     var reproducible = false
 
-    @Flag(help: "Replace an existing output folder.")
+    @Flag(help: "Replace an existing output folder that ShardQuant wrote (one holding shardquant.json; never the current directory or a parent of it).")
     var overwrite = false
 
     @Flag(help: "Print only errors (no progress, no summary).")
@@ -80,13 +86,13 @@ struct Calibrate: ParsableCommand {
     @Flag(help: "Rank layers by the model-level error each causes when it alone is quantized (report.json, report.html).")
     var sensitivity = false
 
-    @Option(help: "Keep the N most sensitive layers in float (mixed precision; implies --sensitivity).")
+    @Option(parsing: .unconditional, help: "Keep the N most sensitive layers in float (mixed precision; implies --sensitivity); at most the number of quantized layers.")
     var keepFloat: Int = 0
 
     @Option(help: "Output folder.")
     var out: String
 
-    @Option(help: ArgumentHelp("Fault injection for tests: RANK:STEP fails that rank at that calibration step; RANK:STEP:kill kills its process.", visibility: .hidden))
+    @Option(help: ArgumentHelp("Fault injection for tests: RANK:STEP fails that rank at that calibration step; RANK:STEP:kill kills its process; RANK:export:pause makes it wait 60 s in the export, after its staging folder is made.", visibility: .hidden))
     var injectFailure: String?
 
     @Option(help: ArgumentHelp("For tests: write the converted model's output on two fixed synthetic samples (rank 0) to this .npy.", visibility: .hidden))
@@ -97,42 +103,77 @@ struct Calibrate: ParsableCommand {
             where value.map({ !(2...8).contains($0) }) ?? false {
             throw ValidationError("\(name) must be 2 to 8, got \(value!)")
         }
+        if let observer, observer != "none", !ObserverRegistry.activationNames.contains(observer) {
+            let hint = ObserverRegistry.names.contains(observer) ? " (\(observer) is a weight observer: --weight-observer)" : ""
+            throw ValidationError("--observer: unknown activation observer '\(observer)'\(hint); expected one of: \(ObserverRegistry.activationNames.joined(separator: ", ")), none")
+        }
+        if let weightObserver, weightObserver != "none", !ObserverRegistry.names.contains(weightObserver) {
+            throw ValidationError("--weight-observer: unknown observer '\(weightObserver)'; expected one of: \(ObserverRegistry.names.joined(separator: ", ")), none")
+        }
         if let observer, tuning.asymmetric && !QuantizationConfigFile.asymmetricObservers.contains(observer) {
             throw ValidationError("--asymmetric is supported by the abs_max, mse and hist observers, not \(observer)")
         }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard keepFloat >= 0 else { throw ValidationError("--keep-float must be 0 or more, got \(keepFloat)") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
-        guard tp > 0, (dp ?? 1) > 0 else { throw ValidationError("--tp and --dp must be positive") }
+        guard tp > 0 else { throw ValidationError("--tp must be positive, got \(tp)") }
+        if let dp, dp <= 0 { throw ValidationError("--dp must be positive, got \(dp)") }
+        guard tp <= 64, (dp ?? 1) <= 1024 else { throw ValidationError("--tp must be at most 64 and --dp at most 1024") }
+        try model.checkFlagsOnly(tensorParallel: tp)
         if reproducible {
             let chunks = Reproducibility.chunkCount
             guard chunks % tp == 0 else { throw ValidationError("--reproducible needs --tp dividing \(chunks), got \(tp)") }
-            if model.model == "gpt" && (model.hidden % chunks != 0 || model.ffn % chunks != 0) {
+            if model.preset == .gpt && (model.hidden % chunks != 0 || model.ffn % chunks != 0) {
                 throw ValidationError("--reproducible splits layers into \(chunks) chunks: --hidden (\(model.hidden)) and --ffn (\(model.ffn)) must be multiples of \(chunks)")
             }
-            if model.model == "digits" {
+            if model.preset == .digits {
                 let (first, second) = DigitsClassifier.hidden
                 if first % chunks != 0 || second % chunks != 0 {
                     throw ValidationError("--reproducible splits layers into \(chunks) chunks: the digits classifier's hidden sizes (\(first), \(second)) are not multiples of \(chunks)")
                 }
             }
-            if model.model == "minilm" {
-                let c = try BERTConfiguration.read(model.bertFolder.appendingPathComponent("config.json"))
-                if c.hidden % chunks != 0 || c.intermediate % chunks != 0 {
-                    throw ValidationError("--reproducible splits layers into \(chunks) chunks: hidden_size (\(c.hidden)) and intermediate_size (\(c.intermediate)) must be multiples of \(chunks)")
-                }
-            }
         }
-        if tp > 1 && model.model == "mobilenet_v1" {
-            throw ValidationError("--tp \(tp): mobilenet_v1 has no tensor-parallel layers; use --dp")
-        }
-        if model.model == "minilm" && text == nil && data == nil {
+        if model.preset == .minilm && text == nil && data == nil {
             throw ValidationError("--model minilm needs calibration sentences: --text FILE (or token ids with --data)")
         }
-        if text != nil && model.model != "minilm" {
+        if text != nil && model.preset != .minilm {
             throw ValidationError("--text is for --model minilm; \(model.model) takes --data")
         }
+        if evalText != nil && model.preset != .minilm {
+            throw ValidationError("--eval-text is for --model minilm; \(model.model) takes --eval-data")
+        }
         if text != nil && data != nil { throw ValidationError("give --text or --data, not both") }
+        if evalText != nil && evalData != nil { throw ValidationError("give --eval-text or --eval-data, not both") }
+        if let injectFailure, Self.parseInjection(injectFailure) == nil {
+            throw ValidationError("--inject-failure must be RANK:STEP, RANK:STEP:kill or RANK:export:pause, got '\(injectFailure)'")
+        }
+        if !dryRun { try checkWorld() }
+    }
+
+    /// The T × D grid against the ranks this process was started with (mpirun's
+    /// `OMPI_COMM_WORLD_SIZE`; 1 without mpirun), with the fix in the message.
+    private func checkWorld() throws {
+        let environment = ProcessInfo.processInfo.environment
+        let world = environment["OMPI_COMM_WORLD_SIZE"].flatMap { Int($0) } ?? 1
+        let launcher = "launch/shardquant -np \(tp * (dp ?? 1)) calibrate ..."
+        if world == 1 && tp * (dp ?? 1) > 1 {
+            throw ValidationError("--tp \(tp)\(dp.map { " --dp \($0)" } ?? "") needs \(tp * (dp ?? 1)) ranks, and this is one process: start it under mpirun with \(launcher) (or add --dry-run to see the sharding on one process)")
+        }
+        if let dp, tp * dp != world {
+            throw ValidationError("--tp \(tp) × --dp \(dp) = \(tp * dp) ranks, but mpirun started \(world): use -np \(tp * dp), or leave out --dp")
+        }
+        if world % tp != 0 {
+            throw ValidationError("--tp \(tp) does not divide the \(world) ranks mpirun started: use -np with a multiple of \(tp) (for example launch/shardquant -np \(tp) ...)")
+        }
+    }
+
+    /// `RANK:STEP`, `RANK:STEP:kill` or `RANK:export:pause` (``injectFailure``).
+    static func parseInjection(_ text: String) -> (rank: Int, step: Int, kill: Bool, pauseInExport: Bool)? {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2 || parts.count == 3, let rank = Int(parts[0]), rank >= 0 else { return nil }
+        if parts.count == 3 && parts[1] == "export" && parts[2] == "pause" { return (rank, 0, false, true) }
+        guard let step = Int(parts[1]), step > 0, parts.count == 2 || parts[2] == "kill" else { return nil }
+        return (rank, step, parts.count == 3, false)
     }
 
     /// The flags that override the config file's global settings (only those given).
@@ -169,106 +210,70 @@ struct Calibrate: ParsableCommand {
 
     func run() throws {
         let start = DispatchTime.now().uptimeNanoseconds
+        OutputFolder.installInterruptCleanup()
         if reproducible { Reproducibility.setEnabled(true) }
         let world: Communicator = MPICommunicator.isLaunchedByMPI ? try MPICommunicator.world() : SingleProcessCommunicator()
         if dryRun {
             let dataParallel = dp ?? Swift.max(world.size / tp, 1)
             do {
+                if model.preset == .minilm { try model.checkTensorParallel(tp) }
                 if let text = try dryRunDescription(world: world, dataParallel: dataParallel) { print(text) }
             } catch let failure as ThreadGroup.RankFailure {
-                FileHandle.standardError.write(Data("Error: \(failure.error)\n".utf8))
-                throw ExitCode.failure
-            } catch let failure as ConfigFileError {
-                FileHandle.standardError.write(Data("Error: \(failure)\n".utf8))
-                throw ExitCode.failure
+                throw failure.error
             }
             return
         }
         let dataParallel = dp ?? world.size / tp
-        guard tp * dataParallel == world.size else {
-            throw ValidationError("--tp \(tp) × --dp \(dataParallel) must equal the world size \(world.size)")
-        }
         let groups = world.size == 1 ? ProcessGroups.single : try ProcessGroups(world: world, tensorParallelSize: tp)
         let isRoot = world.rank == 0
         let display = ProgressDisplay(enabled: isRoot && !quiet)
         func progress(_ line: String) { display.note(line) }
 
-        // Every rank does its share. Failures are agreed at fixed points (after set-up, before
-        // each calibration step, after conversion), so no rank is left waiting in a collective
-        // that a failed rank will never reach (DESIGN.md §3).
+        // Every rank does its share. Failures are agreed at fixed points (after the checks of
+        // every input, after set-up, before each calibration step, after conversion), so no rank
+        // is left waiting in a collective that a failed rank will never reach (DESIGN.md §3).
         var layers: [LayerScales] = []
         var calibrationSeconds = 0.0
         var collectives: [CollectiveCounters.Purpose: CollectiveCounters.Totals] = [:]
         var observerCount = 0
         var batchesUsed = 0
-        var dataBytes = Data()
         var global = QuantizationConfigFile.Settings.defaults
         var checkpoint: QuantizedCheckpoint?
         var exportSeconds: [String: Double] = [:]
         var writerSeconds: [String: Double] = [:]
+        var keptByConfig: [CalibrationReport.KeptFloatLayer] = []
         do {
             try checkSameJob(world)
+            // Every input is opened and checked, on every rank, before any work.
+            var checkedInputs: CalibrationInputs?
+            try agreement(world) { checkedInputs = try checkInputs(isRoot: isRoot) }
+            let inputs = checkedInputs!
+            batchesUsed = inputs.batches.map { Swift.min($0.count, steps) } ?? steps
             var prepared: (PTQ, Layer, [Tensor], Layer, EvaluationSet)?
             try agreement(world) {
                 let network = try model.build(seed: seed, group: groups.tensorParallel)
-                let plan = try self.plan(for: network)
+                let plan = try CalibrationPlan(file: inputs.configFile, overrides: overrides, model: network)
                 global = plan.global
+                keptByConfig = CalibrationPlan.keptFloat(in: network, resolutions: plan.resolutions)
                 let ptq = PTQ(plan.config, groups: groups)
                 let floatModel = network.deepCopy()
                 let observed = try ptq.quantize(network, inplace: true)
+                let quantizable = observed.namedSublayers().filter { $0.layer is ConvertibleQuantedLayer || $0.layer is ObserveWrapper }.count
+                if keepFloat > quantizable {
+                    throw ValidationError("--keep-float \(keepFloat) is more than the \(quantizable) quantized layers of this model; use 0 to \(quantizable)")
+                }
                 PTQ.setNonFiniteHandling(nonfinite, in: observed)
-                var evaluation: EvaluationSet
-                let share = { (count: Int) -> Range<Int> in
-                    let rank = groups.dataParallel.rank, size = groups.dataParallelSize
-                    return (count * rank / size)..<(count * (rank + 1) / size)
-                }
-                var batches: [Tensor]
-                if data != nil || text != nil {
-                    let all = try text.map { try model.textBatches(URL(fileURLWithPath: $0), batchSize: batchSize) }
-                        ?? CalibrationData.batches(from: URL(fileURLWithPath: data!), batchSize: batchSize)
-                    batches = Array(all.prefix(steps))
-                    batchesUsed = batches.count
-                    evaluation = all.count > steps
-                        ? EvaluationSet(batches: Array(all[steps..<Swift.min(steps + 2, all.count)]), source: "held out: the batches after --steps of \(text ?? data!)")
-                        : EvaluationSet(batches: [all[all.count - 1]], source: "the last calibration batch (no data after --steps)")
-                    for batch in batches { dataBytes.append(contentsOf: batch.scalars.withUnsafeBytes { Data($0) }) }
-                    batches = batches.map { batch in
-                        let range = share(batch.shape[0])
-                        return batch.slice(axis: 0, start: range.lowerBound, end: range.upperBound)
-                    }
-                } else {
-                    batchesUsed = steps
-                    batches = try (0..<steps).map { step in
-                        let range = share(batchSize)
-                        return try model.syntheticBatch(seed: seed, start: step * batchSize + range.lowerBound, count: range.count)
-                    }
-                    if ModelPreset(rawValue: model.model) == .digits {
-                        let digits = try ModelOptions.digits()
-                        let starts = Array(stride(from: 0, to: digits.testLabels.count, by: 120))
-                        evaluation = EvaluationSet(
-                            batches: starts.map { digits.testImages.gathering(rows: Array($0..<Swift.min($0 + 120, digits.testLabels.count))) },
-                            labels: starts.map { Array(digits.testLabels[$0..<Swift.min($0 + 120, digits.testLabels.count)]) },
-                            source: "the digits test split (360 images never used for calibration)")
-                    } else {
-                        evaluation = EvaluationSet(batches: try (0..<2).map { try model.syntheticBatch(seed: seed &+ 1, start: $0 * batchSize, count: batchSize) },
-                                                   source: "synthetic held-out batches (seed \(seed &+ 1))")
-                    }
-                }
-                prepared = (ptq, observed, batches, floatModel, evaluation)
+                let batches = try calibrationBatches(inputs, groups: groups)
+                prepared = (ptq, observed, batches, floatModel, try evaluationSet(inputs))
             }
             let (ptq, observed, batches, floatModel, evaluation) = prepared!
-            let injected = injectFailure.flatMap { text -> (rank: Int, step: Int, kill: Bool)? in
-                let parts = text.split(separator: ":")
-                let numbers = parts.prefix(2).compactMap { Int($0) }
-                guard numbers.count == 2, parts.count == 2 || (parts.count == 3 && parts[2] == "kill") else { return nil }
-                return (numbers[0], numbers[1], parts.count == 3)
-            }
+            let injected = injectFailure.flatMap(Self.parseInjection)
             CollectiveCounters.reset()
             let calibrationStart = DispatchTime.now().uptimeNanoseconds
             display.begin()
             for (index, batch) in batches.enumerated() {
                 try agreement(world) {
-                    if let injected, injected.rank == world.rank, injected.step == index + 1 {
+                    if let injected, !injected.pauseInExport, injected.rank == world.rank, injected.step == index + 1 {
                         // A crash that no agreement sees: the launcher must end the job.
                         if injected.kill { kill(getpid(), SIGKILL) }
                         throw CalibrationFailure(message: "injected failure at calibration step \(index + 1)")
@@ -293,6 +298,22 @@ struct Calibrate: ParsableCommand {
                 report = try measureReport(float: floatModel, converted: converted!, layers: &layers, on: evaluation,
                                            groups: groups, dataParallel: dataParallel, progress: progress)
                 report!.nonFiniteSkipped = skipped
+                report!.evaluation.warnings = evaluation.warnings.isEmpty ? nil : evaluation.warnings
+                let keptBySensitivity = (report!.sensitivity?.keptFloat ?? []).map {
+                    CalibrationReport.KeptFloatLayer(path: $0, type: floatModel.sublayer(at: $0)?.typeName ?? "", reason: "--keep-float \(keepFloat) (sensitivity ranking)")
+                }
+                report!.keptFloat = keptByConfig + keptBySensitivity
+                var notes: [String] = []
+                if inputs.truncated > 0 {
+                    notes.append("\(inputs.truncated) sentence(s) were longer than the model's sequence length and were truncated")
+                    report!.truncatedSamples = inputs.truncated
+                }
+                if !layers.allSatisfy({ $0.activation?.zeroPoint == nil }) {
+                    notes.append("PaddleNLP scale files (weight_scales.json, act_scales.json) not written: they hold thresholds only, and this run's activation quantizers are affine (--asymmetric)")
+                }
+                report!.notes = notes.isEmpty ? nil : notes
+                report!.run = .init(command: (["shardquant"] + CommandLine.arguments.dropFirst()).joined(separator: " "), config: config,
+                                    version: ShardQuantCommand.configuration.version, date: ISO8601DateFormatter().string(from: Date()))
             }
             let exportStart = DispatchTime.now().uptimeNanoseconds
             try agreement(world) {
@@ -310,17 +331,19 @@ struct Calibrate: ParsableCommand {
                 guard isRoot else { return }
                 if let probeOutput, let probe { try NumpyFile.write(probe, to: URL(fileURLWithPath: probeOutput)) }
                 let folder = try OutputFolder(URL(fileURLWithPath: out), overwrite: overwrite)
+                for stale in folder.removedStale { progress("removed \(stale), left by a run that was killed") }
+                if let injected = injectFailure.flatMap(Self.parseInjection), injected.pauseInExport { Thread.sleep(forTimeInterval: 60) }
                 let scalesFile = ScalesFile(layers: layers, tensorParallel: tp, dataParallel: dataParallel)
                 try scalesFile.encoded().write(to: folder.file("scales.json"))
                 let provenance = Provenance(
                     tool: "shardquant", version: ShardQuantCommand.configuration.version,
                     model: model.description(seed: seed), weights: model.model == "minilm" ? model.bertFolder.path : model.weights,
                     data: text ?? data ?? "synthetic",
-                    dataFingerprint: data == nil && text == nil ? "synthetic:\(seed)" : fingerprint(dataBytes),
+                    dataFingerprint: data == nil && text == nil ? "synthetic:\(seed)" : fingerprint(inputs.dataBytes),
                     seed: seed, steps: batchesUsed, batchSize: batchSize, tensorParallel: tp, dataParallel: dataParallel,
                     activationObserver: global.observer ?? "abs_max", weightObserver: global.weightObserver ?? "abs_max_channel_wise",
                     activationBits: global.activationBits ?? global.bits ?? 8, weightBits: global.weightBits ?? global.bits ?? 8,
-                    config: config, configFingerprint: try config.map { try fingerprint(Data(contentsOf: URL(fileURLWithPath: $0))) })
+                    config: config, configFingerprint: inputs.configBytes.map(fingerprint))
                 try provenance.encoded().write(to: folder.file("shardquant.json"))
                 try report!.encoded().write(to: folder.file("report.json"))
                 try Data(ReportPage.render(report!).utf8).write(to: folder.file("report.html"))
@@ -339,19 +362,23 @@ struct Calibrate: ParsableCommand {
                 try folder.commit()
                 if !quiet {
                     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                    print(SummaryTable.render(layers))
+                    print(SummaryTable.render(layers, report: report))
                     print(SummaryTable.metrics(report!))
+                    print(SummaryTable.notes(report!), terminator: "")
                     print("\(layers.count) layers quantized in \(String(format: "%.1f", seconds)) s on \(world.size) rank(s) (T=\(tp), D=\(dataParallel)); wrote \(folder.destination.path)")
                 }
             }
         } catch let failure as AgreedFailure {
             if world.rank == 0 {
-                for (rank, text) in failure.messages where !text.isEmpty {
-                    let prefix = world.size > 1 && !text.hasPrefix("rank(s)") ? "rank \(rank): " : ""
+                let failed = failure.messages.filter { !$0.1.isEmpty }
+                // The same message from every rank (a bad input file, say) is printed once.
+                let same = failed.count == world.size && Set(failed.map(\.1)).count == 1
+                for (rank, text) in same ? Array(failed.prefix(1)) : failed {
+                    let prefix = world.size > 1 && !same && !text.hasPrefix("rank(s)") ? "rank \(rank): " : ""
                     FileHandle.standardError.write(Data("Error: \(prefix)\(text)\n".utf8))
                 }
             }
-            throw ExitCode.failure
+            throw ExitCode(failure.code)
         }
 
         if verbose {
@@ -444,27 +471,36 @@ struct Calibrate: ParsableCommand {
         let odd = fingerprints.indices.filter { fingerprints[$0] != fingerprints[0] }
         if !odd.isEmpty {
             let ranks = odd.map(String.init).joined(separator: ", ")
-            throw AgreedFailure(messages: [(0, "rank(s) \(ranks) were started with other arguments, another --config file or another binary than rank 0; every rank must run the same job")])
+            throw AgreedFailure(messages: [(0, "rank(s) \(ranks) were started with other arguments, another --config file or another binary than rank 0; every rank must run the same job")],
+                                code: ExitStatus.usage)
         }
     }
 
     /// Runs `body`, then makes every rank agree on whether any rank's `body` failed: an
     /// all-reduced flag and, on failure, every rank's message gathered. Throws the same
-    /// ``AgreedFailure`` on every rank when any failed.
+    /// ``AgreedFailure`` on every rank when any failed, with the largest of the failed ranks'
+    /// exit codes (``ExitStatus``: a usage or data error rather than a plain failure).
     private func agreement(_ world: Communicator, _ body: () throws -> Void) throws {
         var message = ""
-        do { try body() } catch { message = "\(error)" }
-        var flag: [Int64] = [message.isEmpty ? 0 : 1]
+        var code: Int64 = 0
+        do { try body() } catch {
+            message = "\(error)"
+            code = Int64(Swift.max(ExitStatus.code(for: error), 1))
+            if message.isEmpty { message = "\(type(of: error))" }
+        }
+        var flag: [Int64] = [code]
         try world.allReduce(&flag, .maximum)
         guard flag[0] != 0 else { return }
         let messages = try world.allGather(bytes: Array(message.utf8)).map { String(decoding: $0, as: UTF8.self) }
-        throw AgreedFailure(messages: Array(messages.enumerated()).map { ($0.offset, $0.element) })
+        throw AgreedFailure(messages: Array(messages.enumerated()).map { ($0.offset, $0.element) }, code: Int32(flag[0]))
     }
 }
 
-/// A failure every rank knows about, with each rank's message (empty for ranks that did not fail).
+/// A failure every rank knows about, with each rank's message (empty for ranks that did not fail)
+/// and the exit code.
 struct AgreedFailure: Error {
     let messages: [(Int, String)]
+    var code: Int32 = ExitStatus.failure
 }
 
 /// A failure raised during calibration (fault injection for tests).

@@ -1,5 +1,6 @@
 import Foundation
 import ShardDistributed
+import ShardExport
 import ShardNN
 import ShardQuant
 
@@ -20,6 +21,16 @@ struct CalibrationPlan {
         self.file = file
         self.overrides = overrides
         (config, resolutions) = try file.quantConfig(for: model, overrides: overrides)
+    }
+
+    /// The quantizable layers (Linear, Conv2D, the parallel linears) that the config keeps in
+    /// float, in model order, with the rule that keeps them.
+    static func keptFloat(in model: Layer, resolutions: [String: QuantizationConfigFile.Resolution]) -> [CalibrationReport.KeptFloatLayer] {
+        let quantizable: Set<String> = ["Linear", "Conv2D", "ColumnParallelLinear", "RowParallelLinear"]
+        return model.namedSublayers().compactMap { path, layer in
+            guard let resolution = resolutions[path], resolution.rule.hasPrefix("keep_float"), quantizable.contains(layer.typeName) else { return nil }
+            return CalibrationReport.KeptFloatLayer(path: path, type: layer.typeName, reason: resolution.rule)
+        }
     }
 
     /// `--dry-run`'s text: per quantized layer (model order) its class, the rule that chose its
@@ -70,12 +81,9 @@ struct CalibrationPlan {
                 lines.append("    input: " + (observed.inputSharding == .shardedOnFeatures ? "sharded on features over TP" : "replicated"))
             }
         }
-        let kept = resolutions.filter { $0.value.rule.hasPrefix("keep_float") }
-            .filter { entry in ["Linear", "Conv2D", "ColumnParallelLinear", "RowParallelLinear"].contains(observed.sublayer(at: entry.key)?.typeName ?? "") }
-            .map(\.key)
-        let order = Dictionary(uniqueKeysWithValues: observed.namedSublayers().enumerated().map { ($0.element.path, $0.offset) })
-        for path in kept.sorted(by: { (order[$0] ?? 0) < (order[$1] ?? 0) }) {
-            lines.append("\(path)  \(observed.sublayer(at: path)!.typeName) stays float  [\(resolutions[path]!.rule)]")
+        let kept = keptFloat(in: observed, resolutions: resolutions)
+        for layer in kept {
+            lines.append("\(layer.path)  \(layer.type) stays float  [\(layer.reason)]")
         }
         lines.append("")
         lines.append("\(count) layer(s) quantized, \(kept.count) kept in float")

@@ -40,7 +40,10 @@ struct Embed: ParsableCommand {
             options = try ModelOptions.parse(["--model", "minilm", "--weights", folder.path])
             network = try options.build(seed: 0)
         }
-        let batches = try options.textBatches(URL(fileURLWithPath: text), batchSize: batchSize)
+        let (batches, truncated) = try options.textBatches(URL(fileURLWithPath: text), batchSize: batchSize)
+        if truncated > 0 {
+            FileHandle.standardError.write(Data("embed: \(truncated) line(s) of \(text) were longer than the model's sequence length and were truncated\n".utf8))
+        }
         var rows: [Float] = []
         var count = 0
         for batch in batches {

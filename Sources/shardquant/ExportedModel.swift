@@ -149,34 +149,3 @@ extension ModelOptions {
     }
 }
 
-extension ExportedModel {
-    /// Refuses inputs the rebuilt model cannot take, naming the file.
-    static func checkInput(_ x: Tensor, of network: Layer, file: String) throws {
-        if let gpt = network as? GPT {
-            let c = gpt.configuration
-            guard x.rank == 2, x.shape[1] >= 1, x.shape[1] <= c.maxSequence else {
-                throw ValidationError("\(file): GPT input must be token ids [batch, sequence ≤ \(c.maxSequence)], got \(x.shape)")
-            }
-            if let bad = x.scalars.first(where: { $0 != $0.rounded() || $0 < 0 || $0 >= Float(c.vocabulary) }) {
-                throw ValidationError("\(file): token id \(bad) is not an integer in 0..<\(c.vocabulary)")
-            }
-        } else if let bert = network as? BERT {
-            let c = bert.configuration
-            guard x.rank == 2, x.shape[1] >= 1, x.shape[1] <= c.maxPositions else {
-                throw ValidationError("\(file): BERT input must be token ids [batch, sequence ≤ \(c.maxPositions)], got \(x.shape)")
-            }
-            if let bad = x.scalars.first(where: { $0 != $0.rounded() || $0 < 0 || $0 >= Float(c.vocabulary) }) {
-                throw ValidationError("\(file): token id \(bad) is not an integer in 0..<\(c.vocabulary)")
-            }
-        } else if network is DigitsClassifier {
-            guard x.rank == 2, x.shape[1] == 64 else {
-                throw ValidationError("\(file): digits input must be images [batch, 64] (8×8 pixels scaled to [0, 1]), got \(x.shape)")
-            }
-        } else if network is MobileNetV1 {
-            guard x.rank == 4, x.shape[1] == 3, x.shape[2] >= 32, x.shape[3] >= 32 else {
-                throw ValidationError("\(file): MobileNetV1 input must be images [batch, 3, height ≥ 32, width ≥ 32], got \(x.shape)")
-            }
-        }
-        guard x.count > 0 else { throw ValidationError("\(file): empty input") }
-    }
-}

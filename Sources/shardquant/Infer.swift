@@ -19,9 +19,9 @@ struct Infer: ParsableCommand {
 
     func run() throws {
         let folder = URL(fileURLWithPath: model)
-        let (network, _) = try ExportedModel.load(folder: folder)
         let x = try NumpyFile.read(URL(fileURLWithPath: input)).floatTensor()
-        try ExportedModel.checkInput(x, of: network, file: input)
+        let (network, options) = try ExportedModel.load(folder: folder)
+        try options.checkInput(x, file: input)
         try NumpyFile.write(network(x), to: URL(fileURLWithPath: output))
     }
 }

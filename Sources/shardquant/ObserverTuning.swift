@@ -3,17 +3,17 @@ import ShardQuant
 
 /// The observer arguments beyond the bit width, shared by `observe`, `calibrate` and their checks.
 struct ObserverTuning: ParsableArguments {
-    @Option(help: "Histogram bins (hist, kl; default 2048).")
+    @Option(parsing: .unconditional, help: "Histogram bins (hist, kl; default 2048; at most 1048576).")
     var bins: Int?
 
-    @Option(help: "Percentile (hist; default 0.999).")
+    @Option(parsing: .unconditional, help: "Percentile (hist; default 0.999).")
     var percent: Double?
 
     @Flag(help: "Asymmetric activation quantization (abs_max, mse, hist): a step and an integer zero point instead of a threshold.")
     var asymmetric = false
 
     func validate() throws {
-        if let bins, bins <= 0 { throw ValidationError("--bins must be positive, got \(bins)") }
+        if let bins, !(1...(1 << 20)).contains(bins) { throw ValidationError("--bins must be 1 to 1048576, got \(bins)") }
         if let percent, !(percent > 0 && percent <= 1) { throw ValidationError("--percent must be in (0, 1], got \(percent)") }
     }
 

@@ -7,14 +7,17 @@ struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print an output folder's report.json (per-layer thresholds, clipping and SQNR; model metrics; sensitivity) as tables.")
 
-    @Argument(help: "An output folder of calibrate (holding report.json).")
+    @Argument(help: "An output folder of calibrate (holding report.json), or the report.json file itself.")
     var folder: String
 
     func run() throws {
-        let file = URL(fileURLWithPath: folder).appendingPathComponent("report.json")
+        var isFolder: ObjCBool = false
+        let given = URL(fileURLWithPath: folder)
+        let exists = FileManager.default.fileExists(atPath: given.path, isDirectory: &isFolder)
+        let file = exists && !isFolder.boolValue ? given : given.appendingPathComponent("report.json")
         let report: CalibrationReport
         do { report = try CalibrationReport.read(file) } catch {
-            throw ValidationError("\(error)")
+            throw InputDataError("\(error)")
         }
         print(Self.render(report))
     }

@@ -11,6 +11,10 @@ struct EvaluationSet {
     var batches: [Tensor]
     var labels: [[Int]]?
     var source: String
+    /// What a reader should know about the figures (calibration data reused, few samples).
+    var warnings: [String] = []
+    /// Below this many samples the figures are called rough.
+    static let fewSamples = 8
     var samples: Int { batches.reduce(0) { $0 + $1.shape[0] } }
 }
 

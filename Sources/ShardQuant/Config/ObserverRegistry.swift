@@ -3,6 +3,9 @@ public enum ObserverRegistry {
     /// Every observer name, in documentation order.
     public static let names = ["abs_max", "avg", "mse", "emd", "hist", "kl", "abs_max_channel_wise", "mse_channel_wise"]
 
+    /// The per-tensor observers, which can observe activations.
+    public static let activationNames = ["abs_max", "avg", "mse", "emd", "hist", "kl"]
+
     /// The arguments an observer can take beyond its bit width.
     public struct Options: Sendable {
         public var bins: Int = 2048

@@ -146,30 +146,50 @@ public struct QuantizationConfigFile: Sendable {
         self.mappings = []
     }
 
-    /// Reads and validates a config file: YAML when its name ends in `.yaml` or `.yml`, else JSON.
+    /// Reads and validates a config file: YAML when its name ends in `.yaml` or `.yml`, JSON when
+    /// it ends in `.json`; any other name is read as JSON and, when it is not JSON, as YAML.
     public static func read(_ url: URL) throws(ConfigFileError) -> QuantizationConfigFile {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw ConfigFileError(file: url.path, key: "", reason: "cannot be read: \(error.localizedDescription)")
         }
-        if ["yaml", "yml"].contains(url.pathExtension.lowercased()) {
+        let fileExtension = url.pathExtension.lowercased()
+        if ["yaml", "yml"].contains(fileExtension) {
             return try QuantizationConfigFile(yaml: data, file: url.path)
         }
-        return try QuantizationConfigFile(json: data, file: url.path)
+        if fileExtension == "json" { return try QuantizationConfigFile(json: data, file: url.path) }
+        let jsonDocument: JSONValue
+        do { jsonDocument = try parseJSON(data, file: url.path) } catch let jsonError {
+            // Not JSON: YAML, when it parses as such; otherwise both reasons.
+            let yamlDocument: JSONValue
+            do { yamlDocument = try parseYAML(data, file: url.path) } catch let yamlError {
+                throw ConfigFileError(file: url.path, key: "", reason: "neither JSON (\(jsonError.reason)) nor YAML (\(yamlError.reason)); name the file .json, .yaml or .yml to choose")
+            }
+            return try QuantizationConfigFile(document: yamlDocument, file: url.path)
+        }
+        return try QuantizationConfigFile(document: jsonDocument, file: url.path)
     }
 
     /// Parses and validates a JSON document; every error names the offending key.
     public init(json data: Data, file: String) throws(ConfigFileError) {
+        try self.init(document: try Self.parseJSON(data, file: file), file: file)
+    }
+
+    /// The JSON document, refusing an object that repeats a key (JSON parsers keep one of them
+    /// silently).
+    static func parseJSON(_ data: Data, file: String) throws(ConfigFileError) -> JSONValue {
         let document: JSONValue
         do { document = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
             throw ConfigFileError(file: file, key: "", reason: "not valid JSON: \(Self.describe(decodingError: error))")
         }
-        try self.init(document: document, file: file)
+        if let duplicate = DuplicateKeyScanner.firstDuplicate(in: data) {
+            throw ConfigFileError(file: file, key: duplicate.key, reason: "the key appears more than once (line \(duplicate.line)); give each key once")
+        }
+        return document
     }
 
-    /// Parses and validates a YAML document (the same keys and values as JSON); every error
-    /// names the offending key.
-    public init(yaml data: Data, file: String) throws(ConfigFileError) {
+    /// The YAML document (the same keys and values as JSON), refusing repeated mapping keys.
+    static func parseYAML(_ data: Data, file: String) throws(ConfigFileError) -> JSONValue {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigFileError(file: file, key: "", reason: "not valid YAML: not UTF-8 text")
         }
@@ -179,11 +199,17 @@ public struct QuantizationConfigFile: Sendable {
         do { root = try Yams.compose(yaml: text) } catch {
             throw ConfigFileError(file: file, key: "", reason: "not valid YAML: \(error)")
         }
-        let document: JSONValue
-        do { document = try root.map { try JSONValue(yaml: $0) } ?? .null } catch {
+        do { return try root.map { try JSONValue(yaml: $0) } ?? .null } catch let duplicate as JSONValue.DuplicateKey {
+            throw ConfigFileError(file: file, key: duplicate.key, reason: "the key appears more than once (line \(duplicate.line)); give each key once")
+        } catch {
             throw ConfigFileError(file: file, key: "", reason: "not valid YAML: \(error)")
         }
-        try self.init(document: document, file: file)
+    }
+
+    /// Parses and validates a YAML document (the same keys and values as JSON); every error
+    /// names the offending key.
+    public init(yaml data: Data, file: String) throws(ConfigFileError) {
+        try self.init(document: try Self.parseYAML(data, file: file), file: file)
     }
 
     private init(document: JSONValue, file: String) throws(ConfigFileError) {
@@ -410,10 +436,16 @@ enum JSONValue: Decodable, Sendable {
         let description: String
     }
 
+    /// A YAML mapping that repeats a key: its dotted path and line.
+    struct DuplicateKey: Error {
+        let key: String
+        let line: Int
+    }
+
     /// A composed YAML node, by its resolved tag: null and bool scalars become those values, int
     /// and float scalars too when they are plain decimal numbers (a quoted `"8"` stays a string),
     /// every other scalar a string; mapping keys must be scalars; nesting deeper than 64 is refused.
-    init(yaml node: Node, depth: Int = 0) throws {
+    init(yaml node: Node, depth: Int = 0, path: String = "") throws {
         guard depth < 64 else { throw YAMLFailure(description: "nested deeper than 64 levels") }
         switch node {
         case .scalar(let scalar):
@@ -428,14 +460,16 @@ enum JSONValue: Decodable, Sendable {
             default: self = .string(scalar.string)
             }
         case .sequence(let sequence):
-            self = .array(try sequence.map { try JSONValue(yaml: $0, depth: depth + 1) })
+            self = .array(try sequence.enumerated().map { try JSONValue(yaml: $0.element, depth: depth + 1, path: "\(path)[\($0.offset)]") })
         case .mapping(let mapping):
             var result: [String: JSONValue] = [:]
             for (key, value) in mapping {
                 guard case .scalar(let name) = key else {
                     throw YAMLFailure(description: "a mapping key at line \(key.mark?.line ?? 0) is not a plain string")
                 }
-                result[name.string] = try JSONValue(yaml: value, depth: depth + 1)
+                let keyPath = path.isEmpty ? name.string : path + "." + name.string
+                guard result[name.string] == nil else { throw DuplicateKey(key: keyPath, line: (key.mark?.line ?? 0)) }
+                result[name.string] = try JSONValue(yaml: value, depth: depth + 1, path: keyPath)
             }
             self = .object(result)
         }

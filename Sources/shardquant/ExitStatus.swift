@@ -1,0 +1,115 @@
+import ArgumentParser
+import Foundation
+import ShardDistributed
+import ShardExport
+import ShardModels
+import ShardNN
+import ShardQuant
+import ShardTensor
+import ShardText
+
+/// A file or its data that the job cannot use (a wrong shape, an out-of-range token id, an
+/// unreadable file): the message names the file and says what was expected. Exits with 65.
+struct InputDataError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The process exit codes of every command (sysexits.h): usage errors 64, bad input data 65,
+/// everything else 1; a run interrupted by a signal exits with 128 + the signal's number.
+enum ExitStatus {
+    static let usage: Int32 = 64
+    static let dataError: Int32 = 65
+    static let failure: Int32 = 1
+
+    /// The code for an error thrown by a command.
+    static func code(for error: Error) -> Int32 {
+        switch error {
+        case is ValidationError: return usage
+        case is OutputFolder.Failure: return isUsage(error) ? usage : failure
+        case is InputDataError, is TensorFileError, is ConfigFileError, is CheckpointFailure, is TokenizerError,
+             is CalibrationData.Failure, is LayerError, is ReportFileError, is CheckpointError:
+            return dataError
+        case let quantization as QuantizationError:
+            if case .nonFinite = quantization { return dataError }
+            if case .unknownObserver = quantization { return usage }
+            return failure
+        case let exit as ExitCode: return exit.rawValue
+        default: return failure
+        }
+    }
+
+    /// An output folder that may not be used is the caller's choice of `--out`: a usage error.
+    private static func isUsage(_ error: Error) -> Bool {
+        guard let failure = error as? OutputFolder.Failure else { return false }
+        switch failure {
+        case .exists, .refused: return true
+        case .cannotCreate, .cannotCommit: return false
+        }
+    }
+
+    /// Whether this process is an MPI rank other than 0 (`OMPI_COMM_WORLD_RANK`), which prints no
+    /// usage errors: every rank parses the same arguments, and rank 0 speaks for all.
+    static var isQuietRank: Bool {
+        guard let rank = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] else { return false }
+        return rank != "0"
+    }
+}
+
+extension ShardQuantCommand {
+    /// Parses and runs the command; errors exit with ``ExitStatus``'s codes. A first argument
+    /// that is no command and no option gets the nearest command's name.
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let names = configuration.subcommands.map { $0._commandName }
+        if let first = arguments.first, !first.hasPrefix("-"), !names.contains(first), first != "help" {
+            let nearest = names.min { editDistance($0, first) < editDistance($1, first) }!
+            let hint = editDistance(nearest, first) <= 3 ? "did you mean '\(nearest)'? " : ""
+            fail("unknown command '\(first)'; \(hint)The commands are: \(names.joined(separator: ", ")).\n"
+                 + "Usage: shardquant <subcommand>\n  See 'shardquant --help' for more information.", code: ExitStatus.usage)
+        }
+        let command: ParsableCommand
+        do { command = try parseAsRoot(arguments) } catch {
+            if ExitStatus.isQuietRank { Foundation.exit(exitCode(for: error).rawValue) }
+            exit(withError: error)
+        }
+        do {
+            var mutable = command
+            try mutable.run()
+        } catch let error as ValidationError {
+            if ExitStatus.isQuietRank { Foundation.exit(ExitStatus.usage) }
+            // The message with the command's own usage line, as for errors found while parsing.
+            let help = helpMessage(for: type(of: command))
+            let usage = help.split(separator: "\n").first { $0.hasPrefix("USAGE:") }.map { "Usage:" + $0.dropFirst("USAGE:".count) } ?? ""
+            let path = usage.split(separator: " ").dropFirst().prefix { !$0.hasPrefix("[") && !$0.hasPrefix("<") && !$0.hasPrefix("-") }
+            fail("Error: \(error.message)\n\(usage)\n  See '\(path.joined(separator: " ")) --help' for more information.", code: ExitStatus.usage)
+        } catch let exit as ExitCode {
+            Foundation.exit(exit.rawValue)
+        } catch {
+            if ExitStatus.isQuietRank { Foundation.exit(ExitStatus.code(for: error)) }
+            fail("Error: \(error)", code: ExitStatus.code(for: error))
+        }
+    }
+
+    /// Prints `message` on standard error and exits with `code`.
+    static func fail(_ message: String, code: Int32) -> Never {
+        FileHandle.standardError.write(Data((message.hasPrefix("Error:") ? message : "Error: " + message).utf8 + [0x0A]))
+        Foundation.exit(code)
+    }
+
+    /// Levenshtein distance, for command-name suggestions.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...Swift.max(a.count, 1) where !a.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in 1...Swift.max(b.count, 1) where !b.isEmpty {
+                let current = row[j]
+                row[j] = Swift.min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                previous = current
+            }
+        }
+        return row[b.count]
+    }
+}
