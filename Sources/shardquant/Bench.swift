@@ -40,7 +40,10 @@ struct Bench: ParsableCommand {
             }
         }
 
-        func run() throws {
+        func run() throws { try ExitStatus.running(Self.self) { try execute() } }
+
+
+        private func execute() throws {
             let network: Layer
             let input: Tensor
             let operations: Double
@@ -91,7 +94,10 @@ struct Bench: ParsableCommand {
         @Option(help: "Timed repetitions per size (the median is reported).")
         var steps: Int = 5
 
-        func run() throws {
+        func run() throws { try ExitStatus.running(Self.self) { try execute() } }
+
+
+        private func execute() throws {
             let sizes: [(Int, Int, Int)] = [
                 (256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048),
                 (128, 12544, 64), (512, 784, 512), (1024, 49, 1024),
@@ -142,7 +148,10 @@ extension Bench {
         @Option(help: "Bits.")
         var bits: Int = 8
 
-        func run() throws {
+        func run() throws { try ExitStatus.running(Self.self) { try execute() } }
+
+
+        private func execute() throws {
             let input = try model.syntheticBatch(seed: 1, start: 0, count: batch)
             func time(_ body: () -> Void) -> Double {
                 let start = DispatchTime.now().uptimeNanoseconds

@@ -208,7 +208,10 @@ struct Calibrate: ParsableCommand {
         return try describe(world)
     }
 
-    func run() throws {
+    func run() throws { try ExitStatus.running(Self.self) { try execute() } }
+
+
+    private func execute() throws {
         let start = DispatchTime.now().uptimeNanoseconds
         OutputFolder.installInterruptCleanup()
         if reproducible { Reproducibility.setEnabled(true) }

@@ -27,7 +27,10 @@ struct Embed: ParsableCommand {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
     }
 
-    func run() throws {
+    func run() throws { try ExitStatus.running(Self.self) { try execute() } }
+
+
+    private func execute() throws {
         let folder = URL(fileURLWithPath: model)
         let network: Layer
         var options: ModelOptions

@@ -28,7 +28,7 @@ enum ExitStatus {
         case is ValidationError: return usage
         case is OutputFolder.Failure: return isUsage(error) ? usage : failure
         case is InputDataError, is TensorFileError, is ConfigFileError, is CheckpointFailure, is TokenizerError,
-             is CalibrationData.Failure, is LayerError, is ReportFileError, is CheckpointError:
+             is CalibrationData.Failure, is LayerError, is ReportFileError, is CheckpointError, is ShardManifest.Failure:
             return dataError
         case let quantization as QuantizationError:
             if case .nonFinite = quantization { return dataError }
@@ -56,6 +56,29 @@ enum ExitStatus {
     }
 }
 
+extension ExitStatus {
+    /// Runs a command's work and gives its errors their exit codes: a ``ValidationError`` is
+    /// printed with `command`'s own usage line (64); any other error as `Error: message` with
+    /// ``code(for:)``. MPI ranks other than 0 print nothing (rank 0 speaks for the job).
+    static func running(_ command: ParsableCommand.Type, _ body: () throws -> Void) throws {
+        do { try body() } catch let error as ValidationError {
+            if !isQuietRank {
+                let usage = ShardQuantCommand.usageString(for: command)
+                let path = usage.split(separator: " ").prefix { !$0.hasPrefix("[") && !$0.hasPrefix("<") && !$0.hasPrefix("-") }
+                FileHandle.standardError.write(Data("Error: \(error.message)\nUsage: \(usage)\n  See '\(path.joined(separator: " ")) --help' for more information.\n".utf8))
+            }
+            throw ExitCode(usage)
+        } catch let exit as ExitCode {
+            throw exit
+        } catch let clean as CleanExit {
+            throw clean
+        } catch {
+            if !isQuietRank { FileHandle.standardError.write(Data("Error: \(error)\n".utf8)) }
+            throw ExitCode(code(for: error))
+        }
+    }
+}
+
 extension ShardQuantCommand {
     /// Parses and runs the command; errors exit with ``ExitStatus``'s codes. A first argument
     /// that is no command and no option gets the nearest command's name.
@@ -68,27 +91,14 @@ extension ShardQuantCommand {
             fail("unknown command '\(first)'; \(hint)The commands are: \(names.joined(separator: ", ")).\n"
                  + "Usage: shardquant <subcommand>\n  See 'shardquant --help' for more information.", code: ExitStatus.usage)
         }
-        let command: ParsableCommand
-        do { command = try parseAsRoot(arguments) } catch {
-            if ExitStatus.isQuietRank { Foundation.exit(exitCode(for: error).rawValue) }
-            exit(withError: error)
+        if ExitStatus.isQuietRank {
+            // Rank 0 prints usage errors (and help) for every rank; the others exit quietly.
+            do { _ = try parseAsRoot(arguments) } catch {
+                let help = arguments.contains { ["--help", "-h", "help", "--version"].contains($0) }
+                Foundation.exit(help ? 0 : ExitStatus.usage)
+            }
         }
-        do {
-            var mutable = command
-            try mutable.run()
-        } catch let error as ValidationError {
-            if ExitStatus.isQuietRank { Foundation.exit(ExitStatus.usage) }
-            // The message with the command's own usage line, as for errors found while parsing.
-            let help = helpMessage(for: type(of: command))
-            let usage = help.split(separator: "\n").first { $0.hasPrefix("USAGE:") }.map { "Usage:" + $0.dropFirst("USAGE:".count) } ?? ""
-            let path = usage.split(separator: " ").dropFirst().prefix { !$0.hasPrefix("[") && !$0.hasPrefix("<") && !$0.hasPrefix("-") }
-            fail("Error: \(error.message)\n\(usage)\n  See '\(path.joined(separator: " ")) --help' for more information.", code: ExitStatus.usage)
-        } catch let exit as ExitCode {
-            Foundation.exit(exit.rawValue)
-        } catch {
-            if ExitStatus.isQuietRank { Foundation.exit(ExitStatus.code(for: error)) }
-            fail("Error: \(error)", code: ExitStatus.code(for: error))
-        }
+        main(arguments)
     }
 
     /// Prints `message` on standard error and exits with `code`.

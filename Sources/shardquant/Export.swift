@@ -30,7 +30,10 @@ struct Export: ParsableCommand {
             guard tp > 0 else { throw ValidationError("--tp must be positive, got \(tp)") }
         }
 
-        func run() throws {
+        func run() throws { try ExitStatus.running(Self.self) { try execute() } }
+
+
+        private func execute() throws {
             let from = URL(fileURLWithPath: source)
             let checkpoint = try ShardManifest.assemble(folder: from.appendingPathComponent("shards"))
             let folder = try OutputFolder(URL(fileURLWithPath: out), overwrite: overwrite)

@@ -17,7 +17,10 @@ struct Infer: ParsableCommand {
     @Option(help: "Where to write the output .npy.")
     var output: String
 
-    func run() throws {
+    func run() throws { try ExitStatus.running(Self.self) { try execute() } }
+
+
+    private func execute() throws {
         let folder = URL(fileURLWithPath: model)
         let x = try NumpyFile.read(URL(fileURLWithPath: input)).floatTensor()
         let (network, options) = try ExportedModel.load(folder: folder)

@@ -63,7 +63,10 @@ struct Observe: ParsableCommand {
         var max: [Float]?
     }
 
-    func run() throws {
+    func run() throws { try ExitStatus.running(Self.self) { try execute() } }
+
+
+    private func execute() throws {
         let quanter = try ObserverRegistry.standaloneObserver(
             named: observer, bits: bits, axis: axis, options: tuning.options)
         for file in files {

@@ -10,7 +10,10 @@ struct Report: ParsableCommand {
     @Argument(help: "An output folder of calibrate (holding report.json), or the report.json file itself.")
     var folder: String
 
-    func run() throws {
+    func run() throws { try ExitStatus.running(Self.self) { try execute() } }
+
+
+    private func execute() throws {
         var isFolder: ObjCBool = false
         let given = URL(fileURLWithPath: folder)
         let exists = FileManager.default.fileExists(atPath: given.path, isDirectory: &isFolder)
