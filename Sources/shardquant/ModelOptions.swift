@@ -212,10 +212,7 @@ struct ModelOptions: ParsableArguments {
             throw InputDataError("\(text.path): cannot be read: \(error.localizedDescription)")
         }
         guard let content = String(data: data, encoding: .utf8) else { throw InputDataError("\(text.path): is not UTF-8 text") }
-        // Split on scalars: in a String, "\r\n" is one Character, which a split on "\n" misses.
-        let lines = content.unicodeScalars.split(omittingEmptySubsequences: true) { $0 == "\n" || $0 == "\r" }
-            .map { String(Substring($0)) }
-            .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        let lines = TextLines.nonEmpty(of: content)
         guard !lines.isEmpty else { throw InputDataError("\(text.path): holds no sentences (every line is empty)") }
         return lines
     }

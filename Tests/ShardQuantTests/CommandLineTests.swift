@@ -1,5 +1,6 @@
 import Foundation
 import ShardQuant
+import ShardTensor
 import Testing
 
 /// Runs the built `shardquant` executable (launch/test builds it before `swift test`).
@@ -67,6 +68,28 @@ struct CommandLineTests {
         #expect(unknown != 0 && message.contains("unknown observer \"kll\"; did you mean \"kl\"?"))
         let (badFile, _, fileMessage) = try ShardQuantExecutable.run(["observe", "--observer", "kl", "/nonexistent.npy"])
         #expect(badFile != 0 && fileMessage.contains("/nonexistent.npy"))
+    }
+
+    @Test("observe --asymmetric prints the affine range, step and zero point; observers without an affine form refuse it")
+    func observeAsymmetric() throws {
+        let folder = ShardQuantExecutable.temporaryFolder()
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("x.npy")
+        try NumpyFile.write(Tensor(shape: [5], scalars: [-6.02, -1, 0, 2.5, 5.39]), to: file)
+        let (status, output, error) = try ShardQuantExecutable.run(["observe", "--observer", "abs_max", "--asymmetric", file.path])
+        #expect(status == 0, "\(error)")
+        struct Result: Decodable { let threshold: [Float]; let scale: [Float]; let zero_point: [Float]; let min: [Float]; let max: [Float] }
+        let result = try JSONDecoder().decode(Result.self, from: Data(output.utf8))
+        // The integers -128 ... 127 stand for [min, max] ⊇ [-6.02, 5.39]; one step is (max - min) / 255.
+        let step = result.scale[0]
+        #expect(Swift.abs(step - (5.39 + 6.02) / 255) <= 1e-6)
+        #expect(result.zero_point[0] == result.zero_point[0].rounded())
+        #expect(result.min[0] <= -6.02 + step && result.max[0] >= 5.39 - step)
+        #expect(Swift.abs((result.max[0] - result.min[0]) / 255 - step) <= 1e-6)
+        #expect(result.threshold[0] == Swift.max(Swift.abs(result.min[0]), Swift.abs(result.max[0])))
+        let (refused, _, message) = try ShardQuantExecutable.run(["observe", "--observer", "kl", "--asymmetric", file.path])
+        #expect(refused == 64 && message.contains("--asymmetric is supported by the abs_max, mse and hist observers, not kl"))
     }
 
     @Test("calibrate writes scales.json and shardquant.json, refuses an existing folder, replaces it with --overwrite")

@@ -213,3 +213,61 @@ struct QuantizationConfigFileTests {
         #expect(throws: ConfigFileError.self) { try QuantizationConfigFile.read(URL(fileURLWithPath: "/nonexistent/quant.json")) }
     }
 }
+
+@Suite("QuantizationConfigFile duplicate keys and formats")
+struct QuantizationConfigFileDuplicateKeyTests {
+    func message(json text: String) -> String? {
+        do { _ = try QuantizationConfigFile(json: Data(text.utf8), file: "quant.json"); return nil } catch { return error.description }
+    }
+
+    func message(yaml text: String) -> String? {
+        do { _ = try QuantizationConfigFile(yaml: Data(text.utf8), file: "quant.yaml"); return nil } catch { return error.description }
+    }
+
+    @Test("a key given twice is refused, naming its path and line (JSON parsers keep one silently)", arguments: [
+        (#"{"observer": "kl", "observer": "abs_max"}"#, "quant.json: observer: the key appears more than once (line 1)"),
+        ("{\n  \"rules\": [\n    {\"name\": \"fc1\"},\n    {\"name\": \"fc2\", \"bits\": 4,\n     \"bits\": 8}\n  ]\n}", "quant.json: rules[1].bits: the key appears more than once (line 5)"),
+        // An escaped spelling is the same key.
+        (#"{"observer": "kl", "\u006fbserver": "avg"}"#, "quant.json: observer: the key appears more than once"),
+    ])
+    func duplicateJSON(_ text: String, _ expected: String) {
+        #expect(message(json: text)?.hasPrefix(expected) == true, "\(message(json: text) ?? "accepted")")
+    }
+
+    @Test("the same key in sibling objects, and keys inside strings, are not duplicates")
+    func notDuplicates() {
+        #expect(message(json: #"{"rules": [{"name": "fc1", "bits": 4}, {"name": "fc2", "bits": 8}], "keep_float": ["observer", "observer"]}"#) == nil)
+        #expect(message(json: #"{"rules": [{"name": "a\"observer\", \"observer"}]}"#) == nil)
+    }
+
+    @Test("YAML: a key given twice is refused, naming its path")
+    func duplicateYAML() {
+        #expect(message(yaml: "observer: kl\nbits: 8\nobserver: abs_max\n")?.hasPrefix("quant.yaml: observer: the key appears more than once (line 3)") == true)
+        #expect(message(yaml: "rules:\n  - name: fc1\n    bits: 4\n    bits: 8\n")?.hasPrefix("quant.yaml: rules[0].bits: the key appears more than once") == true)
+    }
+
+    @Test("a file named neither .json nor .yaml/.yml is read as JSON, else as YAML, else both reasons are given")
+    func extensionless() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let yaml = folder.appendingPathComponent("quant.conf"), json = folder.appendingPathComponent("quant.cfg")
+        let neither = folder.appendingPathComponent("broken")
+        try Data("observer: kl\nbits: 4\n".utf8).write(to: yaml)
+        try Data(#"{"observer": "avg"}"#.utf8).write(to: json)
+        try Data("{: [".utf8).write(to: neither)
+        #expect(try QuantizationConfigFile.read(yaml).settings.observer == "kl")
+        #expect(try QuantizationConfigFile.read(yaml).settings.bits == 4)
+        #expect(try QuantizationConfigFile.read(json).settings.observer == "avg")
+        #expect(throws: ConfigFileError.self) { try QuantizationConfigFile.read(neither) }
+        do { _ = try QuantizationConfigFile.read(neither) } catch {
+            #expect(error.reason.hasPrefix("neither JSON") && error.reason.contains("YAML"))
+        }
+        // A .json file stays JSON only: YAML text there is a JSON error.
+        let misnamed = folder.appendingPathComponent("yaml.json")
+        try Data("observer: kl\n".utf8).write(to: misnamed)
+        do { _ = try QuantizationConfigFile.read(misnamed); Issue.record("accepted YAML in a .json file") } catch {
+            #expect(error.reason.hasPrefix("not valid JSON"))
+        }
+    }
+}

@@ -68,3 +68,25 @@ struct WordPieceTokenizerTests {
         #expect(Array(batch.ids[4..<8]) == [tokenizer.classifierID, tokenizer.vocabulary["hi"]!, tokenizer.separatorID, tokenizer.paddingID])
     }
 }
+
+@Suite("TextLines")
+struct TextLinesTests {
+    @Test("lines end at \\n, \\r\\n and \\r; blank lines are skipped")
+    func lineEndings() {
+        let expected = ["first sentence", "second one", "third"]
+        #expect(TextLines.nonEmpty(of: "first sentence\nsecond one\nthird\n") == expected)
+        #expect(TextLines.nonEmpty(of: "first sentence\r\nsecond one\r\nthird\r\n") == expected)
+        #expect(TextLines.nonEmpty(of: "first sentence\rsecond one\rthird") == expected)
+        #expect(TextLines.nonEmpty(of: "first sentence\r\n\r\n  \t\r\nsecond one\n\nthird") == expected)
+        #expect(TextLines.nonEmpty(of: "\r\n \n").isEmpty)
+    }
+
+    @Test("a batch counts the sentences cut to the longest sequence")
+    func truncation() throws {
+        let tokenizer = try WordPieceTokenizer(pieces: ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b"])
+        let batch = TokenizedBatch(["a b a b a b", "a", "a b"], tokenizer: tokenizer, maximumLength: 4)
+        #expect(batch.truncated == 1 && batch.length == 4)
+        #expect(tokenizer.encodeCountingTruncation("a b", maximumLength: 4).truncated == false)
+        #expect(tokenizer.encodeCountingTruncation("a b a", maximumLength: 4).truncated == true)
+    }
+}
