@@ -35,6 +35,9 @@ public enum ReportPage {
         svg .bar { fill: #4c78a8; } svg .threshold { stroke: #d62728; stroke-width: 2; }
         svg .axis { stroke: #57606a; stroke-width: 1; } svg text { font: 10px sans-serif; fill: #57606a; }
         svg .curve { fill: none; stroke: #4c78a8; stroke-width: 2; } svg .point { fill: #4c78a8; }
+        tr.low td { background: #ffebe9; } tr.low td.name { font-weight: bold; color: #a40e26; }
+        p.warning { background: #fff8c5; border-left: 4px solid #d4a72c; padding: 4px 8px; }
+        p.note, p.guide, p.run { color: #57606a; } p.run code { font-size: 12px; }
         </style>
         </head>
         <body>
@@ -45,12 +48,21 @@ public enum ReportPage {
         html += "<p class=\"summary\">\(escape(model)); T=\(report.tensorParallel), D=\(report.dataParallel); evaluation: "
             + "\(escape(report.evaluation.source)), \(report.evaluation.samples) samples in \(report.evaluation.batches) batches</p>\n"
 
+        if let run = report.run {
+            html += "<p class=\"run\">command <code>\(escape(run.command))</code>; config \(escape(run.config ?? "none (flags only)")); "
+                + "shardquant \(escape(run.version)); \(escape(run.date))</p>\n"
+        }
+        for warning in report.evaluation.warnings ?? [] { html += "<p class=\"warning\">warning: \(escape(warning))</p>\n" }
+        for note in report.notes ?? [] { html += "<p class=\"note\">note: \(escape(note))</p>\n" }
+        html += "<p class=\"guide\">How to read SQNR: 10·log10(Σ float² / Σ (quantized − float)²) in dB, higher is better; each bit adds about 6 dB; "
+            + "below \(Int(lowSQNRDecibels)) dB (the error's RMS above 10 % of the signal's) a layer is marked in red.</p>\n"
+
         html += "<h2>Model</h2>\n<table id=\"metrics\">\n"
         html += "<tr><th>output SQNR (dB)</th>\(cell("output_sqnr_db", report.metrics.outputSQNRDecibels, "%.2f"))</tr>\n"
         html += "<tr><th>output cosine</th>\(cell("output_cosine", report.metrics.outputCosine, "%.6f"))</tr>\n"
         if let float = report.metrics.floatAccuracy, let quantized = report.metrics.quantizedAccuracy {
-            html += "<tr><th>float accuracy</th>\(cell("float_accuracy", float, "%.4f"))</tr>\n"
-            html += "<tr><th>quantized accuracy</th>\(cell("quantized_accuracy", quantized, "%.4f"))</tr>\n"
+            html += "<tr><th>float accuracy</th>\(percentCell("float_accuracy", float, digits: 2))</tr>\n"
+            html += "<tr><th>quantized accuracy</th>\(percentCell("quantized_accuracy", quantized, digits: 2))</tr>\n"
         }
         if let skipped = report.nonFiniteSkipped {
             html += "<tr><th>non-finite values skipped</th><td data-key=\"non_finite_skipped\" data-value=\"\(skipped.values.reduce(0, +))\">"
@@ -64,14 +76,14 @@ public enum ReportPage {
             for (index, entry) in sensitivity.ranking.enumerated() {
                 html += "<tr data-path=\"\(escape(entry.path))\"><td>\(index + 1)</td><td class=\"name\">\(escape(entry.path))</td>"
                     + cell("output_sqnr_db", entry.metrics.outputSQNRDecibels, "%.2f") + cell("output_cosine", entry.metrics.outputCosine, "%.6f")
-                    + (entry.metrics.quantizedAccuracy.map { cell("quantized_accuracy", $0, "%.4f") } ?? "") + "</tr>\n"
+                    + (entry.metrics.quantizedAccuracy.map { percentCell("quantized_accuracy", $0, digits: 2) } ?? "") + "</tr>\n"
             }
             html += "</table>\n<h2>Trade-off: most sensitive layers kept in float</h2>\n<table id=\"trade-off\">\n"
             html += "<tr><th>kept float</th><th>output SQNR (dB)</th><th>output cosine</th>\(sensitivity.tradeOff.first?.metrics.quantizedAccuracy == nil ? "" : "<th>accuracy</th>")</tr>\n"
             for point in sensitivity.tradeOff {
                 html += "<tr><td>\(point.keptFloat)</td>" + cell("output_sqnr_db", point.metrics.outputSQNRDecibels, "%.2f")
                     + cell("output_cosine", point.metrics.outputCosine, "%.6f")
-                    + (point.metrics.quantizedAccuracy.map { cell("quantized_accuracy", $0, "%.4f") } ?? "") + "</tr>\n"
+                    + (point.metrics.quantizedAccuracy.map { percentCell("quantized_accuracy", $0, digits: 2) } ?? "") + "</tr>\n"
             }
             html += "</table>\n" + tradeOffChart(sensitivity.tradeOff)
             if !sensitivity.keptFloat.isEmpty {
@@ -79,22 +91,54 @@ public enum ReportPage {
             }
         }
 
-        html += "<h2>Layers, worst first</h2>\n<table id=\"layers\">\n<tr><th>layer</th><th>type</th><th>observer</th><th>bits</th>"
+        if let kept = report.keptFloat, !kept.isEmpty {
+            html += "<h2>Kept in float</h2>\n<table id=\"kept-float\">\n<tr><th>layer</th><th>type</th><th>why</th></tr>\n"
+            for layer in kept {
+                html += "<tr data-path=\"\(escape(layer.path))\"><td class=\"name\">\(escape(layer.path))</td><td>\(escape(layer.type))</td>"
+                    + "<td class=\"name\">\(escape(layer.reason))</td></tr>\n"
+            }
+            html += "</table>\n"
+        }
+        let low = report.layers.filter { ($0.sqnrDecibels ?? .infinity) < lowSQNRDecibels }.count
+        html += "<h2>Layers, worst first</h2>\n"
+            + (low > 0 ? "<p class=\"warning\">\(low) layer(s) below \(Int(lowSQNRDecibels)) dB, marked in red.</p>\n" : "")
+            + "<table id=\"layers\">\n<tr><th>layer</th><th>type</th><th>observer</th><th>form</th><th>bits</th>"
             + "<th>threshold</th><th>abs-max</th><th>clipped</th><th>SQNR (dB)</th><th>weight</th></tr>\n"
         for layer in report.layers {
             let weight = layer.weightObserver.map { "\($0) \(layer.weightBits ?? 0)b" } ?? "-"
-            html += "<tr data-path=\"\(escape(layer.path))\"><td class=\"name\">\(escape(layer.path))</td><td>\(escape(layer.type))</td>"
-                + "<td>\(escape(layer.observer ?? "-"))</td><td>\(layer.bits.map(String.init) ?? "-")</td>"
+            let isLow = (layer.sqnrDecibels ?? .infinity) < lowSQNRDecibels
+            html += "<tr data-path=\"\(escape(layer.path))\"\(isLow ? " class=\"low\"" : "")><td class=\"name\">\(escape(layer.path))</td><td>\(escape(layer.type))</td>"
+                + "<td>\(escape(layer.observer ?? "-"))</td><td>\(form(of: layer))</td><td>\(layer.bits.map(String.init) ?? "-")</td>"
                 + cell("threshold", layer.threshold?.first.map(Double.init), "%.5g", exact: layer.threshold?.first.map { "\($0)" })
                 + cell("abs_max", Double(layer.absMax), "%.5g", exact: "\(layer.absMax)")
-                + cell("clipped_fraction", layer.clippedFraction, "%.3e")
+                + percentCell("clipped_fraction", layer.clippedFraction, digits: 3)
                 + cell("sqnr_db", layer.sqnrDecibels, "%.2f")
                 + "<td>\(escape(weight))</td></tr>\n"
+        }
+        let oneSided = report.layers.filter { form(of: $0) == "symmetric" && $0.histogram.low >= 0 }
+        if !oneSided.isEmpty {
+            html += "<p class=\"note\">hint: \(oneSided.map { escape($0.path) }.joined(separator: ", ")) never see a negative input but are quantized "
+                + "symmetrically, so half of their levels stay unused; --asymmetric (abs_max, mse, hist) gives them all.</p>\n"
         }
         html += "</table>\n<h2>Input histograms (log scale) with the quantizer's range</h2>\n"
         for layer in report.layers { html += histogram(layer) }
         html += "</body>\n</html>\n"
         return html
+    }
+
+    /// Layer SQNR below this is marked: the error's RMS is then more than 10 % of the signal's.
+    public static let lowSQNRDecibels = 20.0
+
+    /// symmetric (clip range `[−T·(qmax+1)/qmax, T]`), affine, or "-" for an unquantized input.
+    static func form(of layer: CalibrationReport.LayerReport) -> String {
+        guard let low = layer.clipLow, let high = layer.clipHigh, let bits = layer.bits else { return "-" }
+        let qmax = Float((1 << (bits - 1)) - 1)
+        return Swift.abs(-low - high * (qmax + 1) / qmax) <= 1e-5 * Swift.max(Swift.abs(high), 1e-30) ? "symmetric" : "affine"
+    }
+
+    /// A table cell showing a fraction as a percentage, its exact fraction in `data-value`.
+    static func percentCell(_ key: String, _ value: Double, digits: Int) -> String {
+        "<td data-key=\"\(key)\" data-value=\"\(value)\">\(String(format: "%.\(digits)f %%", 100 * value))</td>"
     }
 
     /// A table cell holding `value` shown with `format`, its exact value in `data-value`.
@@ -120,11 +164,16 @@ public enum ReportPage {
             guard let value else { continue }
             let position = format(x(value, low: h.low, high: h.high))
             svg += "<line class=\"threshold \(name)\" x1=\"\(position)\" y1=\"\(format(plotTop))\" x2=\"\(position)\" y2=\"\(format(plotBottom))\" data-value=\"\(value)\"/>\n"
+            svg += "<text class=\"clip-label\" x=\"\(position)\" y=\"\(format(plotTop - 2))\" text-anchor=\"\(name == "low" ? "start" : "end")\">"
+                + "clip \(String(format: "%.4g", value))</text>\n"
         }
+        svg += "<line class=\"axis\" x1=\"\(format(plotLeft))\" y1=\"\(format(plotTop))\" x2=\"\(format(plotLeft))\" y2=\"\(format(plotBottom))\"/>\n"
+        svg += "<text class=\"y-label\" x=\"\(format(plotLeft - 4))\" y=\"\(format(plotTop + 8))\" text-anchor=\"end\">\(h.counts.max() ?? 0)</text>\n"
+        svg += "<text class=\"y-label\" x=\"\(format(plotLeft - 4))\" y=\"\(format(plotBottom))\" text-anchor=\"end\">0</text>\n"
         svg += "<text x=\"\(format(plotLeft))\" y=\"\(format(plotBottom + 14))\">\(String(format: "%.4g", h.low))</text>\n"
         svg += "<text x=\"\(format(plotRight))\" y=\"\(format(plotBottom + 14))\" text-anchor=\"end\">\(String(format: "%.4g", h.high))</text>\n"
         svg += "<text x=\"\(format((plotLeft + plotRight) / 2))\" y=\"\(format(plotBottom + 26))\" text-anchor=\"middle\">"
-            + "\(escape(layer.observer ?? "weight only")) · SQNR \(layer.sqnrDecibels.map { String(format: "%.1f dB", $0) } ?? "exact") · clipped \(String(format: "%.2e", layer.clippedFraction))</text>\n"
+            + "\(escape(layer.observer ?? "weight only")) · SQNR \(layer.sqnrDecibels.map { String(format: "%.1f dB", $0) } ?? "exact") · clipped \(String(format: "%.3f %%", 100 * layer.clippedFraction)) · count (log)</text>\n"
         svg += "</svg>\n</section>\n"
         return svg
     }
@@ -139,6 +188,18 @@ public enum ReportPage {
         var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"trade-off\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\">\n"
         svg += "<polyline class=\"curve\" points=\"" + values.map { "\(format(px($0.0))),\(format(py($0.1)))" }.joined(separator: " ") + "\"/>\n"
         for (k, v) in values { svg += "<circle class=\"point\" cx=\"\(format(px(k)))\" cy=\"\(format(py(v)))\" r=\"3\"/>\n" }
+        // Axes with ticks: layers kept in float along x, output SQNR (dB) along y.
+        svg += "<line class=\"axis\" x1=\"\(format(plotLeft))\" y1=\"\(format(plotBottom))\" x2=\"\(format(plotRight))\" y2=\"\(format(plotBottom))\"/>\n"
+        svg += "<line class=\"axis\" x1=\"\(format(plotLeft))\" y1=\"\(format(plotTop))\" x2=\"\(format(plotLeft))\" y2=\"\(format(plotBottom))\"/>\n"
+        for (k, _) in values {
+            svg += "<line class=\"axis tick\" x1=\"\(format(px(k)))\" y1=\"\(format(plotBottom))\" x2=\"\(format(px(k)))\" y2=\"\(format(plotBottom + 4))\"/>\n"
+                + "<text x=\"\(format(px(k)))\" y=\"\(format(plotBottom + 14))\" text-anchor=\"middle\">\(k)</text>\n"
+        }
+        for v in Set([low, high]).sorted() {
+            svg += "<line class=\"axis tick\" x1=\"\(format(plotLeft - 4))\" y1=\"\(format(py(v)))\" x2=\"\(format(plotLeft))\" y2=\"\(format(py(v)))\"/>\n"
+                + "<text x=\"\(format(plotLeft - 6))\" y=\"\(format(py(v) + 3))\" text-anchor=\"end\">\(String(format: "%.1f", v))</text>\n"
+        }
+        svg += "<text x=\"\(format((plotLeft + plotRight) / 2))\" y=\"\(format(plotBottom + 26))\" text-anchor=\"middle\">layers kept in float → output SQNR (dB)</text>\n"
         svg += "<line class=\"axis\" x1=\"\(format(plotLeft))\" y1=\"\(format(plotBottom))\" x2=\"\(format(plotRight))\" y2=\"\(format(plotBottom))\"/>\n"
         svg += "<text x=\"\(format((plotLeft + plotRight) / 2))\" y=\"\(format(plotBottom + 26))\" text-anchor=\"middle\">layers kept in float (0 … \(Int(last))) against output SQNR \(String(format: "%.1f", low)) … \(String(format: "%.1f", high)) dB</text>\n"
         return svg + "</svg>\n"
