@@ -72,7 +72,7 @@ public final class OutputFolder {
             while ancestor.path != "/" && !fileManager.fileExists(atPath: ancestor.path) { ancestor = ancestor.deletingLastPathComponent() }
             var ancestorIsFolder: ObjCBool = false
             if fileManager.fileExists(atPath: ancestor.path, isDirectory: &ancestorIsFolder), !ancestorIsFolder.boolValue {
-                throw Failure.refused(path, "\(ancestor.path) is a file, not a folder")
+                throw Failure.refused(path, "cannot create it: \(ancestor.path) is a file, not a folder")
             }
             return
         }

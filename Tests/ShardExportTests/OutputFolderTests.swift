@@ -44,7 +44,7 @@ struct OutputFolderTests {
         let folder = try make("files", files: ["a.txt"])
         let file = folder.appendingPathComponent("a.txt")
         #expect(throws: OutputFolder.Failure.refused(file.path, "it is a file, not a folder")) { try OutputFolder.check(file, overwrite: true) }
-        #expect(throws: OutputFolder.Failure.refused(file.appendingPathComponent("out").path, "\(file.path) is a file, not a folder")) {
+        #expect(throws: OutputFolder.Failure.refused(file.appendingPathComponent("out").path, "cannot create it: \(file.path) is a file, not a folder")) {
             try OutputFolder.check(file.appendingPathComponent("out"), overwrite: false)
         }
     }
