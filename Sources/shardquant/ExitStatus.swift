@@ -107,19 +107,6 @@ extension ShardQuantCommand {
         Foundation.exit(code)
     }
 
-    /// Levenshtein distance, for command-name suggestions.
-    static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
-        var row = Array(0...b.count)
-        for i in 1...Swift.max(a.count, 1) where !a.isEmpty {
-            var previous = row[0]
-            row[0] = i
-            for j in 1...Swift.max(b.count, 1) where !b.isEmpty {
-                let current = row[j]
-                row[j] = Swift.min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
-                previous = current
-            }
-        }
-        return row[b.count]
-    }
+    /// Levenshtein distance (ShardNN's), for command-name suggestions.
+    static func editDistance(_ a: String, _ b: String) -> Int { ShardNN.editDistance(a, b) }
 }
