@@ -147,6 +147,9 @@ public struct CalibrationReport: Codable, Sendable, Equatable {
         public var weightThresholdRange: [Float]?
         /// `max |x|` of the layer's input on the evaluation batches.
         public var absMax: Float
+        /// `min x` of the layer's input on the evaluation batches (`input_min`; absent in reports
+        /// written before it was added). Non-negative means a one-sided input.
+        public var inputMinimum: Float?
         /// Fraction of input values outside `[clip_low, clip_high]`.
         public var clippedFraction: Double
         /// SQNR of the layer's quantized output against its float output, on the float model's
@@ -156,7 +159,7 @@ public struct CalibrationReport: Codable, Sendable, Equatable {
 
         public init(path: String, type: String, observer: String?, bits: Int?, threshold: [Float]?, clipLow: Float?, clipHigh: Float?,
                     weightObserver: String?, weightBits: Int?, weightThresholdRange: [Float]?, absMax: Float,
-                    clippedFraction: Double, sqnrDecibels: Double?, histogram: Histogram) {
+                    inputMinimum: Float? = nil, clippedFraction: Double, sqnrDecibels: Double?, histogram: Histogram) {
             self.path = path
             self.type = type
             self.observer = observer
@@ -168,6 +171,7 @@ public struct CalibrationReport: Codable, Sendable, Equatable {
             self.weightBits = weightBits
             self.weightThresholdRange = weightThresholdRange
             self.absMax = absMax
+            self.inputMinimum = inputMinimum
             self.clippedFraction = clippedFraction
             self.sqnrDecibels = sqnrDecibels
             self.histogram = histogram
@@ -181,6 +185,7 @@ public struct CalibrationReport: Codable, Sendable, Equatable {
             case weightBits = "weight_bits"
             case weightThresholdRange = "weight_threshold_range"
             case absMax = "abs_max"
+            case inputMinimum = "input_min"
             case clippedFraction = "clipped_fraction"
             case sqnrDecibels = "sqnr_db"
         }

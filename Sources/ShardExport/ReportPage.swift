@@ -115,12 +115,13 @@ public enum ReportPage {
                 + cell("sqnr_db", layer.sqnrDecibels, "%.2f")
                 + "<td>\(escape(weight))</td></tr>\n"
         }
-        let oneSided = report.layers.filter { form(of: $0) == "symmetric" && $0.histogram.low >= 0 }
+        html += "</table>\n"
+        let oneSided = report.layers.filter { form(of: $0) == "symmetric" && ($0.inputMinimum ?? -1) >= 0 }
         if !oneSided.isEmpty {
             html += "<p class=\"note\">hint: \(oneSided.map { escape($0.path) }.joined(separator: ", ")) never see a negative input but are quantized "
                 + "symmetrically, so half of their levels stay unused; --asymmetric (abs_max, mse, hist) gives them all.</p>\n"
         }
-        html += "</table>\n<h2>Input histograms (log scale) with the quantizer's range</h2>\n"
+        html += "<h2>Input histograms (log scale) with the quantizer's range</h2>\n"
         for layer in report.layers { html += histogram(layer) }
         html += "</body>\n</html>\n"
         return html
@@ -199,9 +200,9 @@ public enum ReportPage {
             svg += "<line class=\"axis tick\" x1=\"\(format(plotLeft - 4))\" y1=\"\(format(py(v)))\" x2=\"\(format(plotLeft))\" y2=\"\(format(py(v)))\"/>\n"
                 + "<text x=\"\(format(plotLeft - 6))\" y=\"\(format(py(v) + 3))\" text-anchor=\"end\">\(String(format: "%.1f", v))</text>\n"
         }
-        svg += "<text x=\"\(format((plotLeft + plotRight) / 2))\" y=\"\(format(plotBottom + 26))\" text-anchor=\"middle\">layers kept in float → output SQNR (dB)</text>\n"
-        svg += "<line class=\"axis\" x1=\"\(format(plotLeft))\" y1=\"\(format(plotBottom))\" x2=\"\(format(plotRight))\" y2=\"\(format(plotBottom))\"/>\n"
-        svg += "<text x=\"\(format((plotLeft + plotRight) / 2))\" y=\"\(format(plotBottom + 26))\" text-anchor=\"middle\">layers kept in float (0 … \(Int(last))) against output SQNR \(String(format: "%.1f", low)) … \(String(format: "%.1f", high)) dB</text>\n"
+        // One caption; a point whose output is exact (every layer float) has no SQNR and is not drawn.
+        let exactNote = values.count < points.count ? "; exact points (no error) not drawn" : ""
+        svg += "<text x=\"\(format((plotLeft + plotRight) / 2))\" y=\"\(format(plotBottom + 26))\" text-anchor=\"middle\">x: layers kept in float, y: output SQNR (dB)\(exactNote)</text>\n"
         return svg + "</svg>\n"
     }
 

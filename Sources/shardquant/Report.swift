@@ -28,7 +28,7 @@ struct Report: ParsableCommand {
     /// The report as plain-text tables (the numbers of report.html, rounded the same way).
     static func render(_ report: CalibrationReport) -> String {
         func decibels(_ value: Double?) -> String { value.map { String(format: "%.2f", $0) } ?? "exact" }
-        func percent(_ value: Double?) -> String { value.map { String(format: "%.1f %%", 100 * $0) } ?? "-" }
+        func percent(_ value: Double?) -> String { value.map { String(format: "%.2f %%", 100 * $0) } ?? "-" }
         var lines = ["model: " + report.model.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                      + "; T=\(report.tensorParallel), D=\(report.dataParallel)",
                      "evaluation: \(report.evaluation.source), \(report.evaluation.samples) samples",
@@ -41,7 +41,7 @@ struct Report: ParsableCommand {
         for layer in report.layers {
             rows.append([layer.path, layer.type, layer.observer ?? "-", layer.bits.map(String.init) ?? "-",
                          layer.threshold?.first.map { String(format: "%.5g", $0) } ?? "-", String(format: "%.5g", layer.absMax),
-                         String(format: "%.3e", layer.clippedFraction), decibels(layer.sqnrDecibels),
+                         String(format: "%.3f %%", 100 * layer.clippedFraction), decibels(layer.sqnrDecibels),
                          layer.weightObserver.map { "\($0) \(layer.weightBits ?? 0)b" } ?? "-"])
         }
         lines.append(table(rows))

@@ -70,9 +70,11 @@ enum ReportMeasurement {
         defer { for entry in probes { try? float.replaceSublayer(at: entry.path, with: entry.probe.reference) } }
         // Pass 1: the input's range; pass 2: histograms over the agreed range, clipping and error.
         for batch in set.batches { _ = float(batch) }
+        var minimums: [String: Float] = [:]
         for entry in probes {
             var range = [-entry.probe.minimum, entry.probe.maximum]
             if entry.probe.inputIsSharded { try group.allReduce(&range, .maximum) }
+            minimums[entry.path] = -range[0]
             let low = Swift.min(-range[0], entry.probe.clip?.low ?? -range[0])
             let high = Swift.max(range[1], entry.probe.clip?.high ?? range[1])
             entry.probe.histogramRange = (low, high > low ? high : low + 1)
@@ -92,7 +94,7 @@ enum ReportMeasurement {
                 threshold: activation?.threshold, clipLow: probe.clip?.low, clipHigh: probe.clip?.high,
                 weightObserver: weight?.observer, weightBits: weight?.bits,
                 weightThresholdRange: weight.map { [$0.threshold.min() ?? 0, $0.threshold.max() ?? 0] },
-                absMax: try probe.absMaximum(group: group),
+                absMax: try probe.absMaximum(group: group), inputMinimum: minimums[entry.path].flatMap { $0.isFinite ? $0 : nil },
                 clippedFraction: total > 0 ? Double(clipped) / Double(total) : 0,
                 sqnrDecibels: CalibrationReport.decibels(signal: energies[0], noise: energies[1]),
                 histogram: .init(low: probe.histogramRange!.low, high: probe.histogramRange!.high, counts: counts)))

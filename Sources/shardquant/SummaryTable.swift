@@ -9,7 +9,7 @@ enum SummaryTable {
         let m = report.metrics
         let sqnr = m.outputSQNRDecibels.map { String(format: "%.1f dB", $0) } ?? "exact"
         var lines = ["", "model      accuracy   output SQNR   output cosine   (\(report.evaluation.samples) samples: \(report.evaluation.source))"]
-        let accuracy = { (value: Double?) in value.map { String(format: "%.1f %%", 100 * $0) } ?? "-" }
+        let accuracy = { (value: Double?) in value.map { String(format: "%.2f %%", 100 * $0) } ?? "-" }
         lines.append("float      " + accuracy(m.floatAccuracy).padding(toLength: 11, withPad: " ", startingAt: 0) + "-".padding(toLength: 14, withPad: " ", startingAt: 0) + "-")
         lines.append("quantized  " + accuracy(m.quantizedAccuracy).padding(toLength: 11, withPad: " ", startingAt: 0)
                      + sqnr.padding(toLength: 14, withPad: " ", startingAt: 0) + String(format: "%.5f", m.outputCosine))

@@ -58,6 +58,8 @@ struct ReportCommandTests {
             let clip = try #require(layer.clipHigh)
             #expect(layer.histogram.low <= layer.clipLow! && layer.histogram.high >= clip)
             #expect(clip == layer.threshold![0])
+            // The digits MLP's inputs are one-sided: pixels in [0, 1], then ReLU outputs.
+            #expect(layer.inputMinimum == 0)
         }
         #expect(report.metrics.floatAccuracy == 0.975)  // the committed weights on the 360 test images
         #expect((report.metrics.quantizedAccuracy ?? 0) > 0.95)
@@ -93,6 +95,10 @@ struct ReportCommandTests {
         let metrics = elements.filter { $0.name == "td" && $0.attributes["data-key"] != nil }
         #expect(metrics.first { $0.attributes["data-key"] == "output_cosine" }?.attributes["data-value"].flatMap(Double.init) == report.metrics.outputCosine)
         #expect(metrics.first { $0.attributes["data-key"] == "quantized_accuracy" }?.attributes["data-value"].flatMap(Double.init) == report.metrics.quantizedAccuracy)
+        // The one-sided inputs, quantized symmetrically, get the --asymmetric hint naming each layer.
+        let html = try String(contentsOf: Self.run.get().appendingPathComponent("report.html"), encoding: .utf8)
+        let hint = try #require(html.components(separatedBy: "\n").first { $0.contains("hint: ") })
+        #expect(report.layers.allSatisfy { hint.contains($0.path) } && hint.contains("--asymmetric"))
         // Self-contained: no scripts, no external references.
         #expect(!elements.contains { $0.name == "script" || $0.name == "link" || $0.name == "img" })
         #expect(!elements.contains { $0.attributes.values.contains { $0.hasPrefix("http") && !$0.hasPrefix("http://www.w3.org/") } })
@@ -106,9 +112,9 @@ struct ReportCommandTests {
         #expect(status == 0)
         for layer in report.layers {
             let line = try #require(output.components(separatedBy: "\n").first { $0.hasPrefix(layer.path + " ") })
-            #expect(line.contains(String(format: "%.2f", layer.sqnrDecibels!)) && line.contains(String(format: "%.3e", layer.clippedFraction)))
+            #expect(line.contains(String(format: "%.2f", layer.sqnrDecibels!)) && line.contains(String(format: "%.3f %%", 100 * layer.clippedFraction)))
         }
-        #expect(output.contains(String(format: "accuracy: float %.1f %%, quantized %.1f %%", 100 * report.metrics.floatAccuracy!, 100 * report.metrics.quantizedAccuracy!)))
+        #expect(output.contains(String(format: "accuracy: float %.2f %%, quantized %.2f %%", 100 * report.metrics.floatAccuracy!, 100 * report.metrics.quantizedAccuracy!)))
         let (missing, _, error) = try ShardQuantExecutable.run(["report", "/nonexistent"])
         #expect(missing != 0 && error.contains("/nonexistent/report.json: cannot be read"))
     }
