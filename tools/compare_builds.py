@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Runs the same calibrations with two shardquant binaries and compares their output folders byte
+for byte (a refactoring must not change any output).
+
+Usage: compare_builds.py OLD_BINARY NEW_BINARY [WORK_FOLDER]
+
+The runs cover what launch/test runs: the digits main job at T=1 and T=2 (with sensitivity and
+--keep-float), GPT at T=2, T=3 and T=2·D=2 with several observer pairs and a config file, the
+reproducible mode, affine (--asymmetric) and 4-bit weights, MobileNetV1, and the real MiniLM
+checkpoint at T=2 (when launch/setup has cached it). Every file of every output folder must be
+byte-identical, except the fields that record when and how long: report.json's `run.date` and
+`run.version`, shardquant.json's date, and report.html (which shows the date); those files are
+compared with the fields removed. Prints one line per run and `N identical, N different` last;
+exits non-zero on any difference.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAUNCH = os.path.join(ROOT, "launch", "shardquant")
+GPT = ["--model", "gpt", "--hidden", "96", "--heads", "12", "--layers", "2", "--ffn", "384", "--vocab", "256", "--seq", "32",
+       "--steps", "3", "--batch-size", "4"]
+MINILM = os.environ.get("SHARDQUANT_MINILM", os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
+                                                           "shardquant", "minilm", "model"))
+RUNS = [
+    ("digits-t1", 1, ["--model", "digits", "--config", "examples/configs/digits.json", "--steps", "4", "--batch-size", "64",
+                      "--sensitivity", "--keep-float", "1"]),
+    ("digits-t2", 2, ["--model", "digits", "--tp", "2", "--config", "examples/configs/digits.json", "--steps", "4",
+                      "--batch-size", "64", "--sensitivity"]),
+    ("digits-affine", 1, ["--model", "digits", "--observer", "mse", "--asymmetric", "--weight-bits", "4", "--steps", "3"]),
+    ("gpt-t2-config", 2, [*GPT, "--tp", "2", "--config", "examples/configs/gpt.json"]),
+    ("gpt-t3-kl", 3, [*GPT, "--tp", "3", "--observer", "kl", "--weight-observer", "abs_max_channel_wise"]),
+    ("gpt-t2d2-avg", 4, [*GPT, "--tp", "2", "--dp", "2", "--observer", "avg", "--weight-observer", "mse_channel_wise"]),
+    ("gpt-t2-reproducible", 2, [*GPT, "--tp", "2", "--observer", "hist", "--reproducible"]),
+    ("gpt-t1-emd", 1, [*GPT, "--observer", "emd"]),
+    ("mobilenet", 1, ["--model", "mobilenet_v1", "--scale", "0.25", "--image-size", "64", "--steps", "1", "--observer", "hist"]),
+]
+if os.path.exists(os.path.join(MINILM, "model.safetensors")):
+    RUNS.append(("minilm-t2", 2, ["--model", "minilm", "--tp", "2", "--weights", MINILM, "--text",
+                                  "examples/minilm/calibration.txt", "--batch-size", "8", "--steps", "2"]))
+
+
+def run(binary, ranks, arguments, out):
+    command = [LAUNCH, "-np", str(ranks), "calibrate", *arguments, "--quiet", "--out", out]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT,
+                            env={**os.environ, "SHARDQUANT_BINARY": os.path.abspath(binary)})
+    if result.returncode != 0:
+        raise SystemExit(f"{binary} {' '.join(arguments)} failed ({result.returncode}): {result.stderr[-800:]}")
+
+
+def without_volatile(path, data):
+    """The file's bytes with the fields that record the date, version or timings removed."""
+    name = os.path.basename(path)
+    if name in ("report.json", "shardquant.json"):
+        value = json.loads(data)
+        if isinstance(value.get("run"), dict):
+            value["run"].pop("date", None)
+            value["run"].pop("version", None)
+            value["run"].pop("command", None)
+        for key in ("date", "created", "version", "seconds", "timings", "command"):
+            value.pop(key, None)
+        return json.dumps(value, sort_keys=True).encode()
+    if name == "report.html":
+        lines = data.decode().splitlines()
+        return "\n".join(line for line in lines if "shardquant calibrate" not in line and "<p class=\"run\"" not in line).encode()
+    return data
+
+
+def files(folder):
+    result = {}
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(directory, name)
+            result[os.path.relpath(path, folder)] = open(path, "rb").read()
+    return result
+
+
+def main():
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
+    old, new = sys.argv[1], sys.argv[2]
+    identical = different = 0
+    with tempfile.TemporaryDirectory(dir=sys.argv[3] if len(sys.argv) > 3 else None) as work:
+        for name, ranks, arguments in RUNS:
+            before, after = os.path.join(work, name + "-old"), os.path.join(work, name + "-new")
+            run(old, ranks, arguments, before)
+            run(new, ranks, arguments, after)
+            one, two = files(before), files(after)
+            problems = sorted(set(one) ^ set(two))
+            problems += [path for path in sorted(set(one) & set(two))
+                         if without_volatile(path, one[path]) != without_volatile(path, two[path])]
+            if problems:
+                different += 1
+                print(f"DIFFERENT {name}: {', '.join(problems)}", flush=True)
+            else:
+                identical += 1
+                print(f"identical {name}: {len(one)} files", flush=True)
+    print(f"{identical} identical, {different} different")
+    sys.exit(1 if different else 0)
+
+
+main()
