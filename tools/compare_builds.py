@@ -7,7 +7,7 @@ Usage: compare_builds.py OLD_BINARY NEW_BINARY [WORK_FOLDER]
 The runs cover what launch/test runs: the digits main job at T=1 and T=2 (with sensitivity and
 --keep-float), GPT at T=2, T=3 and T=2·D=2 with several observer pairs and a config file, the
 reproducible mode, affine (--asymmetric) and 4-bit weights, MobileNetV1, and the real MiniLM
-checkpoint at T=2 (when launch/setup has cached it). Every file of every output folder must be
+checkpoint at T=2 (when launch/setup has cached it), and the plans --dry-run prints. Every file of every output folder must be
 byte-identical, except the fields that record when and how long: report.json's `run.date` and
 `run.version`, shardquant.json's date, and report.html (which shows the date); those files are
 compared with the fields removed. Prints one line per run and `N identical, N different` last;
@@ -41,6 +41,19 @@ RUNS = [
 if os.path.exists(os.path.join(MINILM, "model.safetensors")):
     RUNS.append(("minilm-t2", 2, ["--model", "minilm", "--tp", "2", "--weights", MINILM, "--text",
                                   "examples/minilm/calibration.txt", "--batch-size", "8", "--steps", "2"]))
+
+# Printed plans (--dry-run: each layer's observers, sharding and reducers), compared as text.
+DRY_RUNS = [
+    ("gpt-t2-plan", [*GPT, "--tp", "2", "--config", "examples/configs/gpt.json", "--dry-run"]),
+    ("gpt-t3-plan", [*GPT, "--tp", "3", "--dp", "2", "--observer", "kl", "--dry-run"]),
+    ("digits-t2-plan", ["--model", "digits", "--tp", "2", "--config", "examples/configs/digits.json", "--dry-run"]),
+]
+
+
+def printed(binary, arguments):
+    result = subprocess.run([os.path.abspath(binary), "calibrate", *arguments, "--out", "unused-plan-folder"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    return result.returncode, result.stdout, result.stderr
 
 
 def run(binary, ranks, arguments, out):
@@ -98,6 +111,13 @@ def main():
             else:
                 identical += 1
                 print(f"identical {name}: {len(one)} files", flush=True)
+    for name, arguments in DRY_RUNS:
+        if printed(old, arguments) == printed(new, arguments):
+            identical += 1
+            print(f"identical {name}: printed plan", flush=True)
+        else:
+            different += 1
+            print(f"DIFFERENT {name}: printed plan", flush=True)
     print(f"{identical} identical, {different} different")
     sys.exit(1 if different else 0)
 

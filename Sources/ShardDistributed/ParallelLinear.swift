@@ -9,29 +9,73 @@ public struct ShardingError: Error, CustomStringConvertible, Equatable {
     public var description: String { "tensor-parallel degree \(degree) does not divide the \(extent) \(what)" }
 }
 
+/// A layer whose weight is cut over a tensor-parallel group (its ``Layer/sharding`` says how) and
+/// whose product can be taken with any weight of its local shape, float or fake-quantized. The
+/// quantized counterparts use only this protocol and the layer's sharding; a new parallel layer
+/// kind (a fused QKV, a vocabulary-parallel embedding) conforms and touches no other file.
+public protocol TensorParallelLayer: Layer {
+    /// The tensor-parallel group the layer's tensors are cut over.
+    var group: Communicator { get }
+    /// The layer's output for `input`, computed with this rank's `weight` and `bias` (any values
+    /// of the layer's local shapes): the collectives of the layer's forward pass included.
+    func product(_ input: Tensor, weight: Tensor, bias: Tensor?) -> Tensor
+    /// `(∂W_r, ∂b_r, ∂x)` of ``product(_:weight:bias:)`` at `input` and `weight`.
+    func productGradients(input: Tensor, weight: Tensor, outputGradient: Tensor) -> (weight: Tensor, bias: Tensor, input: Tensor)
+}
+
+extension TensorParallelLayer {
+    /// The whole layer's weight `[in, out]` and bias, gathered from every rank's parts along the
+    /// axes the layer's sharding declares (a collective).
+    public func gatheredParameters() throws(CommunicatorError) -> (weight: Tensor, bias: Tensor?) {
+        let weight = try Collective.gatherWhole(parameter("weight"), spec: sharding.parameter("weight"), group: group)
+        let bias = try parameters["bias"].map { (local) throws(CommunicatorError) in
+            try Collective.gatherWhole(local, spec: sharding.parameter("bias"), group: group)
+        }
+        return (weight, bias)
+    }
+}
+
+/// The parts of `extent` over `group`: `parts` when given (checked: one per rank, summing to
+/// `extent`), otherwise equal parts (the degree must divide `extent`).
+func partition(_ extent: Int, parts: [Int]?, what: String, group: Communicator) throws(ShardingError) -> [Int] {
+    if let parts {
+        guard parts.count == group.size, parts.reduce(0, +) == extent, parts.allSatisfy({ $0 > 0 }) else {
+            throw ShardingError(what: what + " (parts \(parts))", extent: extent, degree: group.size)
+        }
+        return parts
+    }
+    guard extent % group.size == 0 else { throw ShardingError(what: what, extent: extent, degree: group.size) }
+    return [Int](repeating: extent / group.size, count: group.size)
+}
+
 /// Megatron's column-parallel linear layer: `y = x · W + b` with the output features split across
 /// the T ranks of `group`. Each rank holds `W[:, r·out/T ..< (r+1)·out/T]` (`[in, out/T]`) and the
 /// matching bias slice; the input is replicated; the output is this rank's slice of features, or
 /// all of them (an all-gather) when `gatherOutput`.
-public final class ColumnParallelLinear: Layer {
+public final class ColumnParallelLinear: Layer, TensorParallelLayer {
     public let inputFeatures: Int
     /// Output features of the whole layer (all ranks).
     public let outputFeatures: Int
     public let gatherOutput: Bool
     public let group: Communicator
+    public override var hasInputByOutputWeight: Bool { true }
+    /// Output features per rank, in rank order (equal unless given uneven at construction).
+    public let parts: [Int]
 
-    /// This rank's shard of a full weight `[in, out]` and bias `[out]`.
-    public init(fullWeight: Tensor, fullBias: Tensor?, gatherOutput: Bool, group: Communicator) throws(ShardingError) {
+    /// This rank's shard of a full weight `[in, out]` and bias `[out]`: output features cut into
+    /// `parts` (one per rank; default equal parts, which the degree must divide).
+    public init(fullWeight: Tensor, fullBias: Tensor?, gatherOutput: Bool, group: Communicator, parts: [Int]? = nil) throws(ShardingError) {
         let (input, output) = (fullWeight.shape[0], fullWeight.shape[1])
-        guard output % group.size == 0 else { throw ShardingError(what: "output features", extent: output, degree: group.size) }
+        self.parts = try partition(output, parts: parts, what: "output features", group: group)
         inputFeatures = input
         outputFeatures = output
         self.gatherOutput = gatherOutput
         self.group = group
         super.init()
-        let width = output / group.size
-        parameters["weight"] = fullWeight.slice(axis: 1, start: group.rank * width, end: (group.rank + 1) * width)
-        if let fullBias { parameters["bias"] = fullBias.slice(axis: 0, start: group.rank * width, end: (group.rank + 1) * width) }
+        sharding = Self.layout(parts: self.parts, gatherOutput: gatherOutput, rank: group.rank)
+        let start = sharding.parameter("weight").offset(of: group.rank), end = start + self.parts[group.rank]
+        parameters["weight"] = fullWeight.slice(axis: 1, start: start, end: end)
+        if let fullBias { parameters["bias"] = fullBias.slice(axis: 0, start: start, end: end) }
     }
 
     private init(copying other: ColumnParallelLinear) {
@@ -39,19 +83,38 @@ public final class ColumnParallelLinear: Layer {
         outputFeatures = other.outputFeatures
         gatherOutput = other.gatherOutput
         group = other.group
+        parts = other.parts
         super.init()
+        sharding = other.sharding
+    }
+
+    /// Weight `[in, out]` cut along the output axis, bias with it, input replicated, output cut
+    /// on features unless gathered.
+    static func layout(parts: [Int], gatherOutput: Bool, rank: Int) -> LayerSharding {
+        LayerSharding(parameters: ["weight": .split(axis: 1, parts: parts), "bias": .split(axis: 0, parts: parts)],
+                      input: .replicated, output: gatherOutput ? .replicated : .split(axis: -1, parts: parts), rank: rank)
     }
 
     public override func forward(_ input: Tensor) -> Tensor {
         if isTraining { saved["input"] = input }
-        return ColumnParallelLinear.apply(input, weight: parameter("weight"), bias: parameters["bias"], gatherOutput: gatherOutput, group: group)
+        return product(input, weight: parameter("weight"), bias: parameters["bias"])
+    }
+
+    public func product(_ input: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        ColumnParallelLinear.apply(input, weight: weight, bias: bias, gatherOutput: gatherOutput, group: group)
+    }
+
+    public func productGradients(input: Tensor, weight: Tensor, outputGradient: Tensor) -> (weight: Tensor, bias: Tensor, input: Tensor) {
+        let (weightGradient, biasGradient, inputGradient) = ColumnParallelLinear.gradients(
+            input: input, weight: weight, outputGradient: outputGradient, gatherOutput: gatherOutput, group: group,
+            offset: sharding.parameter("weight").offset(of: group.rank))
+        return (weightGradient, biasGradient, inputGradient)
     }
 
     /// Megatron's column backward: this rank's `∂W_r = xᵀ·∂y_r`, `∂b_r`, and `∂x = Σ_r ∂y_r·W_rᵀ`
     /// (an all-reduce over the group: every rank's columns used the whole input).
     public override func backward(_ outputGradient: Tensor) -> Tensor {
-        let (weightGradient, biasGradient, inputGradient) = ColumnParallelLinear.gradients(
-            input: savedTensor("input"), weight: parameter("weight"), outputGradient: outputGradient, gatherOutput: gatherOutput, group: group)
+        let (weightGradient, biasGradient, inputGradient) = productGradients(input: savedTensor("input"), weight: parameter("weight"), outputGradient: outputGradient)
         accumulateGradient("weight", weightGradient)
         if parameters["bias"] != nil { accumulateGradient("bias", biasGradient) }
         return inputGradient
@@ -59,11 +122,13 @@ public final class ColumnParallelLinear: Layer {
 
     /// `(∂W_r, ∂b_r, ∂x)` for any local weight; with `gatherOutput` the incoming gradient is the
     /// whole output's and this rank takes its columns.
-    public static func gradients(input: Tensor, weight: Tensor, outputGradient: Tensor, gatherOutput: Bool, group: Communicator) -> (Tensor, Tensor, Tensor) {
+    public static func gradients(input: Tensor, weight: Tensor, outputGradient: Tensor, gatherOutput: Bool, group: Communicator,
+                                 offset: Int? = nil) -> (Tensor, Tensor, Tensor) {
         var localGradient = outputGradient
         if gatherOutput && group.size > 1 {
             let width = weight.shape[1]
-            localGradient = outputGradient.slice(axis: -1, start: group.rank * width, end: (group.rank + 1) * width)
+            let start = offset ?? group.rank * width
+            localGradient = outputGradient.slice(axis: -1, start: start, end: start + width)
         }
         let (_, weightGradient, biasGradient, partialInputGradient) = Linear.gradients(input: input, weight: weight, outputGradient: localGradient)
         var inputGradient = partialInputGradient
@@ -85,15 +150,6 @@ public final class ColumnParallelLinear: Layer {
         return Collective.gatherFeatures(local, group: group)
     }
 
-    /// The whole layer's weight `[in, out]` and bias, gathered from every rank's columns (a collective).
-    public func gatheredParameters() throws(CommunicatorError) -> (weight: Tensor, bias: Tensor?) {
-        let weight = parameter("weight")
-        let pieces = try group.allGather(weight.scalars).map { Tensor(shape: weight.shape, scalars: $0) }
-        var bias: Tensor? = nil
-        if let local = parameters["bias"] { bias = Tensor(try group.allGather(local.scalars).flatMap { $0 }) }
-        return (Tensor.concatenate(pieces, axis: 1), bias)
-    }
-
     public override func makeCopy() -> Layer { ColumnParallelLinear(copying: self) }
 }
 
@@ -102,26 +158,30 @@ public final class ColumnParallelLinear: Layer {
 /// the partial products are SUM-reduced over the group and the bias is added once, after the
 /// reduction. With `inputIsParallel` the input is already this rank's feature slice; otherwise the
 /// full input is split here.
-public final class RowParallelLinear: Layer {
+public final class RowParallelLinear: Layer, TensorParallelLayer {
     /// Input features of the whole layer (all ranks).
     public let inputFeatures: Int
     public let outputFeatures: Int
     public let inputIsParallel: Bool
     public let group: Communicator
+    public override var hasInputByOutputWeight: Bool { true }
+    /// Input features per rank, in rank order (equal unless given uneven at construction).
+    public let parts: [Int]
 
-    /// This rank's shard of a full weight `[in, out]`; the bias `[out]` is replicated.
-    public init(fullWeight: Tensor, fullBias: Tensor?, inputIsParallel: Bool, group: Communicator) throws(ShardingError) {
+    /// This rank's shard of a full weight `[in, out]`: input features cut into `parts` (one per
+    /// rank; default equal parts, which the degree must divide); the bias `[out]` is replicated.
+    public init(fullWeight: Tensor, fullBias: Tensor?, inputIsParallel: Bool, group: Communicator, parts: [Int]? = nil) throws(ShardingError) {
         let (input, output) = (fullWeight.shape[0], fullWeight.shape[1])
-        guard input % group.size == 0 else { throw ShardingError(what: "input features", extent: input, degree: group.size) }
+        self.parts = try partition(input, parts: parts, what: "input features", group: group)
         inputFeatures = input
         outputFeatures = output
         self.inputIsParallel = inputIsParallel
         self.group = group
         super.init()
-        let height = input / group.size
-        parameters["weight"] = fullWeight.slice(axis: 0, start: group.rank * height, end: (group.rank + 1) * height)
+        sharding = Self.layout(parts: self.parts, inputIsParallel: inputIsParallel, rank: group.rank)
+        let start = sharding.parameter("weight").offset(of: group.rank)
+        parameters["weight"] = fullWeight.slice(axis: 0, start: start, end: start + self.parts[group.rank])
         if let fullBias { parameters["bias"] = fullBias }
-        inputSharding = inputIsParallel ? .shardedOnFeatures : .replicated
     }
 
     private init(copying other: RowParallelLinear) {
@@ -129,43 +189,66 @@ public final class RowParallelLinear: Layer {
         outputFeatures = other.outputFeatures
         inputIsParallel = other.inputIsParallel
         group = other.group
+        parts = other.parts
         super.init()
+        sharding = other.sharding
+    }
+
+    /// Weight `[in, out]` cut along the input axis, bias replicated, input cut on features when
+    /// `inputIsParallel` (otherwise whole, cut by the layer), output whole (partial sums reduced).
+    static func layout(parts: [Int], inputIsParallel: Bool, rank: Int) -> LayerSharding {
+        LayerSharding(parameters: ["weight": .split(axis: 0, parts: parts)],
+                      input: inputIsParallel ? .split(axis: -1, parts: parts) : .replicated, output: .replicated, rank: rank)
     }
 
     public override func forward(_ input: Tensor) -> Tensor {
         if isTraining { saved["input"] = input }
-        return RowParallelLinear.apply(input, weight: parameter("weight"), bias: parameters["bias"], inputIsParallel: inputIsParallel, group: group)
+        return product(input, weight: parameter("weight"), bias: parameters["bias"])
+    }
+
+    public func product(_ input: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        RowParallelLinear.apply(input, weight: weight, bias: bias, inputIsParallel: inputIsParallel, group: group, offset: sharding.parameter("weight").offset(of: group.rank))
+    }
+
+    public func productGradients(input: Tensor, weight: Tensor, outputGradient: Tensor) -> (weight: Tensor, bias: Tensor, input: Tensor) {
+        let (weightGradient, biasGradient, inputGradient) = RowParallelLinear.gradients(
+            input: input, weight: weight, outputGradient: outputGradient, inputIsParallel: inputIsParallel, group: group,
+            offset: sharding.parameter("weight").offset(of: group.rank))
+        return (weightGradient, biasGradient, inputGradient)
     }
 
     /// Megatron's row backward: the output gradient is whole on every rank, so `∂W_r = x_rᵀ·∂y`,
     /// `∂b = Σ ∂y` (the same on every rank) and `∂x_r = ∂y·W_rᵀ` need no collective; without
     /// `inputIsParallel` the slices are gathered back into the whole input's gradient.
     public override func backward(_ outputGradient: Tensor) -> Tensor {
-        let (weightGradient, biasGradient, inputGradient) = RowParallelLinear.gradients(
-            input: savedTensor("input"), weight: parameter("weight"), outputGradient: outputGradient, inputIsParallel: inputIsParallel, group: group)
+        let (weightGradient, biasGradient, inputGradient) = productGradients(input: savedTensor("input"), weight: parameter("weight"), outputGradient: outputGradient)
         accumulateGradient("weight", weightGradient)
         if parameters["bias"] != nil { accumulateGradient("bias", biasGradient) }
         return inputGradient
     }
 
     /// `(∂W_r, ∂b, ∂x)` for any local weight.
-    public static func gradients(input: Tensor, weight: Tensor, outputGradient: Tensor, inputIsParallel: Bool, group: Communicator) -> (Tensor, Tensor, Tensor) {
+    public static func gradients(input: Tensor, weight: Tensor, outputGradient: Tensor, inputIsParallel: Bool, group: Communicator,
+                                 offset: Int? = nil) -> (Tensor, Tensor, Tensor) {
         var local = input
         if !inputIsParallel && group.size > 1 {
-            let width = input.shape[input.rank - 1] / group.size
-            local = input.slice(axis: -1, start: group.rank * width, end: (group.rank + 1) * width)
+            let start = offset ?? group.rank * weight.shape[0]
+            local = input.slice(axis: -1, start: start, end: start + weight.shape[0])
         }
         let (_, weightGradient, biasGradient, localInputGradient) = Linear.gradients(input: local, weight: weight, outputGradient: outputGradient)
         let inputGradient = !inputIsParallel && group.size > 1 ? Collective.gatherFeatures(localInputGradient, group: group) : localInputGradient
         return (weightGradient, biasGradient, inputGradient)
     }
 
-    /// The row-parallel product for any local weight (float or fake-quantized).
-    public static func apply(_ input: Tensor, weight: Tensor, bias: Tensor?, inputIsParallel: Bool, group: Communicator) -> Tensor {
+    /// The row-parallel product for any local weight (float or fake-quantized); without
+    /// `inputIsParallel` this rank's rows are taken from the whole input at `offset` (default:
+    /// equal parts).
+    public static func apply(_ input: Tensor, weight: Tensor, bias: Tensor?, inputIsParallel: Bool, group: Communicator,
+                             offset: Int? = nil) -> Tensor {
         var local = input
         if !inputIsParallel && group.size > 1 {
-            let width = input.shape[input.rank - 1] / group.size
-            local = input.slice(axis: -1, start: group.rank * width, end: (group.rank + 1) * width)
+            let start = offset ?? group.rank * weight.shape[0]
+            local = input.slice(axis: -1, start: start, end: start + weight.shape[0])
         }
         if Reproducibility.isEnabled {
             var sum = reproducibleRowProduct(local, weight: weight, group: group)
@@ -202,13 +285,6 @@ public final class RowParallelLinear: Layer {
         return sum
     }
 
-    /// The whole layer's weight `[in, out]` and bias, gathered from every rank's rows (a collective).
-    public func gatheredParameters() throws(CommunicatorError) -> (weight: Tensor, bias: Tensor?) {
-        let weight = parameter("weight")
-        let pieces = try group.allGather(weight.scalars).map { Tensor(shape: weight.shape, scalars: $0) }
-        return (Tensor.concatenate(pieces, axis: 0), parameters["bias"])
-    }
-
     public override func makeCopy() -> Layer { RowParallelLinear(copying: self) }
 }
 
@@ -236,15 +312,30 @@ enum Collective {
         }
     }
 
-    /// Concatenates every rank's last-axis slice in rank order.
+    /// Concatenates every rank's last-axis slice in rank order (slices may differ in width).
     static func gatherFeatures(_ local: Tensor, group: Communicator) -> Tensor {
         do {
             let pieces = try CollectiveCounters.measure(.model, bytes: local.count * 4) { () throws(CommunicatorError) in
                 try group.allGather(local.scalars)
-            }.map { Tensor(shape: local.shape, scalars: $0) }
+            }.map { Tensor(shape: shape(of: $0.count, like: local.shape, axis: local.rank - 1), scalars: $0) }
             return Tensor.concatenate(pieces, axis: -1)
         } catch {
             group.abort("\(error)")
         }
+    }
+
+    /// The whole tensor from every rank's part of a tensor with spec `spec` (a collective when split).
+    static func gatherWhole(_ local: Tensor, spec: ShardSpec, group: Communicator) throws(CommunicatorError) -> Tensor {
+        guard let axis = spec.resolvedAxis(rank: local.rank), group.size > 1 else { return local }
+        let pieces = try group.allGather(local.scalars).map { Tensor(shape: shape(of: $0.count, like: local.shape, axis: axis), scalars: $0) }
+        return Tensor.concatenate(pieces, axis: axis)
+    }
+
+    /// `shape` with the extent along `axis` set so that it holds `count` elements.
+    static func shape(of count: Int, like shape: [Int], axis: Int) -> [Int] {
+        var result = shape
+        let others = shape.enumerated().filter { $0.offset != axis }.reduce(1) { $0 * $1.element }
+        result[axis] = others > 0 ? count / others : 0
+        return result
     }
 }

@@ -25,8 +25,11 @@ public enum PaddleNLPScales {
         }
     }
 
-    /// The file name → JSON object map for a model's scales.
-    public static func files(for layers: [LayerScales], tensorParallel: Int) throws(Failure) -> [String: [String: Any]] {
+    /// The file name → JSON object map for a model's scales. `channelSplitLayers`: the layers
+    /// whose weight is split over the tensor-parallel ranks along its channel axis (column-parallel,
+    /// from the layers' shard specs: ``QuantizedCheckpoint/channelSplitLayers``); their per-channel
+    /// scales are split per rank, every other layer's replicated.
+    public static func files(for layers: [LayerScales], tensorParallel: Int, channelSplitLayers: Set<String>) throws(Failure) -> [String: [String: Any]] {
         var weights: [String: Any] = [:], activations: [String: Any] = [:]
         var rankWeights = [[String: Any]](repeating: [:], count: tensorParallel)
         for layer in layers {
@@ -38,7 +41,7 @@ public enum PaddleNLPScales {
                 let values = weight.threshold.map(Double.init)
                 let key = layer.path + ".weight_quanter"
                 weights[key] = values
-                let isColumn = layer.type == "ColumnParallelLinear" && values.count > 1
+                let isColumn = channelSplitLayers.contains(layer.path) && values.count > 1
                 if isColumn && values.count % tensorParallel != 0 {
                     throw Failure.indivisible(layer: layer.path, channels: values.count, ranks: tensorParallel)
                 }
@@ -61,8 +64,8 @@ public enum PaddleNLPScales {
     }
 
     /// Writes every file into `folder`.
-    public static func write(_ layers: [LayerScales], tensorParallel: Int, to folder: URL) throws {
-        for (name, object) in try files(for: layers, tensorParallel: tensorParallel) {
+    public static func write(_ layers: [LayerScales], tensorParallel: Int, channelSplitLayers: Set<String>, to folder: URL) throws {
+        for (name, object) in try files(for: layers, tensorParallel: tensorParallel, channelSplitLayers: channelSplitLayers) {
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: folder.appendingPathComponent(name))
         }

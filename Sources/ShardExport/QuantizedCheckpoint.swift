@@ -60,19 +60,23 @@ public struct CheckpointTensor: Equatable, Sendable {
         return CheckpointTensor(name: name, scalarType: scalarType, shape: shape, bytes: result, sharding: sharding)
     }
 
-    /// Concatenates equal-shaped slices along `axis` (the inverse of ``slice(_:of:axis:)``).
+    /// Concatenates slices along `axis` (the inverse of ``slice(_:of:axis:)``); the slices agree
+    /// on every other axis and may differ along `axis` (uneven parts: each piece's extent follows
+    /// from its byte count).
     static func concatenate(_ pieces: [CheckpointTensor], axis: Int) -> CheckpointTensor {
         let first = pieces[0]
-        let (outer, extent, inner) = layout(first.shape, axis: axis)
-        let chunk = extent * inner * first.scalarType.byteWidth
-        var result = Data(capacity: first.bytes.count * pieces.count)
+        let (outer, _, inner) = layout(first.shape, axis: axis)
+        let width = first.scalarType.byteWidth
+        let extents = pieces.map { outer * inner > 0 ? $0.bytes.count / (outer * inner * width) : 0 }
+        var result = Data(capacity: pieces.reduce(0) { $0 + $1.bytes.count })
         for o in 0..<outer {
-            for piece in pieces {
+            for (piece, extent) in zip(pieces, extents) {
+                let chunk = extent * inner * width
                 result.append(piece.bytes[piece.bytes.startIndex + o * chunk ..< piece.bytes.startIndex + (o + 1) * chunk])
             }
         }
         var shape = first.shape
-        shape[axis] = extent * pieces.count
+        shape[axis] = extents.reduce(0, +)
         return CheckpointTensor(name: first.name, scalarType: first.scalarType, shape: shape, bytes: result, sharding: first.sharding)
     }
 
@@ -132,15 +136,20 @@ public struct QuantizedCheckpoint: Equatable, Sendable {
         self.metadata = metadata
     }
 
+    /// The layers whose per-channel weight scales (`<layer>.weight_scale`) are split over the
+    /// tensor-parallel ranks: the weight is cut along its channel axis (column-parallel).
+    public var channelSplitLayers: Set<String> {
+        Set(tensors.compactMap { tensor in
+            guard tensor.sharding != .replicated, tensor.name.hasSuffix(".weight_scale") else { return nil }
+            return String(tensor.name.dropLast(".weight_scale".count))
+        })
+    }
+
     /// The tensor called `name`.
     public subscript(name: String) -> CheckpointTensor? { tensors.first { $0.name == name } }
 
     /// Whether `layer` computes `x · W` with a `[in, out]` weight (exported `[out, in]`).
-    public static func isLinearLike(_ layer: Layer) -> Bool {
-        let linearTypes: Set<String> = ["Linear", "ColumnParallelLinear", "RowParallelLinear"]
-        if let quanted = layer as? ConvertibleQuantedLayer { return linearTypes.contains(quanted.sourceTypeName) }
-        return linearTypes.contains(layer.typeName)
-    }
+    public static func isLinearLike(_ layer: Layer) -> Bool { layer.hasInputByOutputWeight }
 
     /// This rank's own tensors of a converted model (its shards of the parallel layers).
     /// - Throws: ``CheckpointError/notConverted(layer:)`` when a quantized layer still observes.
@@ -148,14 +157,14 @@ public struct QuantizedCheckpoint: Equatable, Sendable {
         var tensors: [CheckpointTensor] = []
         for (path, layer) in [("", model)] + model.namedSublayers() {
             let prefix = path.isEmpty ? "" : path + "."
-            let isColumn = layer is ColumnParallelLinear || layer is QuantizedColumnParallelLinear
-            let isRow = layer is RowParallelLinear || layer is QuantizedRowParallelLinear
             let linear = isLinearLike(layer)
+            // The layer's declared split, in the exported layout (a linear weight is written
+            // transposed, `[out, in]`, so its split axis turns over).
             func sharding(_ name: String) -> TensorSharding {
-                if isColumn { return .split(axis: 0) }
-                if isRow && name == "weight" { return .split(axis: 1) }
-                return .replicated
+                guard let axis = layer.sharding.parameter(name).splitAxis else { return .replicated }
+                return .split(axis: linear && name == "weight" ? 1 - axis : axis)
             }
+            let weightSplitAxis = layer.sharding.parameter("weight").splitAxis
             if let quanted = layer as? ConvertibleQuantedLayer {
                 if quanted.weightQuanter != nil || quanted.activationQuanter is BaseQuanter {
                     throw CheckpointError.notConverted(layer: path)
@@ -168,7 +177,7 @@ public struct QuantizedCheckpoint: Equatable, Sendable {
                     let qmax = Float(weight.quantMaximum)
                     let steps = Tensor(shape: weight.axis == -1 ? [1] : [weight.thresholds.count, 1], scalars: weight.thresholds.map { $0 / qmax })
                     tensors.append(CheckpointTensor(name: prefix + "weight_scale", steps,
-                                                    sharding: weight.axis == -1 ? .replicated : sharding("weight_scale")))
+                                                    sharding: weight.axis >= 0 && weight.axis == weightSplitAxis ? .split(axis: 0) : .replicated))
                 }
                 if let activation = quanted.activationQuanter as? LinearQuanterDequanter {
                     let qmax = Float((1 << (activation.bits - 1)) - 1)

@@ -178,7 +178,7 @@ public final class BERT: Layer {
             let intermediate = Layer.container()
             intermediate.addSublayer("dense", linear(c.hidden, c.intermediate, .column))
             let activation = GELU()
-            activation.inputSharding = factory.betweenColumnAndRow
+            activation.sharding = factory.betweenColumnAndRow(features: c.intermediate)
             intermediate.addSublayer("activation", activation)
             block.addSublayer("intermediate", intermediate)
             let blockOutput = Layer.container()

@@ -63,7 +63,7 @@ public final class DigitsClassifier: Sequential {
         }
         _ = factory.localShare(of: Self.hidden.first, what: "hidden features")
         let activation = ReLU()
-        activation.inputSharding = factory.betweenColumnAndRow
+        activation.sharding = factory.betweenColumnAndRow(features: Self.hidden.first)
         super.init([])
         addSublayer("fc1", linear("fc1", 64, Self.hidden.first, .column))
         addSublayer("relu1", activation)

@@ -83,7 +83,7 @@ public final class GPT: Layer {
                 headCount: localHeads, headDimension: headDimension, isCausal: true))
             block.addSublayer("norm2", LayerNorm(features: c.hidden))
             let activation = GELU()
-            activation.inputSharding = factory.betweenColumnAndRow
+            activation.sharding = factory.betweenColumnAndRow(features: c.ffn)
             block.addSublayer("ffn", Sequential([
                 linear(prefix + "ffn.up", c.hidden, c.ffn, .column),
                 activation,

@@ -24,9 +24,9 @@ public protocol LinearLayerFactory {
     /// A linear layer with the given full weight `[in, out]` and bias `[out]`, placed as asked.
     func makeLinear(weight: Tensor, bias: Tensor?, placement: LinearPlacement) -> Layer
 
-    /// The input sharding of the leaves between a column layer and the row layer that consumes
-    /// its output (for example the GELU of an MLP).
-    var betweenColumnAndRow: InputSharding { get }
+    /// The layout of the leaves between a column layer and the row layer that consumes its
+    /// output (for example the GELU of an MLP), whose input and output have `features` features.
+    func betweenColumnAndRow(features: Int) -> LayerSharding
 }
 
 extension LinearLayerFactory {
@@ -43,7 +43,7 @@ extension LinearLayerFactory {
 public struct PlainLinearFactory: LinearLayerFactory {
     public init() {}
     public var parallelDegree: Int { 1 }
-    public var betweenColumnAndRow: InputSharding { .replicated }
+    public func betweenColumnAndRow(features: Int) -> LayerSharding { .replicated }
     public func makeLinear(weight: Tensor, bias: Tensor?, placement: LinearPlacement) -> Layer {
         Linear(weight: weight, bias: bias)
     }

@@ -21,18 +21,14 @@ public enum ModelPreset: String, CaseIterable, Sendable {
         let file = try SafetensorsFile(contentsOf: url)
         var state: [String: Tensor] = [:]
         for name in file.names { state[name] = try file.tensor(name) }
+        // Each parameter a layer declares split is cut to this rank's part (its shard spec).
         for (path, layer) in model.namedSublayers() {
-            func shard(_ name: String, axis: Int, group: Communicator) {
+            for (name, spec) in layer.sharding.parameters {
                 // A tensor of the wrong rank or extent is left whole: loadStateDict names the mismatch.
-                guard let full = state[path + "." + name], axis < full.rank, full.shape[axis] % group.size == 0 else { return }
-                let extent = full.shape[axis] / group.size
-                state[path + "." + name] = full.slice(axis: axis, start: group.rank * extent, end: (group.rank + 1) * extent)
-            }
-            if let column = layer as? ColumnParallelLinear {
-                shard("weight", axis: 1, group: column.group)
-                shard("bias", axis: 0, group: column.group)
-            } else if let row = layer as? RowParallelLinear {
-                shard("weight", axis: 0, group: row.group)
+                guard let parts = spec.parts, let full = state[path + "." + name], let axis = spec.resolvedAxis(rank: full.rank),
+                      axis >= 0, axis < full.rank, full.shape[axis] == parts.reduce(0, +) else { continue }
+                let start = spec.offset(of: layer.sharding.rank)
+                state[path + "." + name] = full.slice(axis: axis, start: start, end: start + parts[layer.sharding.rank])
             }
         }
         try model.loadStateDict(state)

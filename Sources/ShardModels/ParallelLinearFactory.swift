@@ -12,7 +12,9 @@ public struct ParallelLinearFactory: LinearLayerFactory {
     public init(group: Communicator) { self.group = group }
 
     public var parallelDegree: Int { group.size }
-    public var betweenColumnAndRow: InputSharding { group.size > 1 ? .shardedOnFeatures : .replicated }
+    public func betweenColumnAndRow(features: Int) -> LayerSharding {
+        group.size > 1 ? .featureSplit(parts: ShardSpec.evenParts(features, count: group.size), rank: group.rank) : .replicated
+    }
 
     public func makeLinear(weight: Tensor, bias: Tensor?, placement: LinearPlacement) -> Layer {
         do {

@@ -1,14 +1,6 @@
 import OrderedCollections
 import ShardTensor
 
-/// How a layer's input is laid out across tensor-parallel ranks.
-public enum InputSharding: Sendable, Equatable {
-    /// Every rank holds the whole input.
-    case replicated
-    /// The last (feature) axis is split across the tensor-parallel ranks; each holds its slice.
-    case shardedOnFeatures
-}
-
 /// A neural-network layer: a node of a tree of named sublayers, with named parameters
 /// (learnable) and buffers (running statistics), in evaluation or training mode.
 ///
@@ -25,8 +17,9 @@ open class Layer {
     public var buffers: OrderedDictionary<String, Tensor> = [:]
     /// Whether the layer is in training mode (dropout active, batch statistics in use).
     public private(set) var isTraining = false
-    /// How this layer's input is laid out across tensor-parallel ranks.
-    public var inputSharding: InputSharding = .replicated
+    /// How this layer's parameters, input and output are laid out across the tensor-parallel
+    /// ranks (DESIGN.md §10): replicated unless a parallel layer, or its builder, declares splits.
+    public var sharding: LayerSharding = .replicated
     /// Tensors a training-mode forward keeps for ``backward(_:)`` (its input, masks, statistics).
     public var saved: [String: Tensor] = [:]
     /// Parameter gradients `∂L/∂p` accumulated by ``backward(_:)``, by parameter name.
@@ -79,6 +72,10 @@ open class Layer {
 
     /// Runs ``forward(_:)``.
     public func callAsFunction(_ input: Tensor) -> Tensor { forward(input) }
+
+    /// Whether the layer computes `x · W` with a weight `[in, out]` (Linear and its parallel
+    /// forms): exporters write such weights transposed, `[out, in]`, as PyTorch and ONNX expect.
+    open var hasInputByOutputWeight: Bool { false }
 
     /// The name used in messages and configs: the class name.
     open var typeName: String { String(describing: type(of: self)) }
@@ -166,7 +163,7 @@ open class Layer {
         copy.parameters = parameters
         copy.buffers = buffers
         copy.isTraining = isTraining
-        copy.inputSharding = inputSharding
+        copy.sharding = sharding
         copy.sublayers = sublayers.mapValues { $0.deepCopy() }
         copyExtraState(to: copy)
         return copy

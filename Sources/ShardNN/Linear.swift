@@ -3,6 +3,7 @@ import ShardTensor
 /// A fully connected layer, `y = x · W + b`, with the weight stored `[in, out]` (Paddle's layout,
 /// so the output channel is axis 1). Input `[…, in]`, output `[…, out]`.
 open class Linear: Layer {
+    open override var hasInputByOutputWeight: Bool { true }
     /// The number of input features (`in`).
     public let inputFeatures: Int
     /// The number of output features (`out`).

@@ -351,7 +351,7 @@ struct Calibrate: ParsableCommand {
                 try report!.encoded().write(to: folder.file("report.json"))
                 try Data(ReportPage.render(report!).utf8).write(to: folder.file("report.html"))
                 if layers.allSatisfy({ $0.activation?.zeroPoint == nil }) {
-                    try PaddleNLPScales.write(layers, tensorParallel: tp, to: folder.staging)
+                    try PaddleNLPScales.write(layers, tensorParallel: tp, channelSplitLayers: checkpoint!.channelSplitLayers, to: folder.staging)
                 }
                 // The single-process converted model, rebuilt from the assembled checkpoint: the ONNX
                 // graph is written from it, so every run also checks that the checkpoint round-trips.
@@ -410,7 +410,7 @@ struct Calibrate: ParsableCommand {
         let layers = observed.namedSublayers().filter { $0.layer is ConvertibleQuantedLayer || $0.layer is ObserveWrapper }
         var counts = layers.map { Int64(local[$0.path] ?? 0) }
         try groups.dataParallel.allReduce(&counts, .sum)
-        let sharded = layers.map { $0.layer.inputSharding == .shardedOnFeatures }
+        let sharded = layers.map { $0.layer.sharding.input.isSplit }
         var shares = zip(counts, sharded).map { $1 ? $0 : 0 }
         try groups.tensorParallel.allReduce(&shares, .sum)
         var totals: [String: Int] = [:]

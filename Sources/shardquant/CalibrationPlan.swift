@@ -26,7 +26,7 @@ struct CalibrationPlan {
     /// The quantizable layers (Linear, Conv2D, the parallel linears) that the config keeps in
     /// float, in model order, with the rule that keeps them.
     static func keptFloat(in model: Layer, resolutions: [String: QuantizationConfigFile.Resolution]) -> [CalibrationReport.KeptFloatLayer] {
-        let quantizable: Set<String> = ["Linear", "Conv2D", "ColumnParallelLinear", "RowParallelLinear"]
+        let quantizable = Set(QuantizationConfigFile.defaultTypes)
         return model.namedSublayers().compactMap { path, layer in
             guard let resolution = resolutions[path], resolution.rule.hasPrefix("keep_float"), quantizable.contains(layer.typeName) else { return nil }
             return CalibrationReport.KeptFloatLayer(path: path, type: layer.typeName, reason: resolution.rule)
@@ -45,23 +45,20 @@ struct CalibrationPlan {
             let axis = quanter.quantAxis < 0 ? "per-tensor" : "per-channel axis \(quanter.quantAxis)"
             return "\(quanter.observerName) (\(arguments.joined(separator: ", ")), \(axis)); reducer \(quanter.reducer.scope)"
         }
+        // Read from the layer's declared sharding (DESIGN.md §10), whatever its type.
         func sharding(_ layer: ConvertibleQuantedLayer) -> (input: String, weight: String) {
             let local = layer.parameters["weight"]?.shape ?? []
-            func whole(axis: Int) -> [Int] {
-                var shape = local
-                if axis < shape.count { shape[axis] *= tensorParallel }
-                return shape
+            let spec = layer.sharding.parameter("weight")
+            let inputSplit = layer.sharding.input.isSplit
+            guard let axis = spec.resolvedAxis(rank: local.count), axis < local.count, let parts = spec.parts else {
+                return (inputSplit ? "sharded on features over TP" : "replicated", "\(local) replicated")
             }
-            let input = layer.inputSharding == .shardedOnFeatures ? "sharded on features over TP" : "replicated"
-            switch layer {
-            case is QuantizedColumnParallelLinear:
-                return (input, "\(whole(axis: 1)) column-parallel: axis 1 split over TP \(tensorParallel), \(local) per rank")
-            case let row as QuantizedRowParallelLinear:
-                return (row.inputIsParallel ? "sharded on features over TP" : "replicated (split by the layer)",
-                        "\(whole(axis: 0)) row-parallel: axis 0 split over TP \(tensorParallel), \(local) per rank")
-            default:
-                return (input, "\(local) replicated")
-            }
+            var whole = local
+            whole[axis] = parts.reduce(0, +)
+            let kind = layer.hasInputByOutputWeight ? (axis == 1 ? "column-parallel: " : "row-parallel: ") : ""
+            // A layer that cuts its own whole input (a row layer without a parallel input).
+            let input = inputSplit ? "sharded on features over TP" : (axis == 0 && layer.hasInputByOutputWeight ? "replicated (split by the layer)" : "replicated")
+            return (input, "\(whole) \(kind)axis \(axis) split over TP \(parts.count), \(local) per rank")
         }
         var count = 0
         for (path, layer) in observed.namedSublayers() {
@@ -78,7 +75,7 @@ struct CalibrationPlan {
                 count += 1
                 lines.append("\(path)  \(observed.typeName) (input observed)  [\(rule)]")
                 lines.append("  activation: " + (quanter(wrapper) ?? "none"))
-                lines.append("    input: " + (observed.inputSharding == .shardedOnFeatures ? "sharded on features over TP" : "replicated"))
+                lines.append("    input: " + (observed.sharding.input.isSplit ? "sharded on features over TP" : "replicated"))
             }
         }
         let kept = keptFloat(in: observed, resolutions: resolutions)

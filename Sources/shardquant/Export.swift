@@ -50,7 +50,7 @@ struct Export: ParsableCommand {
                 let layers = scales.layers.sorted { $0.key < $1.key }.map {
                     LayerScales(path: $0.key, type: $0.value.type, activation: $0.value.activation, weight: $0.value.weight)
                 }
-                for (name, object) in try PaddleNLPScales.files(for: layers, tensorParallel: tp) where name.contains("_scales_") {
+                for (name, object) in try PaddleNLPScales.files(for: layers, tensorParallel: tp, channelSplitLayers: checkpoint.channelSplitLayers) where name.contains("_scales_") {
                     let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
                     try data.write(to: folder.file(name))
                 }

@@ -152,8 +152,8 @@ final class LayerProbe: Layer {
         self.clip = clip
         self.bins = bins
         counts = [Int64](repeating: 0, count: bins)
-        inputIsSharded = reference.inputSharding == .shardedOnFeatures
-        outputIsSharded = (reference as? ColumnParallelLinear).map { !$0.gatherOutput && $0.group.size > 1 } ?? false
+        inputIsSharded = reference.sharding.input.isSplit
+        outputIsSharded = reference.sharding.output.isSplit
         super.init()
     }
 

@@ -101,8 +101,7 @@ public enum ONNXExporter {
             let bias = convolution.bias.map { builder.constant(name + ".bias", floats: $0.scalars, shape: $0.shape) }
             return convolutionNode(input: input, weight: weight, bias: bias, geometry: convolution.geometry, kernel: convolution.kernelSize,
                                    groups: convolution.groups, name: name, into: &builder)
-        case let linear where linear is Linear || (linear as? ColumnParallelLinear)?.group.size == 1
-                                 || (linear as? RowParallelLinear)?.group.size == 1:
+        case let linear where linear.hasInputByOutputWeight && (linear.sharding.parameter("weight").parts?.count ?? 1) == 1:
             // A Linear, or a float parallel linear of the single-process rebuild (kept float by
             // --keep-float or keep_float): the same `[in, out]` weight and bias.
             let weight = linear.parameter("weight")

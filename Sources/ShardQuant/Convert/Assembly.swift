@@ -4,9 +4,9 @@ import ShardTensor
 
 extension PTQ {
     /// The scales of the whole (assembled) model, the same on every rank: a collective over the
-    /// tensor-parallel group. Column-parallel layers' per-channel weight thresholds are their
-    /// ranks' slices, concatenated in rank order; everything else is already identical across the
-    /// group (reduced, or replicated).
+    /// tensor-parallel group. Per-channel weight thresholds of a weight split along its channel
+    /// axis (column-parallel) are their ranks' slices, concatenated in rank order; everything else
+    /// is already identical across the group (reduced, or replicated).
     /// - Throws: ``CommunicatorError`` when the gather fails.
     public static func assembledLayerScales(of model: Layer, groups: ProcessGroups) throws(CommunicatorError) -> [LayerScales] {
         var layers = layerScales(of: model)
@@ -14,29 +14,25 @@ extension PTQ {
         guard group.size > 1 else { return layers }
         for index in layers.indices {
             let layer = model.sublayer(at: layers[index].path)
-            guard layer is QuantizedColumnParallelLinear, var weight = layers[index].weight, weight.axis >= 0 else { continue }
+            guard var weight = layers[index].weight, weight.axis >= 0,
+                  let layer, layer.sharding.parameter("weight").splitAxis == weight.axis else { continue }
             weight.threshold = try group.allGather(weight.threshold).flatMap { $0 }
             layers[index].weight = weight
         }
         return layers
     }
 
-    /// The whole Int8 weight of a converted layer, gathered from its tensor-parallel shards (a
-    /// collective): column shards concatenate along the output axis, row shards along the input axis.
+    /// The whole Int8 weight of a converted layer, gathered from its tensor-parallel shards along
+    /// the axis its sharding declares (a collective): column shards along the output axis, row
+    /// shards along the input axis.
     public static func assembledWeight(of layer: ConvertibleQuantedLayer, groups: ProcessGroups) throws(CommunicatorError) -> QuantizedTensor? {
         guard let local = layer.quantizedWeight else { return nil }
         let group = groups.tensorParallel
-        let axis: Int
-        switch layer {
-        case is QuantizedColumnParallelLinear: axis = 1
-        case is QuantizedRowParallelLinear: axis = 0
-        default: return local
-        }
-        guard group.size > 1 else { return local }
+        guard let axis = layer.sharding.parameter("weight").resolvedAxis(rank: local.shape.count), group.size > 1 else { return local }
         let pieces = try group.allGather(bytes: local.values.map { UInt8(bitPattern: $0) })
         let values = pieces.map { Tensor(shape: shard(local.shape, axis: axis, bytes: $0.count), scalars: $0.map { Float(Int8(bitPattern: $0)) }) }
         let whole = Tensor.concatenate(values, axis: axis)
-        let thresholds = local.axis == 1 && axis == 1 ? try group.allGather(local.thresholds).flatMap { $0 } : local.thresholds
+        let thresholds = local.axis >= 0 && local.axis == axis ? try group.allGather(local.thresholds).flatMap { $0 } : local.thresholds
         return QuantizedTensor(shape: whole.shape, values: whole.scalars.map { Int8($0) }, thresholds: thresholds, axis: local.axis, bits: local.bits)
     }
 

@@ -31,8 +31,9 @@ open class ConvertibleQuantedLayer: Layer {
     public required init(quantizing layer: Layer, config: SingleLayerConfig, reducers: ReducerProvider) throws(QuantizationError) {
         sourceTypeName = layer.typeName
         super.init()
+        sourceHasInputByOutputWeight = layer.hasInputByOutputWeight
         parameters = layer.parameters
-        inputSharding = layer.inputSharding
+        sharding = layer.sharding
         if let activation = config.activation {
             if activation.isWeightOnly {
                 throw QuantizationError.unsupportedLayer(path: "", type: layer.typeName, observer: activation.name)
@@ -167,9 +168,14 @@ open class ConvertibleQuantedLayer: Layer {
     /// The weight observer's name, kept after conversion for reports and exports.
     public private(set) var weightObserverName: String?
 
+    /// Whether the replaced layer's weight is `[in, out]` (it computed `x · W`).
+    private var sourceHasInputByOutputWeight = false
+    public override var hasInputByOutputWeight: Bool { sourceHasInputByOutputWeight }
+
     open override func copyExtraState(to copy: Layer) {
         guard let copy = copy as? ConvertibleQuantedLayer else { return }
         copy.quantizedWeight = quantizedWeight
         copy.weightObserverName = weightObserverName
+        copy.sourceHasInputByOutputWeight = sourceHasInputByOutputWeight
     }
 }

@@ -76,7 +76,7 @@ public final class ObserveWrapper: Layer {
         super.init()
         addSublayer("_observer", observer)
         addSublayer("_observed", observed)
-        inputSharding = observed.inputSharding
+        sharding = observed.sharding
     }
 
     private override init() { super.init() }

@@ -28,8 +28,8 @@ public final class QAT {
         // Quanters on the inputs of leaves between a column and a row layer would see feature
         // shards without a parallel layer to sum their parameters' gradients: refused.
         let resolved = try config.resolve(model)
-        for (path, layer) in model.namedSublayers() where layer.inputSharding == .shardedOnFeatures && config.isLeaf(layer)
-            && !(layer is RowParallelLinear) && resolved[path]?.config.activation != nil {
+        for (path, layer) in model.namedSublayers() where layer.sharding.input.isSplit && config.isLeaf(layer)
+            && !layer.sharding.parameter("weight").isSplit && resolved[path]?.config.activation != nil {
             throw QuantizationError.tensorParallelTraining(path: path)
         }
         let quantized = try PTQ(config, reducers: reducers).insertQuanters(model, inplace: inplace)

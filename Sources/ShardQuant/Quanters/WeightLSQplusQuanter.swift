@@ -30,9 +30,11 @@ public struct WeightLSQplusQuanter: QuanterFactory {
         let axis = perChannel ? try weightChannelAxis(of: layer, observer: name) : -1
         let weight = layer.parameters["weight"]
         let channels = perChannel ? (weight?.shape[axis] ?? 1) : 1
-        // g counts the whole weight: a column-parallel layer's per-channel statistics stay local,
-        // so its shard's element count is scaled by the degree.
-        let shards = perChannel ? ((layer as? ColumnParallelLinear)?.group.size ?? 1) : 1
+        // g counts the whole weight: the per-channel statistics of a weight split along its
+        // channel axis (column-parallel) stay local, so its shard's element count is scaled by
+        // the number of parts.
+        let spec = layer.sharding.parameter("weight")
+        let shards = perChannel && spec.splitAxis == axis ? (spec.parts?.count ?? 1) : 1
         return WeightLSQplusQuanterLayer(quantBits: quantBits, axis: axis, channels: channels, batchInit: batchInit,
                                          elementCountScale: shards, reducer: reducer)
     }

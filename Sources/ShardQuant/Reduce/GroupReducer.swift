@@ -45,15 +45,15 @@ public struct GroupReducer: StatisticReducer, @unchecked Sendable {
     public var samples: StatisticReducer { GroupReducer(shardGroup: nil, sampleGroup: sampleGroup) }
 }
 
-/// Chooses each observed tensor's reducer from its sharding (DESIGN.md §4):
+/// Chooses each observed tensor's reducer from the layer's declared sharding (DESIGN.md §4, §10):
 ///
-/// | tensor | per-tensor statistic | per-output-channel |
+/// | tensor | per-tensor statistic | per-channel statistic |
 /// | --- | --- | --- |
-/// | replicated input (plain layer, column layer, row layer splitting its own input) | DP | – |
-/// | feature-sharded input (row layer with `inputIsParallel`, leaves between column and row) | TP + DP | – |
-/// | column-parallel weight `[in, out/T]` | TP | local (each rank owns its channels) |
-/// | row-parallel weight `[in/T, out]` | TP | TP |
-/// | plain weight | local | local |
+/// | replicated input | DP | – |
+/// | input split on features (a row layer's parallel input, leaves between column and row) | TP + DP | – |
+/// | weight split along its channel axis (column-parallel `[in, out/T]`) | TP | local (each rank owns its channels) |
+/// | weight split along another axis (row-parallel `[in/T, out]`) | TP | TP |
+/// | replicated weight | local | local |
 public struct GroupReducerProvider: ReducerProvider, @unchecked Sendable {
     public let groups: ProcessGroups
 
@@ -62,12 +62,13 @@ public struct GroupReducerProvider: ReducerProvider, @unchecked Sendable {
     public func reducer(for layer: Layer, role: QuanterRole, perChannel: Bool) -> StatisticReducer {
         switch role {
         case .activation:
-            let sharded = layer.inputSharding == .shardedOnFeatures
+            let sharded = layer.sharding.input.isSplit
             return GroupReducer(shardGroup: sharded ? groups.tensorParallel : nil, sampleGroup: groups.dataParallel)
         case .weight:
-            if layer is RowParallelLinear { return GroupReducer(shardGroup: groups.tensorParallel, sampleGroup: nil) }
-            if layer is ColumnParallelLinear { return perChannel ? LocalReducer() : GroupReducer(shardGroup: groups.tensorParallel, sampleGroup: nil) }
-            return LocalReducer()
+            guard let axis = layer.sharding.parameter("weight").splitAxis else { return LocalReducer() }
+            let channelAxis = (layer as? WeightChannelLayout)?.weightChannelAxis ?? 1
+            if perChannel && axis == channelAxis { return LocalReducer() }
+            return GroupReducer(shardGroup: groups.tensorParallel, sampleGroup: nil)
         }
     }
 }
