@@ -6,7 +6,22 @@ public struct ShardingError: Error, CustomStringConvertible, Equatable {
     public let what: String
     public let extent: Int
     public let degree: Int
-    public var description: String { "tensor-parallel degree \(degree) does not divide the \(extent) \(what)" }
+    /// The uneven parts asked for, when they were the problem.
+    public var parts: [Int]? = nil
+
+    public init(what: String, extent: Int, degree: Int, parts: [Int]? = nil) {
+        self.what = what
+        self.extent = extent
+        self.degree = degree
+        self.parts = parts
+    }
+
+    public var description: String {
+        if let parts {
+            return "parts \(parts) do not cut the \(extent) \(what) over tensor-parallel degree \(degree): give one positive part per rank, summing to \(extent)"
+        }
+        return "tensor-parallel degree \(degree) does not divide the \(extent) \(what)"
+    }
 }
 
 /// A layer whose weight is cut over a tensor-parallel group (its ``Layer/sharding`` says how) and
@@ -40,7 +55,7 @@ extension TensorParallelLayer {
 func partition(_ extent: Int, parts: [Int]?, what: String, group: Communicator) throws(ShardingError) -> [Int] {
     if let parts {
         guard parts.count == group.size, parts.reduce(0, +) == extent, parts.allSatisfy({ $0 > 0 }) else {
-            throw ShardingError(what: what + " (parts \(parts))", extent: extent, degree: group.size)
+            throw ShardingError(what: what, extent: extent, degree: group.size, parts: parts)
         }
         return parts
     }

@@ -135,6 +135,54 @@ struct ParallelLinearTests {
         }
     }
 
+    @Test("uneven parts (5 + 4 + 3 of 12 input features, 9 + 8 + 7 of 24 outputs) equal the full Linear and gather back exactly")
+    func unevenParts() throws {
+        let (weight, bias, input) = (self.weight, self.bias, self.input)
+        let expected = Linear(weight: weight, bias: bias)(input)
+        let outputs = try ThreadGroup.run(size: 3) { group -> [Tensor] in
+            let columnParts = [9, 8, 7], rowParts = [5, 4, 3]
+            let column = try ColumnParallelLinear(fullWeight: weight, fullBias: bias, gatherOutput: true, group: group, parts: columnParts)
+            let row = try RowParallelLinear(fullWeight: weight, fullBias: bias, inputIsParallel: false, group: group, parts: rowParts)
+            let rowParallelInput = try RowParallelLinear(fullWeight: weight, fullBias: bias, inputIsParallel: true, group: group, parts: rowParts)
+            let start = rowParts.prefix(group.rank).reduce(0, +)
+            let slice = input.slice(axis: -1, start: start, end: start + rowParts[group.rank])
+            let gatheredColumn = try column.gatheredParameters(), gatheredRow = try row.gatheredParameters()
+            return [column(input), row(input), rowParallelInput(slice), gatheredColumn.weight, gatheredColumn.bias!, gatheredRow.weight,
+                    Tensor(shape: [1], scalars: [Float(column.parameter("weight").shape[1])]), Tensor(shape: [1], scalars: [Float(row.parameter("weight").shape[0])])]
+        }
+        for (rank, output) in outputs.enumerated() {
+            // Different summation orders: within float32 noise of the K = 12 dot products.
+            for index in 0..<3 { #expect(output[index].isClose(to: expected, relativeTolerance: 1e-5, absoluteTolerance: 1e-5)) }
+            #expect(output[3] == weight && output[4] == bias && output[5] == weight, "gathered back exactly")
+            #expect(output[6].scalars == [Float([9, 8, 7][rank])] && output[7].scalars == [Float([5, 4, 3][rank])])
+        }
+    }
+
+    @Test("the layers declare their splits: column weight axis 1 and bias, row weight axis 0; inputs and outputs as they flow")
+    func declaredSharding() throws {
+        let weight = self.weight
+        let layouts = try ThreadGroup.run(size: 2) { group -> [LayerSharding] in
+            [try ColumnParallelLinear(fullWeight: weight, fullBias: nil, gatherOutput: false, group: group).sharding,
+             try ColumnParallelLinear(fullWeight: weight, fullBias: nil, gatherOutput: true, group: group).sharding,
+             try RowParallelLinear(fullWeight: weight, fullBias: nil, inputIsParallel: true, group: group).sharding,
+             try RowParallelLinear(fullWeight: weight, fullBias: nil, inputIsParallel: false, group: group).sharding]
+        }
+        for (rank, layout) in layouts.enumerated() {
+            #expect(layout[0] == LayerSharding(parameters: ["weight": .split(axis: 1, parts: [12, 12]), "bias": .split(axis: 0, parts: [12, 12])],
+                                               input: .replicated, output: .split(axis: -1, parts: [12, 12]), rank: rank))
+            #expect(layout[1].output == .replicated && layout[1].parameter("weight") == .split(axis: 1, parts: [12, 12]))
+            #expect(layout[2] == LayerSharding(parameters: ["weight": .split(axis: 0, parts: [6, 6])],
+                                               input: .split(axis: -1, parts: [6, 6]), output: .replicated, rank: rank))
+            #expect(layout[3].input == .replicated && layout[3].parameter("bias") == .replicated)
+        }
+        // Parts that do not cover the extent are refused, naming them.
+        let message = try ThreadGroup.run(size: 2) { group -> String in
+            do { _ = try ColumnParallelLinear(fullWeight: weight, fullBias: nil, gatherOutput: false, group: group, parts: [20, 3]); return "built" }
+            catch { return "\(error)" }
+        }
+        #expect(message.allSatisfy { $0 == "parts [20, 3] do not cut the 24 output features over tensor-parallel degree 2: give one positive part per rank, summing to 24" })
+    }
+
     @Test("a size the degree does not divide is a clear error")
     func indivisible() throws {
         let weight = self.weight

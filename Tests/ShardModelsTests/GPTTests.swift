@@ -7,7 +7,7 @@ import Testing
 final class RecordingFactory: LinearLayerFactory {
     var placements: [LinearPlacement] = []
     var parallelDegree: Int { 1 }
-    var betweenColumnAndRow: InputSharding { .shardedOnFeatures }
+    func betweenColumnAndRow(features: Int) -> LayerSharding { .featureSplit(parts: [features], rank: 0) }
     func makeLinear(weight: Tensor, bias: Tensor?, placement: LinearPlacement) -> Layer {
         placements.append(placement)
         return Linear(weight: weight, bias: bias)
@@ -61,7 +61,7 @@ struct GPTTests {
         let factory = RecordingFactory()
         let model = GPT(small, factory: factory)
         #expect(factory.placements == Array(repeating: [.column, .column, .column, .row, .column, .row], count: 2).flatMap { $0 } + [.replicated])
-        #expect(model.sublayer(at: "blocks.0.ffn.activation")?.inputSharding == .shardedOnFeatures)
+        #expect(model.sublayer(at: "blocks.0.ffn.activation")?.sharding == .featureSplit(parts: [64], rank: 0), "the FFN's 64 features")
         #expect(GPT(small, seed: 0, factory: factory).stateDict() == GPT(small, seed: 0).stateDict(),
                 "the factory receives the same full weights as the plain model")
     }

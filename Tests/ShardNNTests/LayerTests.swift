@@ -87,7 +87,7 @@ struct LayerTests {
         #expect(model.namedSublayers().allSatisfy { $0.layer.isTraining })
         model.eval()
         #expect(model.namedSublayers().allSatisfy { !$0.layer.isTraining })
-        #expect(model[sublayer: "head"].inputSharding == .replicated)
+        #expect(model[sublayer: "head"].sharding == .replicated)
     }
 }
 
