@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "ShardText"),
         .target(
             name: "ShardModels",
-            dependencies: ["ShardDistributed", "ShardNN", "ShardTensor"]
+            dependencies: ["ShardDistributed", "ShardNN", "ShardTensor", "ShardText"]
         ),
         .target(
             name: "ShardQuant",
@@ -73,7 +73,7 @@ let package = Package(
         .target(
             name: "ShardExport",
             dependencies: [
-                "ShardDistributed", "ShardModels", "ShardNN", "ShardQuant", "ShardTensor",
+                "ShardDistributed", "ShardNN", "ShardQuant", "ShardTensor",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),

@@ -42,11 +42,30 @@ if os.path.exists(os.path.join(MINILM, "model.safetensors")):
     RUNS.append(("minilm-t2", 2, ["--model", "minilm", "--tp", "2", "--weights", MINILM, "--text",
                                   "examples/minilm/calibration.txt", "--batch-size", "8", "--steps", "2"]))
 
-# Printed plans (--dry-run: each layer's observers, sharding and reducers), compared as text.
+# Printed plans (--dry-run: each layer's observers, sharding and reducers) and refusals, compared
+# as text with their exit codes.
 DRY_RUNS = [
     ("gpt-t2-plan", [*GPT, "--tp", "2", "--config", "examples/configs/gpt.json", "--dry-run"]),
     ("gpt-t3-plan", [*GPT, "--tp", "3", "--dp", "2", "--observer", "kl", "--dry-run"]),
     ("digits-t2-plan", ["--model", "digits", "--tp", "2", "--config", "examples/configs/digits.json", "--dry-run"]),
+    # Refusals: the same exit code and message (model flags, splits, data kinds, weights).
+    ("unknown-model", ["--model", "resnet"]),
+    ("other-model-flag", ["--model", "minilm", "--hidden", "99"]),
+    ("image-size-for-gpt", ["--model", "gpt", "--image-size", "64"]),
+    ("hidden-heads", ["--model", "gpt", "--hidden", "65", "--heads", "4"]),
+    ("gpt-too-large", ["--model", "gpt", "--hidden", "60000", "--layers", "64"]),
+    ("scale-range", ["--model", "mobilenet_v1", "--scale", "9"]),
+    ("image-size-range", ["--model", "mobilenet_v1", "--image-size", "16"]),
+    ("ffn-indivisible", ["--model", "gpt", "--ffn", "129", "--tp", "2", "--dry-run"]),
+    ("digits-tp3", ["--model", "digits", "--tp", "3", "--dry-run"]),
+    ("mobilenet-tp", ["--model", "mobilenet_v1", "--tp", "2", "--dry-run"]),
+    ("reproducible-gpt", ["--model", "gpt", "--hidden", "64", "--heads", "4", "--reproducible"]),
+    ("minilm-needs-text", ["--model", "minilm"]),
+    ("text-for-gpt", ["--model", "gpt", "--text", "examples/minilm/calibration.txt"]),
+    ("eval-text-for-digits", ["--model", "digits", "--eval-text", "examples/minilm/calibration.txt"]),
+    ("folder-weights-for-gpt", ["--model", "gpt", "--weights", "examples"]),
+    ("wrong-weights-for-digits", ["--model", "digits", "--weights", "data/digits/classifier.safetensors", "--tp", "2", "--dry-run"]),
+    ("minilm-missing-folder", ["--model", "minilm", "--weights", "/nonexistent-checkpoint", "--text", "examples/minilm/calibration.txt"]),
 ]
 
 

@@ -97,6 +97,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case mismatch(file: String, tensor: String, expected: String, actual: String)
     /// A sharded tensor whose axis the number of ranks does not divide.
     case indivisible(tensor: String, extent: Int, ranks: Int)
+    /// A tensor split into unequal parts: checkpoint shards and their manifest hold equal slices.
+    case unevenParts(tensor: String, parts: [Int])
     /// A layer of the model that scales.json does not describe, or the other way round.
     case scalesMismatch(layer: String, reason: String)
 
@@ -107,6 +109,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case .unexpectedTensor(let file, let tensor): return "\(file): tensor '\(tensor)' does not belong to the model"
         case .mismatch(let file, let tensor, let expected, let actual): return "\(file): tensor '\(tensor)' is \(actual), expected \(expected)"
         case .indivisible(let tensor, let extent, let ranks): return "tensor '\(tensor)': \(extent) cannot be split over \(ranks) ranks"
+        case .unevenParts(let tensor, let parts):
+            return "tensor '\(tensor)': split into unequal parts \(parts); checkpoint shards hold equal slices only (not yet supported)"
         case .scalesMismatch(let layer, let reason): return "layer '\(layer)': \(reason)"
         }
     }
@@ -160,8 +164,10 @@ public struct QuantizedCheckpoint: Equatable, Sendable {
             let linear = isLinearLike(layer)
             // The layer's declared split, in the exported layout (a linear weight is written
             // transposed, `[out, in]`, so its split axis turns over).
-            func sharding(_ name: String) -> TensorSharding {
-                guard let axis = layer.sharding.parameter(name).splitAxis else { return .replicated }
+            func sharding(_ name: String) throws(CheckpointError) -> TensorSharding {
+                let spec = layer.sharding.parameter(name)
+                guard let axis = spec.splitAxis, let parts = spec.parts else { return .replicated }
+                guard Set(parts).count == 1 else { throw CheckpointError.unevenParts(tensor: prefix + name, parts: parts) }
                 return .split(axis: linear && name == "weight" ? 1 - axis : axis)
             }
             let weightSplitAxis = layer.sharding.parameter("weight").splitAxis
@@ -173,14 +179,14 @@ public struct QuantizedCheckpoint: Equatable, Sendable {
                     let values = linear ? transposedBytes(weight.values, shape: weight.shape) : weight.values
                     let shape = linear ? [weight.shape[1], weight.shape[0]] : weight.shape
                     tensors.append(CheckpointTensor(name: prefix + "weight", scalarType: .int8, shape: shape,
-                                                    bytes: Data(values.map { UInt8(bitPattern: $0) }), sharding: sharding("weight")))
+                                                    bytes: Data(values.map { UInt8(bitPattern: $0) }), sharding: try sharding("weight")))
                     let qmax = Float(weight.quantMaximum)
                     let steps = Tensor(shape: weight.axis == -1 ? [1] : [weight.thresholds.count, 1], scalars: weight.thresholds.map { $0 / qmax })
                     tensors.append(CheckpointTensor(name: prefix + "weight_scale", steps,
                                                     sharding: weight.axis >= 0 && weight.axis == weightSplitAxis ? .split(axis: 0) : .replicated))
                 }
                 if let activation = quanted.activationQuanter as? LinearQuanterDequanter {
-                    let qmax = Float((1 << (activation.bits - 1)) - 1)
+                    let qmax = Float(quantizationMaximum(bits: activation.bits))
                     let steps = activation.zeroPoints == nil ? activation.thresholds.map { $0 / qmax } : activation.thresholds
                     tensors.append(CheckpointTensor(name: prefix + "input_scale", Tensor(shape: [steps.count], scalars: steps)))
                     if let zeroPoints = activation.zeroPoints {
@@ -191,9 +197,9 @@ public struct QuantizedCheckpoint: Equatable, Sendable {
             }
             for (name, value) in Array(layer.parameters.elements) + Array(layer.buffers.elements) {
                 if linear && name == "weight" {
-                    tensors.append(CheckpointTensor(name: prefix + name, value.transposed(), sharding: sharding(name)))
+                    tensors.append(CheckpointTensor(name: prefix + name, value.transposed(), sharding: try sharding(name)))
                 } else {
-                    tensors.append(CheckpointTensor(name: prefix + name, value, sharding: sharding(name)))
+                    tensors.append(CheckpointTensor(name: prefix + name, value, sharding: try sharding(name)))
                 }
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import ShardTensor
 
 /// `report.html`: a self-contained page (inline CSS and SVG, no scripts, no network) for a
 /// ``CalibrationReport``, written as well-formed XHTML so XML tools can read it.
@@ -133,7 +134,7 @@ public enum ReportPage {
     /// symmetric (clip range `[−T·(qmax+1)/qmax, T]`), affine, or "-" for an unquantized input.
     static func form(of layer: CalibrationReport.LayerReport) -> String {
         guard let low = layer.clipLow, let high = layer.clipHigh, let bits = layer.bits else { return "-" }
-        let qmax = Float((1 << (bits - 1)) - 1)
+        let qmax = Float(quantizationMaximum(bits: bits))
         return Swift.abs(-low - high * (qmax + 1) / qmax) <= 1e-5 * Swift.max(Swift.abs(high), 1e-30) ? "symmetric" : "affine"
     }
 

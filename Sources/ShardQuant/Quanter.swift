@@ -40,7 +40,7 @@ open class BaseQuanter: Layer {
     }
 
     /// `2^(bits−1) − 1`.
-    public var quantMaximum: Int { (1 << (bitLength - 1)) - 1 }
+    public var quantMaximum: Int { quantizationMaximum(bits: bitLength) }
 
     /// What a quanter does with NaN and ±∞ in its input: record them so that PTQ stops the run
     /// naming the layer and batch (`stop`, the default), or leave them out of its statistics and

@@ -25,12 +25,12 @@ public struct QuantizedTensor: Sendable, Equatable {
     }
 
     /// `2^(bits−1) − 1`.
-    public var quantMaximum: Int { (1 << (bits - 1)) - 1 }
+    public var quantMaximum: Int { quantizationMaximum(bits: bits) }
 
     /// Quantizes `tensor`: `q = clip(roundTiesToEven(x · qmax / T), −qmax − 1, qmax)`, computed as
     /// Paddle's `quantize_linear` does (`x · (1/T) · qmax` in float32).
     public init(quantizing tensor: Tensor, thresholds: [Float], axis: Int, bits: Int) {
-        let qmax = Float((1 << (bits - 1)) - 1)
+        let qmax = Float(quantizationMaximum(bits: bits))
         let (outer, channels, inner) = QuantizedTensor.layout(shape: tensor.shape, axis: axis)
         var values = [Int8](repeating: 0, count: tensor.count)
         let inverses = thresholds.map { 1 / $0 }
@@ -103,7 +103,7 @@ public func quantizedLevelIndex(_ value: Float, quantMaximum: Float) -> Int {
 extension Tensor {
     /// Symmetric fake quantization, `dequantize(quantize(x))`, in one pass (see ``QuantizedTensor``).
     public func fakeQuantized(thresholds: [Float], axis: Int, bits: Int) -> Tensor {
-        let qmax = Float((1 << (bits - 1)) - 1)
+        let qmax = Float(quantizationMaximum(bits: bits))
         let reciprocal = 1 / qmax
         let (outer, channels, inner) = QuantizedTensor.layout(shape: shape, axis: axis)
         return Tensor(shape: shape) { destination in
@@ -122,3 +122,9 @@ extension Tensor {
         }
     }
 }
+
+/// The largest level of the signed `bits`-bit grid, `qmax = 2^(bits−1) − 1` (127 for 8 bits, 7 for
+/// 4): a symmetric quantizer with threshold `T` has step `T / qmax`. The one definition every
+/// module uses.
+@inlinable
+public func quantizationMaximum(bits: Int) -> Int { (1 << (bits - 1)) - 1 }

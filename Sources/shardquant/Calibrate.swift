@@ -123,24 +123,20 @@ struct Calibrate: ParsableCommand {
         if reproducible {
             let chunks = Reproducibility.chunkCount
             guard chunks % tp == 0 else { throw ValidationError("--reproducible needs --tp dividing \(chunks), got \(tp)") }
-            if model.preset == .gpt && (model.hidden % chunks != 0 || model.ffn % chunks != 0) {
-                throw ValidationError("--reproducible splits layers into \(chunks) chunks: --hidden (\(model.hidden)) and --ffn (\(model.ffn)) must be multiples of \(chunks)")
-            }
-            if model.preset == .digits {
-                let (first, second) = DigitsClassifier.hidden
-                if first % chunks != 0 || second % chunks != 0 {
-                    throw ValidationError("--reproducible splits layers into \(chunks) chunks: the digits classifier's hidden sizes (\(first), \(second)) are not multiples of \(chunks)")
-                }
+            // A checkpoint folder's sizes are checked with the other inputs.
+            if !model.chosen.sizesComeFromFiles {
+                do { try model.chosen.checkReproducible(chunks: chunks) } catch let error as ModelSettingsError { throw ValidationError(error.description) }
             }
         }
-        if model.preset == .minilm && text == nil && data == nil {
-            throw ValidationError("--model minilm needs calibration sentences: --text FILE (or token ids with --data)")
+        let readsText = type(of: model.chosen).readsText
+        if readsText && text == nil && data == nil {
+            throw ValidationError("--model \(model.model) needs calibration sentences: --text FILE (or token ids with --data)")
         }
-        if text != nil && model.preset != .minilm {
-            throw ValidationError("--text is for --model minilm; \(model.model) takes --data")
+        if text != nil && !readsText {
+            throw ValidationError("--text is for --model \(ModelOptions.textModels); \(model.model) takes --data")
         }
-        if evalText != nil && model.preset != .minilm {
-            throw ValidationError("--eval-text is for --model minilm; \(model.model) takes --eval-data")
+        if evalText != nil && !readsText {
+            throw ValidationError("--eval-text is for --model \(ModelOptions.textModels); \(model.model) takes --eval-data")
         }
         if text != nil && data != nil { throw ValidationError("give --text or --data, not both") }
         if evalText != nil && evalData != nil { throw ValidationError("give --eval-text or --eval-data, not both") }
@@ -219,7 +215,7 @@ struct Calibrate: ParsableCommand {
         if dryRun {
             let dataParallel = dp ?? Swift.max(world.size / tp, 1)
             do {
-                if model.preset == .minilm { try model.checkTensorParallel(tp) }
+                if model.chosen.sizesComeFromFiles { try model.checkTensorParallel(tp) }
                 if let text = try dryRunDescription(world: world, dataParallel: dataParallel) { print(text) }
             } catch let failure as ThreadGroup.RankFailure {
                 throw failure.error
@@ -340,7 +336,7 @@ struct Calibrate: ParsableCommand {
                 try scalesFile.encoded().write(to: folder.file("scales.json"))
                 let provenance = Provenance(
                     tool: "shardquant", version: ShardQuantCommand.configuration.version,
-                    model: model.description(seed: seed), weights: model.model == "minilm" ? model.bertFolder.path : model.weights,
+                    model: model.description(seed: seed), weights: model.chosen.weightsDescription,
                     data: text ?? data ?? "synthetic",
                     dataFingerprint: data == nil && text == nil ? "synthetic:\(seed)" : fingerprint(inputs.dataBytes),
                     seed: seed, steps: batchesUsed, batchSize: batchSize, tensorParallel: tp, dataParallel: dataParallel,

@@ -41,25 +41,21 @@ extension Calibrate {
             guard FileManager.default.fileExists(atPath: weights, isDirectory: &isFolder) else {
                 throw InputDataError("--weights \(weights): no such file or folder")
             }
-            let wantsFolder = model.preset == .minilm
+            let wantsFolder = type(of: model.chosen).weightsAreFolder
             if isFolder.boolValue != wantsFolder {
                 throw InputDataError("--weights \(weights): \(model.model) needs \(wantsFolder ? "a checkpoint folder (config.json, model.safetensors, vocab.txt)" : "a .safetensors file"), this is a \(isFolder.boolValue ? "folder" : "file")")
             }
             if !wantsFolder { _ = try SafetensorsFile(contentsOf: URL(fileURLWithPath: weights)) }
         }
-        if model.preset == .minilm {
+        if model.chosen.sizesComeFromFiles {
+            // A checkpoint folder's sizes: read now, with the other inputs.
             try model.checkTensorParallel(tp)
-            if reproducible {
-                let chunks = Reproducibility.chunkCount, c = try model.bertConfiguration()
-                if c.hidden % chunks != 0 || c.intermediate % chunks != 0 {
-                    throw ValidationError("--reproducible splits layers into \(chunks) chunks: hidden_size (\(c.hidden)) and intermediate_size (\(c.intermediate)) must be multiples of \(chunks)")
-                }
-            }
+            if reproducible { try model.chosen.checkReproducible(chunks: Reproducibility.chunkCount) }
         }
         let expected = try model.expectedInput()
         if let source = text ?? data {
             let (batches, names, truncated) = try read(text: text, data: data)
-            for (batch, name) in zip(batches, names) { try ModelOptions.checkInput(batch, expected: expected, file: name) }
+            for (batch, name) in zip(batches, names) { try expected.check(batch, file: name) }
             inputs.batches = batches
             inputs.batchNames = names
             inputs.truncated = truncated
@@ -68,7 +64,7 @@ extension Calibrate {
         }
         if evalText != nil || evalData != nil {
             let (batches, names, truncated) = try read(text: evalText, data: evalData)
-            for (batch, name) in zip(batches, names) { try ModelOptions.checkInput(batch, expected: expected, file: name) }
+            for (batch, name) in zip(batches, names) { try expected.check(batch, file: name) }
             inputs.evaluationBatches = batches
             inputs.truncated += truncated
         }
@@ -124,13 +120,8 @@ extension Calibrate {
                 set = EvaluationSet(batches: [all[all.count - 1]], source: "the last calibration batch (no data after --steps)")
                 set.warnings.append("the evaluation data is calibration data (no batches after --steps \(steps) and no --eval-data/--eval-text), so these figures may look better than on new data")
             }
-        } else if model.preset == .digits {
-            let digits = try ModelOptions.digits()
-            let starts = Array(stride(from: 0, to: digits.testLabels.count, by: 120))
-            set = EvaluationSet(
-                batches: starts.map { digits.testImages.gathering(rows: Array($0..<Swift.min($0 + 120, digits.testLabels.count))) },
-                labels: starts.map { Array(digits.testLabels[$0..<Swift.min($0 + 120, digits.testLabels.count)]) },
-                source: "the digits test split (360 images never used for calibration)")
+        } else if let bundled = try model.chosen.bundledEvaluation() {
+            set = EvaluationSet(batches: bundled.batches, labels: bundled.labels, source: bundled.source)
         } else {
             set = EvaluationSet(batches: try (0..<2).map { try model.syntheticBatch(seed: seed &+ 1, start: $0 * batchSize, count: batchSize) },
                                 source: "synthetic held-out batches (seed \(seed &+ 1))")

@@ -27,7 +27,8 @@ enum ExitStatus {
         switch error {
         case is ValidationError: return usage
         case is OutputFolder.Failure: return isUsage(error) ? usage : failure
-        case is InputDataError, is TensorFileError, is ConfigFileError, is CheckpointFailure, is TokenizerError,
+        case is ModelSettingsError: return usage
+        case is InputDataError, is ModelInputError, is TensorFileError, is ConfigFileError, is CheckpointFailure, is TokenizerError,
              is CalibrationData.Failure, is LayerError, is ReportFileError, is CheckpointError, is ShardManifest.Failure:
             return dataError
         case let quantization as QuantizationError:
@@ -61,7 +62,10 @@ extension ExitStatus {
     /// printed with `command`'s own usage line (64); any other error as `Error: message` with
     /// ``code(for:)``. MPI ranks other than 0 print nothing (rank 0 speaks for the job).
     static func running(_ command: ParsableCommand.Type, _ body: () throws -> Void) throws {
-        do { try body() } catch let error as ValidationError {
+        do {
+            // A model's refusal of its sizes is a usage error like ValidationError.
+            do { try body() } catch let error as ModelSettingsError { throw ValidationError(error.description) }
+        } catch let error as ValidationError {
             if !isQuietRank {
                 let usage = ShardQuantCommand.usageString(for: command)
                 let path = usage.split(separator: " ").prefix { !$0.hasPrefix("[") && !$0.hasPrefix("<") && !$0.hasPrefix("-") }

@@ -21,8 +21,9 @@ enum ExportedModel {
             throw ValidationError("\(provenance.path): not a shardquant.json (needs a \"model\" object with \"preset\")")
         }
         var arguments = ["--model", preset]
-        if ModelPreset(rawValue: preset) == .minilm {
-            // The output folder is itself a BERT folder: config.json (with quantization_config) and vocab.txt.
+        if ModelRegistry.definition(named: preset)?.weightsAreFolder == true {
+            // The output folder is itself the checkpoint folder (a BERT folder: config.json with
+            // quantization_config, vocab.txt).
             arguments += ["--weights", provenance.deletingLastPathComponent().path]
         }
         let flags = ["hidden": "--hidden", "heads": "--heads", "layers": "--layers", "ffn": "--ffn", "vocab": "--vocab", "seq": "--seq",
@@ -65,12 +66,6 @@ enum ExportedModel {
         return (try rebuild(options: options, seed: seed, scales: scales, checkpoint: checkpoint, file: file.path), options)
     }
 
-    /// The files of a Hugging Face / sentence-transformers BERT folder besides its weights and config.
-    static let bertCompanionFiles = [
-        "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "sentence_bert_config.json",
-        "modules.json", "config_sentence_transformers.json", "1_Pooling/config.json",
-    ]
-
     /// Writes the checkpoint formats into `folder`: `model.safetensors` + `config.json`
     /// (compressed-tensors), `shards/` for `tensorParallel` ranks, and `model.onnx` from `converted`
     /// (the single-process model rebuilt from the checkpoint); the three writers run concurrently.
@@ -79,7 +74,8 @@ enum ExportedModel {
                       tensorParallel: Int, to folder: URL) throws -> [String: Double] {
         let quantizable = converted.namedSublayers().filter { ["Linear", "Conv2D"].contains($0.layer.typeName) }
         let floatLayers = quantizable.map { (path: $0.path, type: $0.layer.typeName) }
-        let configData = try CompressedTensorsConfig.configFile(model: options.configDescription, layers: layers, floatLayers: floatLayers)
+        let definition = options.chosen
+        let configData = try CompressedTensorsConfig.configFile(model: definition.configDescription(), layers: layers, floatLayers: floatLayers)
         let version = ShardQuantCommand.configuration.version
         let writers: [(String, () throws -> Void)] = [
             ("safetensors", {
@@ -89,14 +85,11 @@ enum ExportedModel {
             ("shards", { try ShardManifest.write(checkpoint, count: tensorParallel, to: folder.appendingPathComponent("shards")) }),
             ("onnx", { try AtomicFile.write(try ONNXExporter.export(converted, producerVersion: version), to: folder.appendingPathComponent("model.onnx")) }),
         ]
-        if ModelPreset(rawValue: options.model) == .minilm {
-            // The tokenizer and sentence-transformers files, so the folder is a complete model.
-            let source = options.bertFolder
-            for name in Self.bertCompanionFiles where FileManager.default.fileExists(atPath: source.appendingPathComponent(name).path) {
-                let destination = folder.appendingPathComponent(name)
-                try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try AtomicFile.write(Data(contentsOf: source.appendingPathComponent(name)), to: destination)
-            }
+        // The checkpoint's companion files (a tokenizer), so the folder is a complete model.
+        for (source, name) in definition.companionFiles() {
+            let destination = folder.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try AtomicFile.write(Data(contentsOf: source), to: destination)
         }
         let results = ConcurrentResults(count: writers.count)
         let box = UncheckedBox(writers)  // each writer reads shared values only
@@ -125,27 +118,3 @@ private final class ConcurrentResults: @unchecked Sendable {
     func set(_ index: Int, _ result: Result<Double, Error>) { lock.withLock { slots[index] = result } }
     func get(_ index: Int) throws -> Double { try lock.withLock { slots[index] }!.get() }
 }
-
-extension ModelOptions {
-    /// The model part of `config.json`.
-    var configDescription: [String: Any] {
-        if ModelPreset(rawValue: model)! == .minilm {
-            // The checkpoint's own config.json, so the folder loads as the Hugging Face model it was.
-            var object = (try? Data(contentsOf: bertFolder.appendingPathComponent("config.json")))
-                .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
-            object["quantization_config"] = nil
-            return object
-        }
-        if ModelPreset(rawValue: model)! == .digits {
-            return ["architectures": ["ShardQuantDigitsClassifier"], "model_type": "shardquant_digits", "input_size": 64,
-                    "hidden_sizes": [DigitsClassifier.hidden.first, DigitsClassifier.hidden.second], "num_classes": 10]
-        }
-        return ModelPreset(rawValue: model)! == .gpt
-            ? ["architectures": ["ShardQuantGPT"], "model_type": "shardquant_gpt", "hidden_size": hidden, "num_attention_heads": heads,
-               "num_hidden_layers": layers, "intermediate_size": ffn, "vocab_size": vocab, "max_position_embeddings": seq,
-               "hidden_act": "gelu", "layer_norm_eps": 1e-5]
-            : ["architectures": ["MobileNetV1"], "model_type": "mobilenet_v1", "scale": Double(scale), "num_classes": 1000,
-               "image_size": imageSize]
-    }
-}
-

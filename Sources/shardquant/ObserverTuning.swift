@@ -18,5 +18,6 @@ struct ObserverTuning: ParsableArguments {
     }
 
     /// The registry's options.
-    var options: ObserverRegistry.Options { .init(bins: bins ?? 2048, percent: percent ?? 0.999, symmetric: !asymmetric) }
+    var options: ObserverRegistry.Options { .init(bins: bins ?? ObserverRegistry.Options.defaultBins, percent: percent ?? ObserverRegistry.Options.defaultPercent,
+                                                     symmetric: !asymmetric) }
 }

@@ -106,7 +106,7 @@ enum ReportMeasurement {
     /// affine `[(−qmax−1−z)·step, (qmax−z)·step]`.
     static func clipRange(_ scales: TensorScales?) -> (low: Float, high: Float)? {
         guard let scales, let threshold = scales.threshold.first else { return nil }
-        let qmax = Float((1 << (scales.bits - 1)) - 1)
+        let qmax = Float(quantizationMaximum(bits: scales.bits))
         if let step = scales.step?.first, let zero = scales.zeroPoint?.first {
             return ((-qmax - 1 - zero) * step, (qmax - zero) * step)
         }

@@ -33,7 +33,7 @@ struct HelpTests {
                      "--hidden", "--heads", "--layers", "--ffn", "--vocab", "--seq"] {
             #expect(calibrate.contains("  \(flag) ") || calibrate.contains("  \(flag)\n"), "calibrate --help lacks \(flag)")
         }
-        for preset in ModelPreset.allCases { #expect(calibrate.contains(preset.rawValue), "calibrate --help lacks preset \(preset.rawValue)") }
+        for preset in ModelRegistry.names { #expect(calibrate.contains(preset), "calibrate --help lacks preset \(preset)") }
         for output in ["scales.json", "shardquant.json", "model.safetensors", "config.json", "shards/", "model.onnx", "report.json", "report.html"] {
             #expect(calibrate.contains(output))
         }

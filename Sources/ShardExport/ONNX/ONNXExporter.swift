@@ -1,7 +1,6 @@
 import Foundation
 import ShardDistributed
 import SwiftProtobuf
-import ShardModels
 import ShardNN
 import ShardQuant
 import ShardTensor
@@ -34,39 +33,19 @@ public enum ONNXExportError: Error, CustomStringConvertible, Equatable {
 ///
 /// The opset is the lowest the graph needs: 13, 17 with LayerNormalization, 21 with INT4.
 public enum ONNXExporter {
-    /// The serialized `ModelProto` of `model` (MobileNetV1 or GPT, converted, single-process).
+    /// The serialized `ModelProto` of `model` (converted, single-process): any ``GraphModel``,
+    /// which describes its own graph through ``GraphWriter``.
     public static func export(_ model: Layer, producerVersion: String) throws -> Data {
         var builder = ONNXGraphBuilder()
-        let input: ONNXValue, outputName: String, outputDimensions: [ONNXValue.Dimension]
-        switch model {
-        case let network as MobileNetV1:
-            input = ONNXValue(name: builder.fresh("image"), elementType: .float,
-                              dimensions: [.symbolic("batch"), .fixed(3), .symbolic("height"), .symbolic("width")])
-            var x = try emit(network[sublayer: "conv1"], path: "conv1", input: input.name, into: &builder)
-            for (name, _, _, _, _, _) in MobileNetV1.blocks {
-                x = try emit(network[sublayer: name], path: name, input: x, into: &builder)
-            }
-            x = try emit(network[sublayer: "pool2d_avg"], path: "pool2d_avg", input: x, into: &builder)
-            x = builder.node("Flatten", [x], name: "flatten", attributes: [ONNXAttribute.int("axis", 1)])
-            outputName = try emit(network[sublayer: "fc"], path: "fc", input: x, into: &builder)
-            outputDimensions = [.symbolic("batch"), .fixed(network.numClasses)]
-        case let network as GPT:
-            input = ONNXValue(name: builder.fresh("input_ids"), elementType: .int64, dimensions: [.symbolic("batch"), .symbolic("sequence")])
-            outputName = try emitGPT(network, input: input.name, into: &builder)
-            outputDimensions = [.symbolic("batch"), .symbolic("sequence"), .fixed(network.configuration.vocabulary)]
-        case let network as BERT:
-            input = ONNXValue(name: builder.fresh("input_ids"), elementType: .int64, dimensions: [.symbolic("batch"), .symbolic("sequence")])
-            outputName = try emitBERT(network, input: input.name, into: &builder)
-            outputDimensions = network.output == .hiddenStates
-                ? [.symbolic("batch"), .symbolic("sequence"), .fixed(network.configuration.hidden)]
-                : [.symbolic("batch"), .fixed(network.configuration.hidden)]
-        case let network as DigitsClassifier:
-            input = ONNXValue(name: builder.fresh("image"), elementType: .float, dimensions: [.symbolic("batch"), .fixed(64)])
-            outputName = try emit(network, path: "", input: input.name, into: &builder)
-            outputDimensions = [.symbolic("batch"), .fixed(10)]
-        default:
-            throw ONNXExportError.unsupportedLayer(path: "", type: model.typeName)
+        guard let network = model as? GraphModel else { throw ONNXExportError.unsupportedLayer(path: "", type: model.typeName) }
+        let described = network.graphInput
+        let input = ONNXValue(name: builder.fresh(described.name), elementType: described.elementType == .int64 ? .int64 : .float,
+                              dimensions: described.dimensions.map(ONNXValue.Dimension.init))
+        let outputName: String
+        do { outputName = try network.describeGraph(path: "", input: input.name, into: &builder) } catch let GraphDescriptionError.unsupportedLayer(path, type) {
+            throw ONNXExportError.unsupportedLayer(path: path, type: type)
         }
+        let outputDimensions = network.graphOutputDimensions.map(ONNXValue.Dimension.init)
         var graph = Onnx_GraphProto()
         graph.name = model.typeName
         graph.node = builder.nodes
@@ -96,6 +75,8 @@ public enum ONNXExporter {
         switch layer {
         case let quanted as ConvertibleQuantedLayer:
             return try emitQuanted(quanted, path: path, input: input, into: &builder)
+        case let composite as GraphDescribing:
+            return try composite.describeGraph(path: path, input: input, into: &builder)
         case let convolution as Conv2D:
             let weight = builder.constant(name + ".weight", floats: convolution.weight.scalars, shape: convolution.weight.shape)
             let bias = convolution.bias.map { builder.constant(name + ".bias", floats: $0.scalars, shape: $0.shape) }
@@ -139,7 +120,7 @@ public enum ONNXExporter {
         case let embedding as Embedding:
             let table = embedding.parameter("weight")
             return builder.node("Gather", [builder.constant(name + ".weight", floats: table.scalars, shape: table.shape), input], name: name)
-        case is Sequential, is DepthwiseSeparable:
+        case is Sequential:
             var x = input
             for (child, sublayer) in layer.sublayers {
                 x = try emit(sublayer, path: path.isEmpty ? child : path + "." + child, input: x, into: &builder)
@@ -178,7 +159,7 @@ public enum ONNXExporter {
 
     /// `QuantizeLinear → [Clip] → DequantizeLinear` with the per-tensor step and zero point.
     static func quantizeDequantize(_ input: String, _ quantizer: LinearQuanterDequanter, name: String, into builder: inout ONNXGraphBuilder) -> String {
-        let qmax = Float((1 << (quantizer.bits - 1)) - 1)
+        let qmax = Float(quantizationMaximum(bits: quantizer.bits))
         let step = quantizer.zeroPoints == nil ? quantizer.thresholds[0] / qmax : quantizer.thresholds[0]
         let zero = Int8(quantizer.zeroPoints?[0] ?? 0)
         let scale = builder.constant(name + ".scale", floats: [step], shape: [])
@@ -220,138 +201,5 @@ public enum ONNXExporter {
             ONNXAttribute.ints("dilations", [geometry.dilation.height, geometry.dilation.width]),
             ONNXAttribute.int("group", groups),
         ])
-    }
-
-    /// Positions 0..<S: the first S rows of a position table (constant `name.weight`), S read from
-    /// the token ids' second axis (node `sequence_length`). Returns the rows and S.
-    static func positionRows(_ table: Tensor, name: String, input: String, into builder: inout ONNXGraphBuilder) -> (rows: String, sequence: String) {
-        let sequence = builder.node("Shape", [input], name: "sequence_length", attributes: [ONNXAttribute.int("start", 1), ONNXAttribute.int("end", 2)])
-        let zero = builder.constant("zero", int64s: [0], shape: [1])
-        let positionTable = builder.constant(name + ".weight", floats: table.scalars, shape: table.shape)
-        return (builder.node("Slice", [positionTable, zero, sequence, zero], name: name), sequence)
-    }
-
-    // MARK: - GPT
-
-    static func emitGPT(_ network: GPT, input: String, into builder: inout ONNXGraphBuilder) throws -> String {
-        builder.require(opset: 17)
-        let c = network.configuration
-        let embeddings = network[sublayer: "embeddings"]
-        let word = try emit(embeddings[sublayer: "word"], path: "embeddings.word", input: input, into: &builder)
-        let (positions, sequence) = positionRows(embeddings[sublayer: "position"].parameter("weight"), name: "embeddings.position",
-                                                 input: input, into: &builder)
-        var x = builder.node("Add", [word, positions], name: "embeddings")
-        // Causal mask: 0 on and below the diagonal, −∞ above, cut to [S, S].
-        var mask = [Float](repeating: 0, count: c.maxSequence * c.maxSequence)
-        for i in 0..<c.maxSequence { for j in (i + 1)..<max(c.maxSequence, i + 1) { mask[i * c.maxSequence + j] = -.infinity } }
-        let fullMask = builder.constant("causal_mask.full", floats: mask, shape: [c.maxSequence, c.maxSequence])
-        let ends = builder.node("Concat", [sequence, sequence], name: "causal_mask.ends", attributes: [ONNXAttribute.int("axis", 0)])
-        let zeros = builder.constant("causal_mask.starts", int64s: [0, 0], shape: [2])
-        let causalMask = builder.node("Slice", [fullMask, zeros, ends], name: "causal_mask")
-        for (index, block) in network[sublayer: "blocks"].sublayers {
-            let prefix = "blocks.\(index)"
-            let normalized1 = try emit(block[sublayer: "norm1"], path: prefix + ".norm1", input: x, into: &builder)
-            guard let attention = block[sublayer: "attention"] as? MultiHeadAttention else {
-                throw ONNXExportError.unsupportedLayer(path: prefix + ".attention", type: block[sublayer: "attention"].typeName)
-            }
-            let attended = try emitAttention(
-                projections: attention, projectionsPath: prefix + ".attention", output: attention[sublayer: "output"],
-                outputPath: prefix + ".attention.output", heads: attention.headCount, width: attention.headDimension,
-                input: normalized1, mask: causalMask, into: &builder)
-            x = builder.node("Add", [x, attended], name: prefix + ".residual1")
-            let normalized2 = try emit(block[sublayer: "norm2"], path: prefix + ".norm2", input: x, into: &builder)
-            let fed = try emit(block[sublayer: "ffn"], path: prefix + ".ffn", input: normalized2, into: &builder)
-            x = builder.node("Add", [x, fed], name: prefix + ".residual2")
-        }
-        x = try emit(network[sublayer: "norm"], path: "norm", input: x, into: &builder)
-        return try emit(network[sublayer: "head"], path: "head", input: x, into: &builder)
-    }
-
-    /// Multi-head attention from the `query`, `key`, `value` sublayers of `projections` and the
-    /// `output` layer; `mask` (when given) is added to the scaled scores before the softmax.
-    static func emitAttention(projections: Layer, projectionsPath path: String, output: Layer, outputPath: String, heads: Int, width: Int,
-                              input: String, mask: String?, into builder: inout ONNXGraphBuilder) throws -> String {
-        let splitShape = builder.constant(path + ".split_shape", int64s: [0, 0, Int64(heads), Int64(width)], shape: [4])
-        func projected(_ name: String, permutation: [Int]) throws -> String {
-            let value = try emit(projections[sublayer: name], path: path + "." + name, input: input, into: &builder)
-            let split = builder.node("Reshape", [value, splitShape], name: path + "." + name + ".heads")
-            return builder.node("Transpose", [split], name: path + "." + name + ".transposed", attributes: [ONNXAttribute.ints("perm", permutation)])
-        }
-        let query = try projected("query", permutation: [0, 2, 1, 3])      // [B, h, S, d]
-        let key = try projected("key", permutation: [0, 2, 3, 1])          // [B, h, d, S]
-        let value = try projected("value", permutation: [0, 2, 1, 3])      // [B, h, S, d]
-        let scores = builder.node("MatMul", [query, key], name: path + ".scores")
-        let scale = builder.constant(path + ".scale", floats: [1 / Float(width).squareRoot()], shape: [])
-        var logits = builder.node("Mul", [scores, scale], name: path + ".scaled_scores")
-        if let mask { logits = builder.node("Add", [logits, mask], name: path + ".masked_scores") }
-        let weights = builder.node("Softmax", [logits], name: path + ".weights", attributes: [ONNXAttribute.int("axis", -1)])
-        let context = builder.node("MatMul", [weights, value], name: path + ".context")
-        let merged = builder.node("Transpose", [context], name: path + ".context_transposed", attributes: [ONNXAttribute.ints("perm", [0, 2, 1, 3])])
-        let mergedShape = builder.constant(path + ".merged_shape", int64s: [0, 0, Int64(heads * width)], shape: [3])
-        let flat = builder.node("Reshape", [merged, mergedShape], name: path + ".merged")
-        return try emit(output, path: outputPath, input: flat, into: &builder)
-    }
-
-    // MARK: - BERT
-
-    /// The encoder with Hugging Face's node names; the key mask is `−∞` where `input_ids` equals
-    /// `pad_token_id` (shape `[B, 1, 1, S]`), and the sentence embedding is the masked mean over
-    /// the sequence divided by `max(‖·‖₂, 10⁻¹²)`, as ``BERT`` computes them.
-    static func emitBERT(_ network: BERT, input: String, into builder: inout ONNXGraphBuilder) throws -> String {
-        builder.require(opset: 17)
-        let c = network.configuration
-        let embeddings = network[sublayer: "embeddings"]
-        let word = try emit(embeddings[sublayer: "word_embeddings"], path: "embeddings.word_embeddings", input: input, into: &builder)
-        let (positions, _) = positionRows(embeddings[sublayer: "position_embeddings"].parameter("weight"),
-                                          name: "embeddings.position_embeddings", input: input, into: &builder)
-        let typeRow = embeddings[sublayer: "token_type_embeddings"].parameter("weight").slice(axis: 0, start: 0, end: 1)
-        let tokenType = builder.constant("embeddings.token_type_embeddings.row0", floats: typeRow.scalars, shape: [c.hidden])
-        var x = builder.node("Add", [word, positions], name: "embeddings.sum")
-        x = builder.node("Add", [x, tokenType], name: "embeddings.sum_types")
-        x = try emit(embeddings[sublayer: "LayerNorm"], path: "embeddings.LayerNorm", input: x, into: &builder)
-        // Mask: 1 where the id is not padding; −∞ added to the scores of padded keys.
-        let padding = builder.constant("pad_token_id", int64s: [Int64(c.paddingID)], shape: [])
-        let isPadding = builder.node("Equal", [input, padding], name: "attention_mask.is_padding")
-        let keep = builder.node("Not", [isPadding], name: "attention_mask.keep")
-        let mask = builder.node("Cast", [keep], name: "attention_mask", attributes: [ONNXAttribute.int("to", 1)])  // FLOAT
-        let negative = builder.constant("attention_mask.minus_infinity", floats: [-.infinity], shape: [])
-        let nothing = builder.constant("attention_mask.zero", floats: [0], shape: [])
-        let additive = builder.node("Where", [isPadding, negative, nothing], name: "attention_mask.additive")
-        let keyMask = builder.node("Unsqueeze", [additive, builder.constant("attention_mask.axes", int64s: [1, 2], shape: [2])],
-                                   name: "attention_mask.keys")
-        for (index, layer) in network[sublayer: "encoder"][sublayer: "layer"].sublayers {
-            guard let block = layer as? BERTLayer else {
-                throw ONNXExportError.unsupportedLayer(path: "encoder.layer.\(index)", type: layer.typeName)
-            }
-            let prefix = "encoder.layer.\(index)"
-            let attention = block[sublayer: "attention"]
-            let attended = try emitAttention(
-                projections: attention[sublayer: "self"], projectionsPath: prefix + ".attention.self",
-                output: attention[sublayer: "output"][sublayer: "dense"], outputPath: prefix + ".attention.output.dense",
-                heads: block.headCount, width: block.headDimension, input: x, mask: keyMask, into: &builder)
-            x = builder.node("Add", [x, attended], name: prefix + ".attention.output.residual")
-            x = try emit(attention[sublayer: "output"][sublayer: "LayerNorm"], path: prefix + ".attention.output.LayerNorm", input: x, into: &builder)
-            let intermediate = block[sublayer: "intermediate"]
-            var h = try emit(intermediate[sublayer: "dense"], path: prefix + ".intermediate.dense", input: x, into: &builder)
-            h = try emit(intermediate[sublayer: "activation"], path: prefix + ".intermediate.activation", input: h, into: &builder)
-            let output = block[sublayer: "output"]
-            h = try emit(output[sublayer: "dense"], path: prefix + ".output.dense", input: h, into: &builder)
-            x = builder.node("Add", [x, h], name: prefix + ".output.residual")
-            x = try emit(output[sublayer: "LayerNorm"], path: prefix + ".output.LayerNorm", input: x, into: &builder)
-        }
-        guard network.output == .sentenceEmbedding else { return x }
-        let axis = builder.constant("pooling.axis", int64s: [1], shape: [1])
-        let weights = builder.node("Unsqueeze", [mask, builder.constant("pooling.feature_axis", int64s: [2], shape: [1])], name: "pooling.weights")
-        let masked = builder.node("Mul", [x, weights], name: "pooling.masked")
-        let sum = builder.node("ReduceSum", [masked, axis], name: "pooling.sum", attributes: [ONNXAttribute.int("keepdims", 0)])
-        let count = builder.node("ReduceSum", [weights, axis], name: "pooling.count", attributes: [ONNXAttribute.int("keepdims", 0)])
-        let clamped = builder.node("Max", [count, builder.constant("pooling.minimum_count", floats: [1e-9], shape: [])], name: "pooling.count_clamped")
-        let mean = builder.node("Div", [sum, clamped], name: "pooling.mean")
-        // √(Σ mean²) with ReduceSum (its axes are an input from opset 13; ReduceL2's only from 18).
-        let squares = builder.node("Mul", [mean, mean], name: "normalize.squares")
-        let squareSum = builder.node("ReduceSum", [squares, axis], name: "normalize.square_sum", attributes: [ONNXAttribute.int("keepdims", 1)])
-        let norm = builder.node("Sqrt", [squareSum], name: "normalize.norm")
-        let clampedNorm = builder.node("Max", [norm, builder.constant("normalize.minimum_norm", floats: [1e-12], shape: [])], name: "normalize.norm_clamped")
-        return builder.node("Div", [mean, clampedNorm], name: "sentence_embedding")
     }
 }

@@ -1,9 +1,11 @@
 import Foundation
+import ShardNN
 import SwiftProtobuf
 import ShardTensor
 
-/// Accumulates the nodes and initializers of an ONNX graph with fresh value names.
-struct ONNXGraphBuilder {
+/// Accumulates the nodes and initializers of an ONNX graph with fresh value names; layers that
+/// describe themselves (``GraphDescribing``) write into it through ``GraphWriter``.
+struct ONNXGraphBuilder: GraphWriter {
     private(set) var nodes: [Onnx_NodeProto] = []
     private(set) var initializers: [Onnx_TensorProto] = []
     private var usedNames: Set<String> = []
@@ -24,16 +26,20 @@ struct ONNXGraphBuilder {
 
     mutating func require(opset version: Int64) { opset = max(opset, version) }
 
+    mutating func emit(_ layer: Layer, path: String, input: String) throws -> String {
+        try ONNXExporter.emit(layer, path: path, input: input, into: &self)
+    }
+
     /// Adds a node with one output, named from `name`; returns that output.
     @discardableResult
-    mutating func node(_ op: String, _ inputs: [String], name: String, attributes: [Onnx_AttributeProto] = []) -> String {
+    mutating func node(_ op: String, _ inputs: [String], name: String, attributes: [GraphAttribute] = []) -> String {
         let output = fresh(name)
         var node = Onnx_NodeProto()
         node.opType = op
         node.input = inputs
         node.output = [output]
         node.name = output
-        node.attribute = attributes
+        node.attribute = attributes.map(ONNXAttribute.proto)
         nodes.append(node)
         return output
     }
@@ -75,30 +81,29 @@ struct ONNXGraphBuilder {
     }
 }
 
-/// Attribute constructors.
+/// Attribute constructors (ShardNN's ``GraphAttribute``) and their ONNX form.
 enum ONNXAttribute {
-    static func int(_ name: String, _ value: Int) -> Onnx_AttributeProto {
-        var attribute = Onnx_AttributeProto()
-        attribute.name = name
-        attribute.type = .int
-        attribute.i = Int64(value)
-        return attribute
-    }
+    static func int(_ name: String, _ value: Int) -> GraphAttribute { .int(name, value) }
+    static func ints(_ name: String, _ values: [Int]) -> GraphAttribute { .ints(name, values) }
+    static func float(_ name: String, _ value: Float) -> GraphAttribute { .float(name, value) }
 
-    static func ints(_ name: String, _ values: [Int]) -> Onnx_AttributeProto {
-        var attribute = Onnx_AttributeProto()
-        attribute.name = name
-        attribute.type = .ints
-        attribute.ints = values.map(Int64.init)
-        return attribute
-    }
-
-    static func float(_ name: String, _ value: Float) -> Onnx_AttributeProto {
-        var attribute = Onnx_AttributeProto()
-        attribute.name = name
-        attribute.type = .float
-        attribute.f = value
-        return attribute
+    static func proto(_ attribute: GraphAttribute) -> Onnx_AttributeProto {
+        var proto = Onnx_AttributeProto()
+        switch attribute {
+        case .int(let name, let value):
+            proto.name = name
+            proto.type = .int
+            proto.i = Int64(value)
+        case .ints(let name, let values):
+            proto.name = name
+            proto.type = .ints
+            proto.ints = values.map(Int64.init)
+        case .float(let name, let value):
+            proto.name = name
+            proto.type = .float
+            proto.f = value
+        }
+        return proto
     }
 }
 
@@ -141,4 +146,14 @@ public struct ONNXValue: Sendable {
 public enum ONNXElementType: Int, Sendable {
     case float = 1
     case int64 = 7
+}
+
+extension ONNXValue.Dimension {
+    /// A layer's graph dimension in ONNX's form.
+    init(_ dimension: GraphDimension) {
+        switch dimension {
+        case .fixed(let value): self = .fixed(value)
+        case .symbolic(let name): self = .symbolic(name)
+        }
+    }
 }

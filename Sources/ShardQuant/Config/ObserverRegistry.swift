@@ -8,10 +8,15 @@ public enum ObserverRegistry {
 
     /// The arguments an observer can take beyond its bit width.
     public struct Options: Sendable {
-        public var bins: Int = 2048
-        public var percent: Double = 0.999
+        /// Histogram bins of hist and kl when none are given (PaddleSlim's `bins_count`).
+        public static let defaultBins = 2048
+        /// The hist observer's percentile when none is given (PaddleSlim's `percent`).
+        public static let defaultPercent = 0.999
+
+        public var bins: Int = Options.defaultBins
+        public var percent: Double = Options.defaultPercent
         public var symmetric: Bool = true
-        public init(bins: Int = 2048, percent: Double = 0.999, symmetric: Bool = true) {
+        public init(bins: Int = Options.defaultBins, percent: Double = Options.defaultPercent, symmetric: Bool = true) {
             self.bins = bins
             self.percent = percent
             self.symmetric = symmetric

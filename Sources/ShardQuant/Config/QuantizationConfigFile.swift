@@ -57,7 +57,8 @@ public struct QuantizationConfigFile: Sendable {
 
         /// The command line's defaults: abs_max activations, per-channel abs_max weights, 8 bits.
         public static let defaults = Settings(observer: "abs_max", weightObserver: "abs_max_channel_wise", bits: 8,
-                                              bins: 2048, percent: 0.999, asymmetric: false)
+                                              bins: ObserverRegistry.Options.defaultBins, percent: ObserverRegistry.Options.defaultPercent,
+                                              asymmetric: false)
 
         /// These settings with every field that `other` sets replaced by `other`'s. A rule that
         /// sets `bits` also replaces the inherited per-role widths it does not set itself.
@@ -81,7 +82,8 @@ public struct QuantizationConfigFile: Sendable {
         var effectiveActivationBits: Int { activationBits ?? bits ?? 8 }
         var effectiveWeightBits: Int { weightBits ?? bits ?? 8 }
         var options: ObserverRegistry.Options {
-            .init(bins: bins ?? 2048, percent: percent ?? 0.999, symmetric: !(asymmetric ?? false))
+            .init(bins: bins ?? ObserverRegistry.Options.defaultBins, percent: percent ?? ObserverRegistry.Options.defaultPercent,
+                  symmetric: !(asymmetric ?? false))
         }
     }
 

@@ -37,7 +37,7 @@ public final class LinearQuanterDequanter: Layer {
     }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        let qmax = Float((1 << (bits - 1)) - 1)
+        let qmax = Float(quantizationMaximum(bits: bits))
         // ONNX QuantizeLinear/DequantizeLinear arithmetic (per tensor): q = clip(round(x / s) + z),
         // y = (q − z) · s with the Float32 step s = T / qmax, so that a QDQ graph reproduces this
         // layer exactly (Paddle's x · (1/T) · qmax can round the other way at a tie).

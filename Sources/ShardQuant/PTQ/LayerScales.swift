@@ -51,7 +51,7 @@ extension PTQ {
         var result: [LayerScales] = []
         func tensorScales(_ layer: Layer?) -> TensorScales? {
             func asymmetric(_ steps: [Float], _ zeros: [Float], bits: Int) -> [Float] {
-                let qmax = Float((1 << (bits - 1)) - 1)
+                let qmax = Float(quantizationMaximum(bits: bits))
                 return zip(steps, zeros).map { step, zero in Swift.max(Swift.abs((-qmax - 1 - zero) * step), Swift.abs((qmax - zero) * step)) }
             }
             if let qdq = layer as? LinearQuanterDequanter {
