@@ -110,12 +110,16 @@ let package = Package(
             path: "Tests/MPIChecks"
         ),
 
-        .testTarget(name: "ShardTensorTests", dependencies: ["ShardTensor"], exclude: ["Fixtures"]),
+        // Shared by the test targets: expectClose and the built `shardquant` product.
+        .target(name: "ShardTestSupport", dependencies: ["ShardTensor"], path: "Tests/ShardTestSupport"),
+        .testTarget(name: "ShardTensorTests", dependencies: ["ShardTensor", "ShardTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardDistributedTests", dependencies: ["ShardDistributed", "ShardNN", "ShardTensor"]),
         .testTarget(name: "ShardExportTests", dependencies: ["ShardExport", "ShardQuant", "ShardModels", "ShardDistributed"]),
         .testTarget(name: "ShardNNTests", dependencies: ["ShardNN", "ShardTensor"]),
-        .testTarget(name: "ShardTrainTests", dependencies: ["ShardTrain", "ShardNN", "ShardTensor", "ShardDistributed"]),
-        .testTarget(name: "ShardQuantTests", dependencies: ["ShardQuant", "ShardModels", "ShardDistributed", "ShardTrain", "ShardExport"], exclude: ["Fixtures"]),
+        .testTarget(name: "ShardTrainTests", dependencies: ["ShardTrain", "ShardNN", "ShardTensor", "ShardDistributed", "ShardTestSupport"]),
+        // Depends on the `shardquant` product, so the CLI tests run the binary of this build.
+        .testTarget(name: "ShardQuantTests", dependencies: ["ShardQuant", "ShardModels", "ShardDistributed", "ShardTrain", "ShardExport",
+                                                           "ShardTestSupport", "shardquant"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardModelsTests", dependencies: ["ShardModels", "ShardNN", "ShardTensor", "ShardDistributed"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardTextTests", dependencies: ["ShardText"], exclude: ["Fixtures"]),
     ],

@@ -1,4 +1,5 @@
 import Foundation
+import ShardTensor
 
 /// N ranks as threads of one process, for testing multi-rank logic under `swift test`.
 ///
@@ -185,8 +186,10 @@ public enum ThreadGroup {
         precondition(size > 0, "a thread group needs at least one rank")
         let room = ExchangeRoom(size: size)
         let results = ResultSlots<Result>(size: size)
+        // Every rank runs in the caller's execution context (reproducible mode, threads).
+        let context = ExecutionContext.current
         let threads = (0..<size).map { rank in
-            Thread {
+            Thread { ExecutionContext.with(context) {
                 let communicator = ThreadGroupCommunicator(rank: rank, room: room) { message in
                     results.set(rank, .failure(CommunicatorError(operation: "abort", message: message)))
                     results.finish()
@@ -198,7 +201,7 @@ public enum ThreadGroup {
                     room.fail(rank: rank, message: "\(error)")
                 }
                 results.finish()
-            }
+            } }
         }
         for thread in threads {
             thread.stackSize = 16 << 20

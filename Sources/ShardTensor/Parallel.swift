@@ -6,15 +6,8 @@ import Foundation
 /// BLAS calls are threaded by OpenBLAS itself (`OPENBLAS_NUM_THREADS`). Under `mpirun`, where each
 /// rank should use one core, set `SHARDQUANT_NUM_THREADS=1` (the launcher does).
 public enum Parallelism {
-    nonisolated(unsafe) private static var configured: Int = {
-        if let text = ProcessInfo.processInfo.environment["SHARDQUANT_NUM_THREADS"], let value = Int(text), value > 0 {
-            return value
-        }
-        return ProcessInfo.processInfo.activeProcessorCount
-    }()
-
-    /// The number of threads; at least 1.
-    public static var threadCount: Int { configured }
+    /// The number of threads of the running scope (``ExecutionContext/current``); at least 1.
+    public static var threadCount: Int { ExecutionContext.current.threadCount }
 
     /// Runs `body(index)` for every index in `0..<count`, spread over ``threadCount`` threads in
     /// contiguous ranges; returns when all are done. `body` must only write disjoint memory.
@@ -24,11 +17,6 @@ public enum Parallelism {
         }
     }
 
-    /// Sets the number of threads (call before any kernel runs, not concurrently with one).
-    public static func setThreadCount(_ count: Int) {
-        precondition(count >= 1, "thread count \(count) < 1")
-        configured = count
-    }
 }
 
 /// Runs `body(range)` over `0..<count` split into at most `Parallelism.threadCount` contiguous

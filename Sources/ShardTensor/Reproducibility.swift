@@ -10,15 +10,12 @@ public enum Reproducibility {
     /// The fixed number of chunks; T ∈ {1, 2, 3, 4, 6, 12} divide it.
     public static let chunkCount = 12
 
-    nonisolated(unsafe) private static var enabled = false
+    /// Whether reproducible mode is on in the running scope (``ExecutionContext/current``).
+    public static var isEnabled: Bool { ExecutionContext.current.isReproducible }
 
-    /// Whether reproducible mode is on.
-    public static var isEnabled: Bool { enabled }
-
-    /// Turns reproducible mode on or off (before any model runs; not concurrently with kernels).
-    public static func setEnabled(_ value: Bool) {
-        enabled = value
-        if value { Parallelism.setThreadCount(1) }
+    /// Runs `body` with reproducible mode on (one kernel thread) or off.
+    public static func with<Result>(_ enabled: Bool, _ body: () throws -> Result) rethrows -> Result {
+        try ExecutionContext.with(ExecutionContext.current.reproducible(enabled), body)
     }
 }
 

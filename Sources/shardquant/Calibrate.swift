@@ -204,13 +204,13 @@ struct Calibrate: ParsableCommand {
         return try describe(world)
     }
 
-    func run() throws { try ExitStatus.running(Self.self) { try execute() } }
+    /// Runs the job in its execution context (`--reproducible`: fixed GEMM shapes, one kernel thread).
+    func run() throws { try ExitStatus.running(Self.self) { try Reproducibility.with(reproducible) { try execute() } } }
 
 
     private func execute() throws {
         let start = DispatchTime.now().uptimeNanoseconds
         OutputFolder.installInterruptCleanup()
-        if reproducible { Reproducibility.setEnabled(true) }
         let world: Communicator = MPICommunicator.isLaunchedByMPI ? try MPICommunicator.world() : SingleProcessCommunicator()
         if dryRun {
             let dataParallel = dp ?? Swift.max(world.size / tp, 1)

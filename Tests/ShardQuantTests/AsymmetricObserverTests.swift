@@ -1,5 +1,6 @@
 import Foundation
 import ShardQuant
+import ShardTestSupport
 import Testing
 
 /// The asymmetric (affine) forms of the abs_max and mse observers: a step and a zero point over the

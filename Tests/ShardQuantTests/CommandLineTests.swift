@@ -1,40 +1,8 @@
 import Foundation
 import ShardQuant
 import ShardTensor
+import ShardTestSupport
 import Testing
-
-/// Runs the built `shardquant` executable (launch/test builds it before `swift test`).
-enum ShardQuantExecutable {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    static var executable: URL {
-        for configuration in ["debug", "release"] {
-            let candidate = root.appendingPathComponent(".build/\(configuration)/shardquant")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        }
-        return root.appendingPathComponent(".build/debug/shardquant")
-    }
-
-    /// (exit code, standard output, standard error)
-    static func run(_ arguments: [String], in folder: URL? = nil) throws -> (Int32, String, String) {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.currentDirectoryURL = folder
-        let output = Pipe(), error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
-    }
-
-    static func temporaryFolder() -> URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("shardquant-test-\(UUID().uuidString)")
-    }
-}
 
 @Suite("shardquant command line")
 struct CommandLineTests {

@@ -1,6 +1,7 @@
 import Foundation
 import ShardModels
 import ShardQuant
+import ShardTestSupport
 import Testing
 
 @Suite("shardquant help")

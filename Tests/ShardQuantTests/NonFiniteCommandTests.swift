@@ -2,6 +2,7 @@ import Foundation
 import ShardExport
 import ShardModels
 import ShardQuant
+import ShardTestSupport
 import Testing
 
 @Suite("calibrate --nonfinite")

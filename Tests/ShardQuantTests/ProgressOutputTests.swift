@@ -1,4 +1,5 @@
 import Foundation
+import ShardTestSupport
 import Testing
 
 @Suite("calibrate progress output")

@@ -3,6 +3,7 @@ import Foundation
 import FoundationXML
 #endif
 import ShardExport
+import ShardTestSupport
 import Testing
 
 /// The elements of report.html that the checks read, collected by an XML parse (the page is

@@ -102,6 +102,23 @@ struct TensorParallelPTQTests {
         }
     }
 
+    @Test("reproducible mode in process: thresholds and the converted output bit-identical at every (T, D)",
+          arguments: [("hist", "abs_max_channel_wise"), ("mse", "mse_channel_wise"), ("avg", "abs_max_channel_wise")])
+    func reproducible(_ observer: String, _ weight: String) throws {
+        // The mode is a context value bound to this test's scope (and handed to every rank's
+        // thread), so the tests running beside it keep the default mode.
+        try Reproducibility.with(true) {
+            #expect(Reproducibility.isEnabled && Parallelism.threadCount == 1)
+            let (reference, referenceOutput) = try Self.calibrate(tp: 1, dp: 1, observer: observer, weight: weight)
+            for (tp, dp) in [(2, 1), (3, 1), (4, 1), (1, 2), (2, 2)] {
+                let (scales, output) = try Self.calibrate(tp: tp, dp: dp, observer: observer, weight: weight)
+                #expect(scales == reference, "layers at T=\(tp) D=\(dp)")
+                #expect(output == referenceOutput, "converted output at T=\(tp) D=\(dp)")
+            }
+        }
+        #expect(!Reproducibility.isEnabled, "the mode ends with its scope")
+    }
+
     @Test("rank-0 assembly: gathered Int8 weights equal the single-process conversion", arguments: [2, 4])
     func assembly(size: Int) throws {
         let single = GPT(smallGPT, seed: 3, factory: ParallelLinearFactory(group: SingleProcessCommunicator()))

@@ -2,6 +2,7 @@ import Foundation
 import ShardDistributed
 import ShardNN
 import ShardTensor
+import ShardTestSupport
 import Testing
 @testable import ShardTrain
 
@@ -177,7 +178,7 @@ struct ParallelBackwardTests {
             return [gradient, model[sublayer: "0"].gradients["weight"]!, model[sublayer: "0"].gradients["bias"]!,
                     model[sublayer: "2"].gradients["weight"]!, model[sublayer: "2"].gradients["bias"]!]
         }
-        func close(_ a: Tensor, _ b: Tensor) -> Bool { a.shape == b.shape && zip(a.scalars, b.scalars).allSatisfy { abs($0 - $1) <= 1e-5 } }
+        func close(_ a: Tensor, _ b: Tensor) -> Bool { isClose(a, b, absolute: 1e-5) }
         let width = 6 / size
         for (rank, result) in results.enumerated() {
             #expect(close(result[0], dx))

@@ -2,6 +2,7 @@ import Foundation
 import ShardDistributed
 import ShardNN
 import ShardTensor
+import ShardTestSupport
 import Testing
 @testable import ShardTrain
 
@@ -62,7 +63,7 @@ struct DataParallelTests {
             try DataParallel.allReduceGradients(norm, group: group)
             return [output, gradient, norm.gradients["weight"]!, norm.gradients["bias"]!, norm.buffer("_mean"), norm.buffer("_variance")]
         }
-        func close(_ a: Tensor, _ b: Tensor) -> Bool { zip(a.scalars, b.scalars).allSatisfy { abs($0 - $1) <= 1e-5 } }
+        func close(_ a: Tensor, _ b: Tensor) -> Bool { isClose(a, b, absolute: 1e-5) }
         for (rank, result) in results.enumerated() {
             #expect(close(result[0], y.slice(axis: 0, start: 2 * rank, end: 2 * rank + 2)))
             #expect(close(result[1], dx.slice(axis: 0, start: 2 * rank, end: 2 * rank + 2)))
