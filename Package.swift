@@ -14,8 +14,10 @@ let package = Package(
         .library(name: "ShardQuant", targets: ["ShardQuant"]),
         .library(name: "ShardTrain", targets: ["ShardTrain"]),
         .library(name: "ShardExport", targets: ["ShardExport"]),
+        .library(name: "ShardJob", targets: ["ShardJob"]),
         .executable(name: "shardquant", targets: ["shardquant"]),
         .executable(name: "qat_digits", targets: ["qat_digits"]),
+        .executable(name: "tp_job", targets: ["tp_job"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -78,12 +80,17 @@ let package = Package(
             ]
         ),
 
+        .target(
+            name: "ShardJob",
+            dependencies: ["ShardDistributed", "ShardExport", "ShardModels", "ShardNN", "ShardQuant", "ShardTensor"]
+        ),
+
         // MARK: - Executables
 
         .executableTarget(
             name: "shardquant",
             dependencies: [
-                "ShardExport", "ShardModels", "ShardNN", "ShardQuant", "ShardTensor", "ShardText",
+                "ShardExport", "ShardJob", "ShardModels", "ShardNN", "ShardQuant", "ShardTensor", "ShardText",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -94,6 +101,11 @@ let package = Package(
             name: "qat_digits",
             dependencies: ["ShardExport", "ShardModels", "ShardNN", "ShardQuant", "ShardTensor", "ShardTrain"],
             path: "examples/qat_digits"
+        ),
+        .executableTarget(
+            name: "tp_job",
+            dependencies: ["ShardDistributed", "ShardJob", "ShardModels", "ShardQuant"],
+            path: "examples/tp_job"
         ),
         .executableTarget(
             name: "seed_ptq",

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ShardDistributed
 import ShardExport
+import ShardJob
 import ShardModels
 import ShardNN
 import ShardQuant
@@ -27,7 +28,7 @@ enum ExitStatus {
         switch error {
         case is ValidationError: return usage
         case is OutputFolder.Failure: return isUsage(error) ? usage : failure
-        case is ModelSettingsError: return usage
+        case is ModelSettingsError, is CalibrationJobError: return usage
         case is InputDataError, is ModelInputError, is TensorFileError, is ConfigFileError, is CheckpointFailure, is TokenizerError,
              is CalibrationData.Failure, is LayerError, is ReportFileError, is CheckpointError, is ShardManifest.Failure:
             return dataError

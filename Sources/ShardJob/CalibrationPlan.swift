@@ -6,18 +6,18 @@ import ShardQuant
 
 /// What `calibrate` will do to each layer: the config file (or the flags alone) resolved against
 /// the model, and its description for `--dry-run`.
-struct CalibrationPlan {
-    let file: QuantizationConfigFile
-    let overrides: QuantizationConfigFile.Settings
-    let config: QuantConfig
-    let resolutions: [String: QuantizationConfigFile.Resolution]
+public struct CalibrationPlan {
+    public let file: QuantizationConfigFile
+    public let overrides: QuantizationConfigFile.Settings
+    public let config: QuantConfig
+    public let resolutions: [String: QuantizationConfigFile.Resolution]
 
     /// The global settings after the defaults, the file and the flags.
-    var global: QuantizationConfigFile.Settings {
+    public var global: QuantizationConfigFile.Settings {
         QuantizationConfigFile.Settings.defaults.overridden(by: file.settings).overridden(by: overrides)
     }
 
-    init(file: QuantizationConfigFile, overrides: QuantizationConfigFile.Settings, model: Layer) throws(ConfigFileError) {
+    public init(file: QuantizationConfigFile, overrides: QuantizationConfigFile.Settings, model: Layer) throws(ConfigFileError) {
         self.file = file
         self.overrides = overrides
         (config, resolutions) = try file.quantConfig(for: model, overrides: overrides)
@@ -25,7 +25,7 @@ struct CalibrationPlan {
 
     /// The quantizable layers (Linear, Conv2D, the parallel linears) that the config keeps in
     /// float, in model order, with the rule that keeps them.
-    static func keptFloat(in model: Layer, resolutions: [String: QuantizationConfigFile.Resolution]) -> [CalibrationReport.KeptFloatLayer] {
+    public static func keptFloat(in model: Layer, resolutions: [String: QuantizationConfigFile.Resolution]) -> [CalibrationReport.KeptFloatLayer] {
         let quantizable = Set(QuantizationConfigFile.defaultTypes)
         return model.namedSublayers().compactMap { path, layer in
             guard let resolution = resolutions[path], resolution.rule.hasPrefix("keep_float"), quantizable.contains(layer.typeName) else { return nil }
@@ -36,7 +36,7 @@ struct CalibrationPlan {
     /// `--dry-run`'s text: per quantized layer (model order) its class, the rule that chose its
     /// config, each quanter with its arguments, the tensor's sharding and the reducer of its
     /// statistics; then the layers kept in float.
-    static func describe(observed: Layer, resolutions: [String: QuantizationConfigFile.Resolution],
+    public static func describe(observed: Layer, resolutions: [String: QuantizationConfigFile.Resolution],
                          tensorParallel: Int, dataParallel: Int, configName: String) -> String {
         var lines = ["dry run: \(configName); T=\(tensorParallel), D=\(dataParallel); nothing is calibrated or written", ""]
         func quanter(_ layer: Layer?) -> String? {

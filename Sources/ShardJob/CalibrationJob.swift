@@ -1,0 +1,384 @@
+import Foundation
+import ShardDistributed
+import ShardExport
+import ShardModels
+import ShardNN
+import ShardQuant
+import ShardTensor
+
+/// One calibration run across the ranks of a job (DESIGN.md §10): what `shardquant calibrate`
+/// runs, as a library type. Every rank builds its slice of the model, takes its data-parallel
+/// share of each batch, observes, converts; failures are agreed at fixed points (after the
+/// inputs are read, after set-up, before each step, after conversion, around the export) so no
+/// rank waits in a collective a failed rank will never reach; rank 0 assembles and writes the
+/// output folder. The command line builds a job from flags and prints its ``Event``s; an
+/// example program (`examples/tp_job`) runs the same job under mpirun with no CLI code.
+public struct CalibrationJob {
+    /// ShardQuant's version, recorded in shardquant.json, the report and the ONNX producer.
+    public static let toolVersion = "0.1.0"
+
+    /// What the job does (the calibrate command's flags, as values).
+    public struct Settings {
+        public var model: any ModelDefinition
+        public var seed: UInt64 = 0
+        /// Calibration batches (of synthetic data, or the first of the given batches).
+        public var steps: Int = 8
+        /// Samples per synthetic batch.
+        public var batchSize: Int = 4
+        public var tensorParallel: Int = 1
+        /// Data-parallel degree (default: world size / T).
+        public var dataParallel: Int?
+        /// The flags that override the config file's global settings.
+        public var overrides = QuantizationConfigFile.Settings()
+        /// Layers kept in float after the sensitivity ranking (`--keep-float`).
+        public var keepFloat = 0
+        /// One-layer-at-a-time sensitivity ranking in the report.
+        public var sensitivity = false
+        public var nonFinite: BaseQuanter.NonFiniteHandling = .stop
+        public var out: URL
+        public var overwrite = false
+        /// The converted model's output on two synthetic samples, written here (tests).
+        public var probeOutput: URL?
+        /// A failure to inject (tests): at a calibration step of a rank, or a pause in the export.
+        public var injection: FailureInjection?
+        /// Recorded in shardquant.json and the report.
+        public var configPath: String?
+        public var dataDescription: String = "synthetic"
+        public var toolVersion: String = CalibrationJob.toolVersion
+        public var commandLine: String = ""
+
+        public init(model: any ModelDefinition, out: URL) {
+            self.model = model
+            self.out = out
+        }
+    }
+
+    /// A failure a test asks for: rank `rank` fails at calibration step `step` (killing its own
+    /// process when `kill`), or rank 0 pauses 60 s in the export after creating its staging folder.
+    public struct FailureInjection: Sendable, Equatable {
+        public var rank: Int
+        public var step: Int
+        public var kill: Bool
+        public var pauseInExport: Bool
+        public init(rank: Int, step: Int, kill: Bool = false, pauseInExport: Bool = false) {
+            self.rank = rank
+            self.step = step
+            self.kill = kill
+            self.pauseInExport = pauseInExport
+        }
+    }
+
+    /// What the job tells its caller as it goes (rank 0 shows them; other ranks get them too).
+    public enum Event {
+        /// A line of progress ("report: measuring 3 layers on 360 samples").
+        case note(String)
+        /// Calibration starts.
+        case calibrationBegins
+        /// Calibration step `done` of `total` finished.
+        case step(done: Int, total: Int)
+    }
+
+    /// What a finished job produced (on every rank; `folder` only on rank 0).
+    public struct Outcome {
+        public var layers: [LayerScales]
+        public var report: CalibrationReport
+        public var folder: URL?
+        public var dataParallel: Int
+        public var batches: Int
+        public var observerCount: Int
+        public var calibrationSeconds: Double
+        public var collectives: [CollectiveCounters.Purpose: CollectiveCounters.Totals]
+        /// Seconds of each export phase (assemble, rebuild, write) and of each concurrent writer.
+        public var exportSeconds: [String: Double]
+        public var writerSeconds: [String: Double]
+    }
+
+    public var settings: Settings
+    public let world: Communicator
+    /// An error's exit code, carried by agreed failures (the CLI's sysexits classification).
+    public var exitCode: @Sendable (Error) -> Int32
+
+    public init(settings: Settings, world: Communicator, exitCode: @escaping @Sendable (Error) -> Int32 = { _ in 1 }) {
+        self.settings = settings
+        self.world = world
+        self.exitCode = exitCode
+    }
+
+    /// The agreement of this job's ranks (see ``Agreement``).
+    public var agreement: Agreement { Agreement(world: world, exitCode: exitCode) }
+
+    /// Runs the job: `readInputs` (every file opened and checked, on every rank) under the first
+    /// agreement, then set-up, calibration, conversion, measurement and rank 0's export, each
+    /// agreed. Throws ``AgreedFailure`` (the same on every rank) when any rank failed.
+    public func run(readInputs: () throws -> CalibrationInputs, events: (Event) -> Void = { _ in }) throws -> Outcome {
+        let s = settings
+        let isRoot = world.rank == 0
+        let dataParallel = s.dataParallel ?? world.size / s.tensorParallel
+        let groups = world.size == 1 ? ProcessGroups.single : try ProcessGroups(world: world, tensorParallelSize: s.tensorParallel)
+
+        var checkedInputs: CalibrationInputs?
+        try agreement { checkedInputs = try readInputs() }
+        let inputs = checkedInputs!
+        let batchesUsed = inputs.batches.map { Swift.min($0.count, s.steps) } ?? s.steps
+
+        var prepared: (PTQ, Layer, [Tensor], Layer, EvaluationSet, CalibrationPlan)?
+        try agreement {
+            let network = try s.model.build(seed: s.seed, group: groups.tensorParallel, seeded: true, loadWeights: true)
+            let plan = try CalibrationPlan(file: inputs.configFile, overrides: s.overrides, model: network)
+            let ptq = PTQ(plan.config, groups: groups)
+            let floatModel = network.deepCopy()
+            let observed = try ptq.quantize(network, inplace: true)
+            let quantizable = observed.namedSublayers().filter { $0.layer is ConvertibleQuantedLayer || $0.layer is ObserveWrapper }.count
+            if s.keepFloat > quantizable { throw CalibrationJobError.keepFloatTooLarge(asked: s.keepFloat, quantizable: quantizable) }
+            PTQ.setNonFiniteHandling(s.nonFinite, in: observed)
+            let batches = try calibrationBatches(inputs, groups: groups)
+            prepared = (ptq, observed, batches, floatModel, try evaluationSet(inputs), plan)
+        }
+        let (ptq, observed, batches, floatModel, evaluation, plan) = prepared!
+        let keptByConfig = CalibrationPlan.keptFloat(in: floatModel, resolutions: plan.resolutions)
+
+        CollectiveCounters.reset()
+        let calibrationStart = DispatchTime.now().uptimeNanoseconds
+        events(.calibrationBegins)
+        for (index, batch) in batches.enumerated() {
+            try agreement {
+                if let injected = s.injection, !injected.pauseInExport, injected.rank == world.rank, injected.step == index + 1 {
+                    // A crash that no agreement sees: the launcher must end the job.
+                    if injected.kill { kill(getpid(), SIGKILL) }
+                    throw CalibrationFailure(message: "injected failure at calibration step \(index + 1)")
+                }
+                try PTQ.checkFinite(observed)  // the previous batch's values
+            }
+            _ = observed(batch)
+            events(.step(done: index + 1, total: batches.count))
+        }
+        let calibrationSeconds = Double(DispatchTime.now().uptimeNanoseconds - calibrationStart) / 1e9
+        let collectives = CollectiveCounters.snapshot()
+        let observerCount = PTQ.layerScales(of: observed).reduce(0) { $0 + ($1.activation == nil ? 0 : 1) + ($1.weight == nil ? 0 : 1) }
+        let skipped = s.nonFinite == .skip ? try skippedNonFinite(in: observed, groups: groups) : nil
+        var converted: Layer?
+        try agreement {
+            try PTQ.checkFinite(observed)
+            converted = try ptq.convert(observed, inplace: true)
+        }
+        var layers = try PTQ.assembledLayerScales(of: converted!, groups: groups)
+        var report: CalibrationReport?
+        try agreement {
+            report = try measureReport(float: floatModel, converted: converted!, layers: &layers, on: evaluation,
+                                       groups: groups, dataParallel: dataParallel, events: events)
+            report!.nonFiniteSkipped = skipped
+            report!.evaluation.warnings = evaluation.warnings.isEmpty ? nil : evaluation.warnings
+            let keptBySensitivity = (report!.sensitivity?.keptFloat ?? []).map {
+                CalibrationReport.KeptFloatLayer(path: $0, type: floatModel.sublayer(at: $0)?.typeName ?? "", reason: "--keep-float \(s.keepFloat) (sensitivity ranking)")
+            }
+            report!.keptFloat = keptByConfig + keptBySensitivity
+            var notes: [String] = []
+            if inputs.truncated > 0 {
+                notes.append("\(inputs.truncated) sentence(s) were longer than the model's sequence length and were truncated")
+                report!.truncatedSamples = inputs.truncated
+            }
+            if !layers.allSatisfy({ $0.activation?.zeroPoint == nil }) {
+                notes.append("PaddleNLP scale files (weight_scales.json, act_scales.json) not written: they hold thresholds only, and this run's activation quantizers are affine (--asymmetric)")
+            }
+            report!.notes = notes.isEmpty ? nil : notes
+            report!.run = .init(command: s.commandLine, config: s.configPath, version: s.toolVersion, date: ISO8601DateFormatter().string(from: Date()))
+        }
+        var exportSeconds: [String: Double] = [:]
+        var writerSeconds: [String: Double] = [:]
+        let exportStart = DispatchTime.now().uptimeNanoseconds
+        var checkpoint: QuantizedCheckpoint?
+        try agreement { checkpoint = try QuantizedCheckpoint.assembled(of: converted!, groups: groups) }
+        exportSeconds["assemble"] = Double(DispatchTime.now().uptimeNanoseconds - exportStart) / 1e9
+        var probe: Tensor?
+        if s.probeOutput != nil {
+            // Every rank runs the probe (the parallel layers need all of them); rank 0 writes it.
+            probe = converted!(try s.model.syntheticBatch(seed: s.seed &+ 1, start: 0, count: 2))
+        }
+        // Rank 0 writes everything; a failure there (a full disk, say) is agreed like any other,
+        // so no rank is left waiting in the final barrier.
+        var destination: URL?
+        try agreement {
+            guard isRoot else { return }
+            if let probeOutput = s.probeOutput, let probe { try NumpyFile.write(probe, to: probeOutput) }
+            let folder = try OutputFolder(s.out, overwrite: s.overwrite)
+            for stale in folder.removedStale { events(.note("removed \(stale), left by a run that was killed")) }
+            if s.injection?.pauseInExport == true { Thread.sleep(forTimeInterval: 60) }
+            let scalesFile = ScalesFile(layers: layers, tensorParallel: s.tensorParallel, dataParallel: dataParallel)
+            try scalesFile.encoded().write(to: folder.file("scales.json"))
+            let global = plan.global
+            let provenance = Provenance(
+                tool: "shardquant", version: s.toolVersion,
+                model: s.model.description(seed: s.seed), weights: s.model.weightsDescription,
+                data: s.dataDescription,
+                dataFingerprint: inputs.batches == nil ? "synthetic:\(s.seed)" : fingerprint(inputs.dataBytes),
+                seed: s.seed, steps: batchesUsed, batchSize: s.batchSize, tensorParallel: s.tensorParallel, dataParallel: dataParallel,
+                activationObserver: global.observer ?? "abs_max", weightObserver: global.weightObserver ?? "abs_max_channel_wise",
+                activationBits: global.activationBits ?? global.bits ?? 8, weightBits: global.weightBits ?? global.bits ?? 8,
+                config: s.configPath, configFingerprint: inputs.configBytes.map(fingerprint))
+            try provenance.encoded().write(to: folder.file("shardquant.json"))
+            try report!.encoded().write(to: folder.file("report.json"))
+            try Data(ReportPage.render(report!).utf8).write(to: folder.file("report.html"))
+            if layers.allSatisfy({ $0.activation?.zeroPoint == nil }) {
+                try PaddleNLPScales.write(layers, tensorParallel: s.tensorParallel, channelSplitLayers: checkpoint!.channelSplitLayers, to: folder.staging)
+            }
+            // The single-process converted model, rebuilt from the assembled checkpoint: the ONNX
+            // graph is written from it, so every run also checks that the checkpoint round-trips.
+            let rebuildStart = DispatchTime.now().uptimeNanoseconds
+            let single = try ModelExport.rebuild(s.model, seed: s.seed, scales: scalesFile, checkpoint: checkpoint!, file: "model.safetensors")
+            exportSeconds["rebuild"] = Double(DispatchTime.now().uptimeNanoseconds - rebuildStart) / 1e9
+            let writeStart = DispatchTime.now().uptimeNanoseconds
+            writerSeconds = try ModelExport.write(checkpoint: checkpoint!, layers: layers, converted: single, model: s.model,
+                                                  tensorParallel: s.tensorParallel, version: s.toolVersion, to: folder.staging)
+            exportSeconds["write"] = Double(DispatchTime.now().uptimeNanoseconds - writeStart) / 1e9
+            try folder.commit()
+            destination = folder.destination
+        }
+        return Outcome(layers: layers, report: report!, folder: destination, dataParallel: dataParallel, batches: batchesUsed,
+                       observerCount: observerCount, calibrationSeconds: calibrationSeconds, collectives: collectives,
+                       exportSeconds: exportSeconds, writerSeconds: writerSeconds)
+    }
+
+    /// This rank's calibration batches: its data-parallel share of each of the first `steps`
+    /// batches (samples `[n·r/D, n·(r+1)/D)` of a batch of `n`), or synthetic samples.
+    func calibrationBatches(_ inputs: CalibrationInputs, groups: ProcessGroups) throws -> [Tensor] {
+        let share = { (count: Int) -> Range<Int> in
+            let rank = groups.dataParallel.rank, size = groups.dataParallelSize
+            return (count * rank / size)..<(count * (rank + 1) / size)
+        }
+        if let batches = inputs.batches {
+            return batches.prefix(settings.steps).map { batch in
+                let range = share(batch.shape[0])
+                return batch.slice(axis: 0, start: range.lowerBound, end: range.upperBound)
+            }
+        }
+        return try (0..<settings.steps).map { step in
+            let range = share(settings.batchSize)
+            return try settings.model.syntheticBatch(seed: settings.seed, start: step * settings.batchSize + range.lowerBound, count: range.count)
+        }
+    }
+
+    /// The report's evaluation batches: the held-out batches given; else the model's bundled
+    /// evaluation data (the digits test split), the (up to two) batches after `steps`, or two
+    /// synthetic batches of another seed; the last calibration batch only when nothing else is
+    /// left, with a warning.
+    func evaluationSet(_ inputs: CalibrationInputs) throws -> EvaluationSet {
+        let s = settings
+        var set: EvaluationSet
+        if let held = inputs.evaluationBatches {
+            set = EvaluationSet(batches: held, source: "held out: \(inputs.evaluationDescription ?? "")")
+        } else if let all = inputs.batches {
+            if all.count > s.steps {
+                set = EvaluationSet(batches: Array(all[s.steps..<Swift.min(s.steps + 2, all.count)]),
+                                    source: "held out: the batches after --steps of \(s.dataDescription)")
+            } else {
+                set = EvaluationSet(batches: [all[all.count - 1]], source: "the last calibration batch (no data after --steps)")
+                set.warnings.append("the evaluation data is calibration data (no batches after --steps \(s.steps) and no --eval-data/--eval-text), so these figures may look better than on new data")
+            }
+        } else if let bundled = try s.model.bundledEvaluation() {
+            set = EvaluationSet(batches: bundled.batches, labels: bundled.labels, source: bundled.source)
+        } else {
+            set = EvaluationSet(batches: try (0..<2).map { try s.model.syntheticBatch(seed: s.seed &+ 1, start: $0 * s.batchSize, count: s.batchSize) },
+                                source: "synthetic held-out batches (seed \(s.seed &+ 1))")
+        }
+        if set.samples < EvaluationSet.fewSamples {
+            set.warnings.append("only \(set.samples) evaluation sample(s), fewer than \(EvaluationSet.fewSamples): the figures are rough")
+        }
+        return set
+    }
+
+    /// With non-finite values skipped: each layer's skipped values, summed over the ranks holding
+    /// other samples and, for feature-sharded inputs, over the tensor-parallel ranks (a replicated
+    /// input is counted once). Every rank calls the same collectives.
+    private func skippedNonFinite(in observed: Layer, groups: ProcessGroups) throws -> [String: Int] {
+        let local = PTQ.skippedNonFinite(in: observed)
+        let layers = observed.namedSublayers().filter { $0.layer is ConvertibleQuantedLayer || $0.layer is ObserveWrapper }
+        var counts = layers.map { Int64(local[$0.path] ?? 0) }
+        try groups.dataParallel.allReduce(&counts, .sum)
+        let sharded = layers.map { $0.layer.sharding.input.isSplit }
+        var shares = zip(counts, sharded).map { $1 ? $0 : 0 }
+        try groups.tensorParallel.allReduce(&shares, .sum)
+        var totals: [String: Int] = [:]
+        for (index, layer) in layers.enumerated() {
+            let total = sharded[index] ? shares[index] : counts[index]
+            if total > 0 { totals[layer.path] = Int(total) }
+        }
+        return totals
+    }
+
+    /// The report's measurements on every rank (the parallel layers need all of them); with
+    /// `sensitivity` or `keepFloat` N, also the one-layer-at-a-time ranking, and the N most
+    /// sensitive layers put back to float in `converted` and removed from `layers`.
+    private func measureReport(float: Layer, converted: Layer, layers: inout [LayerScales], on evaluation: EvaluationSet,
+                               groups: ProcessGroups, dataParallel: Int, events: (Event) -> Void) throws -> CalibrationReport {
+        let s = settings
+        events(.note("report: measuring \(layers.count) layers on \(evaluation.samples) samples"))
+        let metrics = ReportMeasurement.modelMetrics(float: float, quantized: converted, on: evaluation)
+        let layerReports = try ReportMeasurement.layerReports(float: float, converted: converted, scales: layers, on: evaluation,
+                                                              tensorParallel: groups.tensorParallel)
+        var sensitivityReport: CalibrationReport.Sensitivity?
+        var finalMetrics = metrics
+        if s.sensitivity || s.keepFloat > 0 {
+            events(.note("sensitivity: quantizing \(layers.count) layers one at a time"))
+            let ranking = try ReportMeasurement.sensitivity(float: float, converted: converted, paths: layers.map(\.path), on: evaluation)
+            var tradeOff = [CalibrationReport.Sensitivity.TradeOff(keptFloat: 0, metrics: metrics)]
+            let kept = Array(ranking.prefix(s.keepFloat).map(\.path))
+            // The trade-off curve up to max(N, 3) layers, measured on a copy; then keep N for real.
+            let trial = converted.deepCopy()
+            let floatOutputs = evaluation.batches.map { float($0) }
+            for (index, entry) in ranking.prefix(Swift.max(s.keepFloat, Swift.min(3, ranking.count))).enumerated() {
+                try trial.replaceSublayer(at: entry.path, with: float.sublayer(at: entry.path)!.deepCopy())
+                tradeOff.append(.init(keptFloat: index + 1, metrics: ReportMeasurement.metrics(floatOutputs: floatOutputs, quantized: trial, on: evaluation)))
+            }
+            for path in kept { try converted.replaceSublayer(at: path, with: float.sublayer(at: path)!.deepCopy()) }
+            if !kept.isEmpty {
+                layers.removeAll { kept.contains($0.path) }
+                finalMetrics = tradeOff[kept.count].metrics
+            }
+            sensitivityReport = .init(ranking: ranking, tradeOff: tradeOff, keptFloat: kept)
+        }
+        return CalibrationReport(model: s.model.description(seed: s.seed), tensorParallel: s.tensorParallel, dataParallel: dataParallel,
+                                 evaluation: .init(source: evaluation.source, samples: evaluation.samples, batches: evaluation.batches.count),
+                                 metrics: finalMetrics, layers: layerReports.filter { report in layers.contains { $0.path == report.path } },
+                                 sensitivity: sensitivityReport)
+    }
+}
+
+/// Everything a job reads from files, opened and checked on every rank before any work.
+public struct CalibrationInputs {
+    /// The config file (empty without one) and its bytes, for provenance.
+    public var configFile = QuantizationConfigFile()
+    public var configBytes: Data?
+    /// Every calibration batch, whole (not yet split over the data-parallel ranks); `nil` for
+    /// synthetic data (or the model's own training data).
+    public var batches: [Tensor]?
+    /// Where each batch came from, for messages.
+    public var batchNames: [String] = []
+    /// Held-out batches for the report, and where they came from.
+    public var evaluationBatches: [Tensor]?
+    public var evaluationDescription: String?
+    /// Sentences cut to the model's longest sequence.
+    public var truncated = 0
+    /// The calibration batches' bytes (the steps used), for the provenance fingerprint.
+    public var dataBytes = Data()
+
+    public init() {}
+}
+
+/// Why a job cannot run as asked.
+public enum CalibrationJobError: Error, CustomStringConvertible, Equatable {
+    /// More layers to keep in float than the model has quantized layers.
+    case keepFloatTooLarge(asked: Int, quantizable: Int)
+
+    public var description: String {
+        switch self {
+        case .keepFloatTooLarge(let asked, let quantizable):
+            return "--keep-float \(asked) is more than the \(quantizable) quantized layers of this model; use 0 to \(quantizable)"
+        }
+    }
+}
+
+/// A failure raised during calibration (fault injection for tests).
+public struct CalibrationFailure: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
