@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ShardDistributed
 import ShardModels
 import ShardNN
 import ShardQuant
@@ -17,7 +18,7 @@ struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Time the float forward pass of a model: median seconds per batch after one warm-up run.")
 
-        @Option(help: "The model preset: mobilenet_v1 or gpt.")
+        @Option(help: "The model preset (one whose operations are counted: mobilenet_v1 or gpt).")
         var model: String = "mobilenet_v1"
 
         @Option(help: "Samples per batch.")
@@ -35,8 +36,19 @@ struct Bench: ParsableCommand {
         func validate() throws {
             guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
             guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
-            guard ["mobilenet_v1", "gpt"].contains(model) else {
-                throw ValidationError("unknown --model '\(model)'; expected mobilenet_v1 or gpt")
+            _ = try definition()
+        }
+
+        /// The model's definition, `--size` read as its image side or sequence length.
+        func definition() throws -> any ModelDefinition {
+            guard let type = ModelRegistry.definition(named: model) else {
+                throw ValidationError("unknown --model '\(model)'; expected one of: \(ModelRegistry.names.joined(separator: ", "))")
+            }
+            var values: [String: Double] = [:]
+            for flag in ["image-size", "seq"] where type.flags.contains(flag) { values[flag] = size.map(Double.init) }
+            if type.flags.contains("scale") { values["scale"] = Double(scale) }
+            do { return try type.init(settings: ModelSettings(values: values.compactMapValues { $0 })) } catch {
+                throw ValidationError(error.description)
             }
         }
 
@@ -44,29 +56,11 @@ struct Bench: ParsableCommand {
 
 
         private func execute() throws {
-            let network: Layer
-            let input: Tensor
-            let operations: Double
-            switch model {
-            case "gpt":
-                let configuration = GPTConfiguration.preset
-                let sequence = size ?? configuration.maxSequence
-                let gpt = GPT(configuration)
-                network = gpt
-                let generator = CounterRandom(seed: 1)
-                input = Tensor(shape: [batch, sequence]) { ids in
-                    for i in 0..<ids.count { ids[i] = Float(Int(generator.word(at: UInt64(i))) % configuration.vocabulary) }
-                }
-                let c = configuration
-                let perToken = Double(c.layers) * (2 * Double(4 * c.hidden * c.hidden + 2 * c.hidden * c.ffn)
-                    + 4 * Double(sequence * c.hidden)) + 2 * Double(c.hidden * c.vocabulary)
-                operations = perToken * Double(batch * sequence)
-            default:
-                let side = size ?? 224
-                let mobilenet = MobileNetV1(scale: scale)
-                network = mobilenet
-                input = Tensor.uniform([batch, 3, side, side], generator: CounterRandom(seed: 1))
-                operations = mobilenet.floatingPointOperations(batch: batch, height: side, width: side)
+            let definition = try self.definition()
+            let network = try definition.build(seed: 0, group: SingleProcessCommunicator(), seeded: true, loadWeights: false)
+            let input = try definition.syntheticBatch(seed: 1, start: 0, count: batch)
+            guard let operations = definition.floatingPointOperations(of: network, batch: batch) else {
+                throw ValidationError("--model \(model): its operations are not counted; use mobilenet_v1 or gpt")
             }
             network.eval()
             _ = network(input)  // warm-up

@@ -36,7 +36,7 @@ struct Embed: ParsableCommand {
         var options: ModelOptions
         if FileManager.default.fileExists(atPath: folder.appendingPathComponent("shardquant.json").path) {
             (network, options) = try ExportedModel.load(folder: folder)
-            guard network is BERT else {
+            guard type(of: options.chosen).readsText else {
                 throw ValidationError("\(folder.path): holds a \(options.model) model; embed needs a minilm (BERT) one")
             }
         } else {

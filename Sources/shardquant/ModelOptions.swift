@@ -8,7 +8,7 @@ import ShardText
 
 /// The options that choose and size a model, shared by `calibrate` and `bench`.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Model preset: mobilenet_v1, gpt, minilm (any Hugging Face BertModel folder), or digits (the 8×8 digits classifier with its trained weights and data).")
+    @Option(help: ArgumentHelp(ModelRegistry.help))
     var model: String = "mobilenet_v1"
 
     @Option(help: "mobilenet_v1, gpt, digits: a safetensors file with the model's state-dict names (MobileNetV1: Paddle's names; digits: default data/digits/classifier.safetensors). minilm: the checkpoint folder (config.json, model.safetensors, vocab.txt); default $SHARDQUANT_MINILM or ~/.cache/shardquant/minilm/model, where launch/setup puts all-MiniLM-L6-v2.")

@@ -9,6 +9,7 @@ import ShardTensor
 public struct DigitsDefinition: ModelDefinition {
     public static let name = "digits"
     public static let flags: [String] = []
+    public static let helpNote: String? = "the 8×8 digits classifier with its trained weights and data"
 
     public let weights: String?
 

@@ -79,4 +79,13 @@ public struct GPTDefinition: ModelDefinition {
     }
 
     public var weightsDescription: String? { weights }
+
+    /// Per token: `2·(4·h² + 2·h·ffn)` per layer for the projections, `4·S·h` for attention's two
+    /// products, and `2·h·vocab` for the head; times the batch's tokens.
+    public func floatingPointOperations(of network: Layer, batch: Int) -> Double? {
+        let c = configuration
+        let perToken = Double(c.layers) * (2 * Double(4 * c.hidden * c.hidden + 2 * c.hidden * c.ffn)
+            + 4 * Double(c.maxSequence * c.hidden)) + 2 * Double(c.hidden * c.vocabulary)
+        return perToken * Double(batch * c.maxSequence)
+    }
 }

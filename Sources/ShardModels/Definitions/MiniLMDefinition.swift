@@ -12,6 +12,7 @@ public struct MiniLMDefinition: ModelDefinition {
     public static let flags: [String] = []
     public static let weightsAreFolder = true
     public static let readsText = true
+    public static let helpNote: String? = "any Hugging Face BertModel folder"
 
     /// The files of a Hugging Face / sentence-transformers BERT folder besides its weights and config.
     public static let companionFileNames = [

@@ -46,4 +46,8 @@ public struct MobileNetV1Definition: ModelDefinition {
     }
 
     public var weightsDescription: String? { weights }
+
+    public func floatingPointOperations(of network: Layer, batch: Int) -> Double? {
+        (network as? MobileNetV1)?.floatingPointOperations(batch: batch, height: imageSize, width: imageSize)
+    }
 }

@@ -18,6 +18,8 @@ public protocol ModelDefinition: Sendable {
     static var weightsAreFolder: Bool { get }
     /// Whether the model reads text (`--text`, `--eval-text`) and needs it (or token ids) to calibrate.
     static var readsText: Bool { get }
+    /// A few words after the name in `--model`'s help, when the name alone does not say enough.
+    static var helpNote: String? { get }
 
     /// Reads and checks the flags' values.
     /// - Throws: ``ModelSettingsError`` naming the flag, the value and the fix.
@@ -54,6 +56,9 @@ public protocol ModelDefinition: Sendable {
     /// Files of the source checkpoint copied into output folders (tokenizer files): source and
     /// relative name.
     func companionFiles() -> [(source: URL, name: String)]
+    /// Floating-point operations of one forward pass of `network` (this definition's model) on a
+    /// batch of `batch` synthetic samples, for benchmarks; `nil` when not counted.
+    func floatingPointOperations(of network: Layer, batch: Int) -> Double?
 }
 
 extension ModelDefinition {
@@ -62,8 +67,10 @@ extension ModelDefinition {
     public func bundledEvaluation() throws -> (batches: [Tensor], labels: [[Int]], source: String)? { nil }
     public func textBatches(_ sentences: [String], batchSize: Int) throws -> (batches: [Tensor], truncated: Int)? { nil }
     public func companionFiles() -> [(source: URL, name: String)] { [] }
+    public func floatingPointOperations(of network: Layer, batch: Int) -> Double? { nil }
     public static var weightsAreFolder: Bool { false }
     public static var readsText: Bool { false }
+    public static var helpNote: String? { nil }
 
     /// ``ModelPreset/loadWeights(_:from:)``, a state that does not fit the model reported as a
     /// data error naming the file.
@@ -156,6 +163,13 @@ public enum ModelRegistry {
 
     /// The `--model` names.
     public static var names: [String] { definitions.map { $0.name } }
+
+    /// `--model`'s help: every name with its note ("Model preset: a, b (note), or c.").
+    public static var help: String {
+        let items = definitions.map { definition in definition.helpNote.map { "\(definition.name) (\($0))" } ?? definition.name }
+        let listed = items.count > 1 ? items.dropLast().joined(separator: ", ") + ", or " + items.last! : items.joined()
+        return "Model preset: \(listed)."
+    }
 
     /// The definition called `name`, if any.
     public static func definition(named name: String) -> (any ModelDefinition.Type)? {
