@@ -42,6 +42,13 @@ public struct GPTConfiguration: Sendable, Equatable, Codable {
 public final class GPT: Layer {
     public let configuration: GPTConfiguration
 
+    /// `word` and `position` embedding tables.
+    @Sublayer("embeddings") public var embeddings: Layer
+    /// The decoder blocks (``GPTBlock``), named `0`, `1`, ….
+    @Sublayer("blocks") public var blocks: Layer
+    @Sublayer("norm") public var norm: Layer
+    @Sublayer("head") public var head: Layer
+
     /// Builds the model with seeded weights. The full weights come from `seed` alone, so a
     /// tensor-parallel factory's shards are slices of the same numbers for every degree. With
     /// `seeded: false` every weight is zero (cheaper, for a model whose weights are loaded next).
@@ -105,12 +112,11 @@ public final class GPT: Layer {
         precondition(input.rank == 2 && input.shape[1] <= configuration.maxSequence,
                      "GPT expects token ids [batch, sequence ≤ \(configuration.maxSequence)], got \(input.shape)")
         let sequence = input.shape[1]
-        let embeddings = self[sublayer: "embeddings"]
         var x = embeddings[sublayer: "word"](input)
         let positions = Tensor(shape: [1, sequence], scalars: (0..<sequence).map(Float.init))
         x = x + embeddings[sublayer: "position"](positions)
-        for (_, block) in self[sublayer: "blocks"].sublayers { x = block(x) }
-        return self[sublayer: "head"](self[sublayer: "norm"](x))
+        for (_, block) in blocks.sublayers { x = block(x) }
+        return head(norm(x))
     }
 
     public override func makeCopy() -> Layer { GPT(copying: self) }
@@ -118,11 +124,18 @@ public final class GPT: Layer {
 
 /// One pre-norm decoder block: `x + attention(norm1(x))`, then `x + ffn(norm2(x))`.
 public final class GPTBlock: Layer {
+    @Sublayer("norm1") public var norm1: Layer
+    /// A ``MultiHeadAttention`` (its projections may be quantized forms).
+    @Sublayer("attention") public var attention: Layer
+    @Sublayer("norm2") public var norm2: Layer
+    /// `up`, `activation`, `down`.
+    @Sublayer("ffn") public var ffn: Layer
+
     public override init() { super.init() }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        var x = input + self[sublayer: "attention"](self[sublayer: "norm1"](input))
-        x = x + self[sublayer: "ffn"](self[sublayer: "norm2"](x))
+        var x = input + attention(norm1(input))
+        x = x + ffn(norm2(x))
         return x
     }
 

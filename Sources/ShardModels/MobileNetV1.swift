@@ -11,6 +11,10 @@ public final class MobileNetV1: Layer {
     public let scale: Float
     public let numClasses: Int
 
+    @Sublayer("conv1") public var conv1: Layer
+    @Sublayer("pool2d_avg") public var pool: Layer
+    @Sublayer("fc") public var classifier: Layer
+
     /// The depthwise-separable blocks in order: (name, input, first, second, groups, stride) at scale 1.
     public static let blocks: [(String, Int, Int, Int, Int, Int)] = [
         ("conv2_1", 32, 32, 64, 32, 1), ("conv2_2", 64, 64, 128, 64, 2),
@@ -53,11 +57,11 @@ public final class MobileNetV1: Layer {
 
     public override func forward(_ input: Tensor) -> Tensor {
         precondition(input.rank == 4 && input.shape[1] == 3, "MobileNetV1 expects [N, 3, H, W], got \(input.shape)")
-        var x = self[sublayer: "conv1"](input)
+        var x = conv1(input)
         for (name, _, _, _, _, _) in MobileNetV1.blocks { x = self[sublayer: name](x) }
-        x = self[sublayer: "pool2d_avg"](x)
+        x = pool(x)
         x = x.reshaped([x.shape[0], -1])  // paddle.flatten(x, 1)
-        return self[sublayer: "fc"](x)
+        return classifier(x)
     }
 
     public override func makeCopy() -> Layer { MobileNetV1(copying: self) }
@@ -105,6 +109,9 @@ public final class ConvNormActivation: Sequential {
 /// MobileNetV1's depthwise-separable block: `_depthwise_conv` (3×3, one group per channel)
 /// then `_pointwise_conv` (1×1), each a ``ConvNormActivation``.
 public final class DepthwiseSeparable: Layer {
+    @Sublayer("_depthwise_conv") public var depthwise: Layer
+    @Sublayer("_pointwise_conv") public var pointwise: Layer
+
     public init(
         inputChannels: Int, outputChannels1: Int, outputChannels2: Int, groups: Int, stride: Int,
         generator: CounterRandom
@@ -121,7 +128,7 @@ public final class DepthwiseSeparable: Layer {
     private override init() { super.init() }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        self[sublayer: "_pointwise_conv"](self[sublayer: "_depthwise_conv"](input))
+        pointwise(depthwise(input))
     }
 
     public override func makeCopy() -> Layer { DepthwiseSeparable() }

@@ -11,13 +11,13 @@ extension MobileNetV1: GraphModel {
     public var graphOutputDimensions: [GraphDimension] { [.symbolic("batch"), .fixed(numClasses)] }
 
     public func describeGraph(path: String, input: String, into writer: inout some GraphWriter) throws -> String {
-        var x = try writer.emit(self[sublayer: "conv1"], path: "conv1", input: input)
+        var x = try writer.emit(conv1, path: "conv1", input: input)
         for (name, _, _, _, _, _) in MobileNetV1.blocks {
             x = try writer.emit(self[sublayer: name], path: name, input: x)
         }
-        x = try writer.emit(self[sublayer: "pool2d_avg"], path: "pool2d_avg", input: x)
+        x = try writer.emit(pool, path: "pool2d_avg", input: x)
         x = writer.node("Flatten", [x], name: "flatten", attributes: [.int("axis", 1)])
-        return try writer.emit(self[sublayer: "fc"], path: "fc", input: x)
+        return try writer.emit(classifier, path: "fc", input: x)
     }
 }
 
@@ -47,7 +47,6 @@ extension GPT: GraphModel {
     public func describeGraph(path: String, input: String, into writer: inout some GraphWriter) throws -> String {
         writer.require(opset: 17)
         let c = configuration
-        let embeddings = self[sublayer: "embeddings"]
         let word = try writer.emit(embeddings[sublayer: "word"], path: "embeddings.word", input: input)
         let (positions, sequence) = GraphPieces.positionRows(embeddings[sublayer: "position"].parameter("weight"), name: "embeddings.position",
                                                              input: input, into: &writer)
@@ -59,23 +58,23 @@ extension GPT: GraphModel {
         let ends = writer.node("Concat", [sequence, sequence], name: "causal_mask.ends", attributes: [.int("axis", 0)])
         let zeros = writer.constant("causal_mask.starts", int64s: [0, 0], shape: [2])
         let causalMask = writer.node("Slice", [fullMask, zeros, ends], name: "causal_mask")
-        for (index, block) in self[sublayer: "blocks"].sublayers {
+        for (index, layer) in blocks.sublayers {
             let prefix = "blocks.\(index)"
-            let normalized1 = try writer.emit(block[sublayer: "norm1"], path: prefix + ".norm1", input: x)
-            guard let attention = block[sublayer: "attention"] as? MultiHeadAttention else {
-                throw GraphDescriptionError.unsupportedLayer(path: prefix + ".attention", type: block[sublayer: "attention"].typeName)
+            guard let block = layer as? GPTBlock, let attention = block.attention as? MultiHeadAttention else {
+                throw GraphDescriptionError.unsupportedLayer(path: prefix, type: layer.typeName)
             }
+            let normalized1 = try writer.emit(block.norm1, path: prefix + ".norm1", input: x)
             let attended = try GraphPieces.attention(
-                projections: attention, projectionsPath: prefix + ".attention", output: attention[sublayer: "output"],
+                projections: attention, projectionsPath: prefix + ".attention", output: attention.output,
                 outputPath: prefix + ".attention.output", heads: attention.headCount, width: attention.headDimension,
                 input: normalized1, mask: causalMask, into: &writer)
             x = writer.node("Add", [x, attended], name: prefix + ".residual1")
-            let normalized2 = try writer.emit(block[sublayer: "norm2"], path: prefix + ".norm2", input: x)
-            let fed = try writer.emit(block[sublayer: "ffn"], path: prefix + ".ffn", input: normalized2)
+            let normalized2 = try writer.emit(block.norm2, path: prefix + ".norm2", input: x)
+            let fed = try writer.emit(block.ffn, path: prefix + ".ffn", input: normalized2)
             x = writer.node("Add", [x, fed], name: prefix + ".residual2")
         }
-        x = try writer.emit(self[sublayer: "norm"], path: "norm", input: x)
-        return try writer.emit(self[sublayer: "head"], path: "head", input: x)
+        x = try writer.emit(norm, path: "norm", input: x)
+        return try writer.emit(head, path: "head", input: x)
     }
 }
 
@@ -151,12 +150,9 @@ extension BERT: GraphModel {
 }
 
 extension DepthwiseSeparable: GraphDescribing {
-    /// Its sublayers in order (depthwise, then pointwise), like a Sequential.
+    /// Depthwise, then pointwise.
     public func describeGraph(path: String, input: String, into writer: inout some GraphWriter) throws -> String {
-        var x = input
-        for (child, sublayer) in sublayers {
-            x = try writer.emit(sublayer, path: path.isEmpty ? child : path + "." + child, input: x)
-        }
-        return x
+        let x = try writer.emit(depthwise, path: path + "._depthwise_conv", input: input)
+        return try writer.emit(pointwise, path: path + "._pointwise_conv", input: x)
     }
 }

@@ -19,6 +19,11 @@ open class MultiHeadAttention: Layer {
     /// Whether position `i` may attend only to positions `≤ i` (decoder) or to all (encoder).
     public let isCausal: Bool
 
+    @Sublayer("query") public var query: Layer
+    @Sublayer("key") public var key: Layer
+    @Sublayer("value") public var value: Layer
+    @Sublayer("output") public var output: Layer
+
     public init(query: Layer, key: Layer, value: Layer, output: Layer, headCount: Int, headDimension: Int, isCausal: Bool) {
         precondition(headCount > 0 && headDimension > 0, "attention needs heads > 0 and head dimension > 0")
         self.headCount = headCount
@@ -38,9 +43,9 @@ open class MultiHeadAttention: Layer {
     open func forward(_ input: Tensor, keyMask: Tensor?) -> Tensor {
         precondition(input.rank == 3, "attention expects [batch, sequence, hidden], got \(input.shape)")
         let context = Self.context(
-            query: self[sublayer: "query"](input), key: self[sublayer: "key"](input), value: self[sublayer: "value"](input),
+            query: query(input), key: key(input), value: value(input),
             headCount: headCount, headDimension: headDimension, isCausal: isCausal, keyMask: keyMask)
-        return self[sublayer: "output"](context)
+        return output(context)
     }
 
     /// The attention context before the output projection, from projections `[B, S, h·d]`:
@@ -87,7 +92,6 @@ open class MultiHeadAttention: Layer {
 
     open override func makeCopy() -> Layer {
         MultiHeadAttention(
-            query: self[sublayer: "query"], key: self[sublayer: "key"], value: self[sublayer: "value"],
-            output: self[sublayer: "output"], headCount: headCount, headDimension: headDimension, isCausal: isCausal)
+            query: query, key: key, value: value, output: output, headCount: headCount, headDimension: headDimension, isCausal: isCausal)
     }
 }

@@ -36,3 +36,36 @@ struct ShardSpecTests {
         #expect(!ReLU().hasInputByOutputWeight)
     }
 }
+
+/// A layer with typed children, for the @Sublayer tests.
+private final class TwoStep: Layer {
+    @Sublayer("first") var first: Layer
+    @Sublayer("second") var second: ReLU
+
+    init(first: Layer) {
+        super.init()
+        addSublayer("first", first)
+        addSublayer("second", ReLU())
+    }
+
+    private override init() { super.init() }
+    override func forward(_ input: Tensor) -> Tensor { second(first(input)) }
+    override func makeCopy() -> Layer { TwoStep() }
+}
+
+@Suite("Sublayer")
+struct SublayerPropertyTests {
+    @Test("a typed child reads and writes the registry: replacements, paths and deep copies see the same child")
+    func typedChildren() throws {
+        let model = TwoStep(first: Linear(weight: Tensor(shape: [1, 1], scalars: [2]), bias: nil))
+        #expect(model.first === model.sublayers["first"] && model.second === model.sublayers["second"])
+        #expect(model(Tensor(shape: [1, 1], scalars: [-3])).scalars == [0] && model(Tensor(shape: [1, 1], scalars: [3])).scalars == [6])
+        let replacement = ReLU()
+        try model.replaceSublayer(at: "first", with: replacement)
+        #expect(model.first === replacement, "a replacement through the registry is what the property returns")
+        model.first = Linear(weight: Tensor(shape: [1, 1], scalars: [5]), bias: nil)
+        #expect(model.sublayer(at: "first") === model.first && Array(model.stateDict().keys) == ["first.weight"])
+        let copy = try #require(model.deepCopy() as? TwoStep)
+        #expect(copy.first !== model.first && copy(Tensor(shape: [1, 1], scalars: [1])).scalars == [5])
+    }
+}

@@ -80,8 +80,8 @@ extension PTQ {
                 if activation != nil || weight != nil {
                     result.append(LayerScales(path: path, type: quanted.sourceTypeName, activation: activation, weight: weight))
                 }
-            } else if let wrapper = layer as? ObserveWrapper, let activation = tensorScales(wrapper[sublayer: "_observer"]) {
-                result.append(LayerScales(path: path, type: wrapper[sublayer: "_observed"].typeName, activation: activation, weight: nil))
+            } else if let wrapper = layer as? ObserveWrapper, let activation = tensorScales(wrapper.observer) {
+                result.append(LayerScales(path: path, type: wrapper.observed.typeName, activation: activation, weight: nil))
             }
         }
         return result

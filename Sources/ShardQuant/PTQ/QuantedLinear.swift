@@ -72,6 +72,11 @@ open class QuantedConv2D: ConvertibleQuantedLayer, EpilogueFusableConvolution {
 /// Observes the input of a leaf layer that is not replaced (Paddle's `ObserveWrapper`):
 /// `_observer` sees the input, then `_observed` runs on it.
 public final class ObserveWrapper: Layer {
+    /// The observer (a quanter) that sees the input.
+    @Sublayer("_observer") public var observer: Layer
+    /// The wrapped leaf, run on the input.
+    @Sublayer("_observed") public var observed: Layer
+
     public init(observer: Layer, observed: Layer) {
         super.init()
         addSublayer("_observer", observer)
@@ -82,11 +87,11 @@ public final class ObserveWrapper: Layer {
     private override init() { super.init() }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        self[sublayer: "_observed"](self[sublayer: "_observer"](input))
+        observed(observer(input))
     }
 
     public override func backward(_ outputGradient: Tensor) -> Tensor {
-        self[sublayer: "_observer"].backward(self[sublayer: "_observed"].backward(outputGradient))
+        observer.backward(observed.backward(outputGradient))
     }
 
     public override var typeName: String { "ObserveWrapper" }

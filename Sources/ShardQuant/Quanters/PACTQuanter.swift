@@ -31,7 +31,8 @@ public final class PACTQuanterLayer: BaseQuanter {
         addSublayer("quanter", inner)
     }
 
-    private var inner: BaseQuanter { self[sublayer: "quanter"] as! BaseQuanter }
+    /// The quanter PACT clips for (its statistics give the step).
+    @Sublayer("quanter") private var inner: BaseQuanter
     public var alpha: Float { parameter("alpha").scalars[0] }
 
     public override func observe(_ input: Tensor) {}
