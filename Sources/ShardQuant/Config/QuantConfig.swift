@@ -5,10 +5,14 @@ import ShardNN
 public struct SingleLayerConfig: Sendable {
     public var activation: QuanterFactory?
     public var weight: QuanterFactory?
+    /// The rule that made this config (`rules[2] (type Linear)`), carried through ``QuantConfig/resolve(_:)``
+    /// to dry runs and reports; it does not change quantization.
+    public var origin: String?
 
-    public init(activation: QuanterFactory?, weight: QuanterFactory?) {
+    public init(activation: QuanterFactory?, weight: QuanterFactory?, origin: String? = nil) {
         self.activation = activation
         self.weight = weight
+        self.origin = origin
     }
 }
 
@@ -58,10 +62,10 @@ public final class QuantConfig {
 
     /// Configures the layers at these dotted paths (`blocks.0.ffn.up`); a later call for the same
     /// path replaces the earlier one. With neither quanter the layers and their sublayers stay float.
-    public func addNameConfig(_ names: [String], activation: QuanterFactory? = nil, weight: QuanterFactory? = nil) {
+    public func addNameConfig(_ names: [String], activation: QuanterFactory? = nil, weight: QuanterFactory? = nil, origin: String? = nil) {
         for name in names {
             if nameRules[name] == nil { nameOrder.append(name) }
-            nameRules[name] = SingleLayerConfig(activation: activation, weight: weight)
+            nameRules[name] = SingleLayerConfig(activation: activation, weight: weight, origin: origin)
         }
     }
 
@@ -71,8 +75,8 @@ public final class QuantConfig {
     }
 
     /// Configures every layer whose class is exactly one of `types` (subclasses do not match).
-    public func addTypeConfig(_ types: [Layer.Type], activation: QuanterFactory? = nil, weight: QuanterFactory? = nil) {
-        for type in types { typeRules[ObjectIdentifier(type)] = SingleLayerConfig(activation: activation, weight: weight) }
+    public func addTypeConfig(_ types: [Layer.Type], activation: QuanterFactory? = nil, weight: QuanterFactory? = nil, origin: String? = nil) {
+        for type in types { typeRules[ObjectIdentifier(type)] = SingleLayerConfig(activation: activation, weight: weight, origin: origin) }
     }
 
     /// Configures every layer of exactly this class.

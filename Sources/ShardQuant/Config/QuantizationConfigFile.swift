@@ -288,11 +288,12 @@ public struct QuantizationConfigFile: Sendable {
             config.addQATLayerMapping(Self.layerTypes[source]!, Self.quantizedTypes[target]!)
         }
         let globalRule = overrides == Settings() ? "global" : "global (with command-line flags)"
+        // Each rule's settings under the label QuantConfig carries as the config's origin: the
+        // priority rules live in QuantConfig.resolve alone.
+        var settingsByRule: [String: Settings] = [globalRule: global]
         let globalFactories = try factories(global, key: "")
-        config.addTypeConfig(types.map { Self.layerTypes[$0]! }, activation: globalFactories.activation, weight: globalFactories.weight)
-        var typeChoice: [String: (Settings, String)] = [:]
-        for type in types { typeChoice[type] = (global, globalRule) }
-        var nameChoice: [String: (Settings, String)] = [:]
+        config.addTypeConfig(types.map { Self.layerTypes[$0]! }, activation: globalFactories.activation, weight: globalFactories.weight,
+                             origin: globalRule)
         let all = model.namedSublayers()
         let paths = all.map(\.path)
         let quantizable = all.filter { Self.layerTypes[$0.layer.typeName] != nil }.map(\.path)
@@ -305,16 +306,18 @@ public struct QuantizationConfigFile: Sendable {
             let made = try factories(effective, key: "rules[\(rule.index)].")
             switch rule.selector {
             case .type(let type):
-                config.addTypeConfig(Self.layerTypes[type]!, activation: made.activation, weight: made.weight)
-                typeChoice[type] = (effective, "rules[\(rule.index)] (type \(type))")
+                let label = "rules[\(rule.index)] (type \(type))"
+                settingsByRule[label] = effective
+                config.addTypeConfig([Self.layerTypes[type]!], activation: made.activation, weight: made.weight, origin: label)
             case .name(let pattern):
                 let matched = covered(by: paths.filter(pattern.matches))
                 guard !matched.isEmpty else {
                     throw ConfigFileError(file: file, key: "rules[\(rule.index)].name",
                                           reason: "\"\(pattern)\" matches no quantizable layer" + Self.nearest(pattern, in: model))
                 }
-                config.addNameConfig(matched, activation: made.activation, weight: made.weight)
-                for path in matched { nameChoice[path] = (effective, "rules[\(rule.index)] (name \(pattern))") }
+                let label = "rules[\(rule.index)] (name \(pattern))"
+                settingsByRule[label] = effective
+                config.addNameConfig(matched, activation: made.activation, weight: made.weight, origin: label)
             }
         }
         var floatChoice: [String: String] = [:]
@@ -331,24 +334,15 @@ public struct QuantizationConfigFile: Sendable {
             throw ConfigFileError(file: file, key: "", reason: "\(error)")
         }
         var resolutions: [String: Resolution] = [:]
-        for (path, layer) in model.namedSublayers() {
+        for (path, _) in all {
             if let rule = floatChoice[path] {
                 resolutions[path] = Resolution(settings: Settings(observer: "none", weightObserver: "none"), rule: rule)
                 continue
             }
             guard let entry = resolved[path] else { continue }
-            let ancestors = Self.ancestors(of: path)
-            let choice: (Settings, String)?
-            switch entry.source {
-            case .name: choice = nameChoice[path]
-            case .type: choice = typeChoice[layer.typeName]
-            case .parent:
-                choice = ancestors.lazy.compactMap { ancestor in
-                    nameChoice[ancestor] ?? model.sublayer(at: ancestor).flatMap { typeChoice[$0.typeName] }
-                }.first.map { ($0.0, $0.1 + " via its parent") }
-            case .global, .layer: choice = (global, globalRule)
-            }
-            if let choice { resolutions[path] = Resolution(settings: choice.0, rule: choice.1) }
+            let origin = entry.config.origin ?? globalRule
+            resolutions[path] = Resolution(settings: settingsByRule[origin] ?? global,
+                                           rule: entry.source == .parent ? origin + " via its parent" : origin)
         }
         return (config, resolutions)
     }
@@ -386,16 +380,6 @@ public struct QuantizationConfigFile: Sendable {
         guard prefix.hasPrefix("rules[") else { return settings }
         let index = Int(prefix.dropFirst(6).prefix { $0.isNumber }) ?? -1
         return rules.first { $0.index == index }?.settings ?? Settings()
-    }
-
-    static func ancestors(of path: String) -> [String] {
-        var parts = path.split(separator: ".").map(String.init)
-        var result: [String] = []
-        while parts.count > 1 {
-            parts.removeLast()
-            result.append(parts.joined(separator: "."))
-        }
-        return result
     }
 
     static func nearest(_ pattern: LayerPattern, in model: Layer) -> String {
