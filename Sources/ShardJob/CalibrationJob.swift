@@ -212,7 +212,7 @@ public struct CalibrationJob {
                 data: s.dataDescription,
                 dataFingerprint: inputs.batches == nil ? "synthetic:\(s.seed)" : fingerprint(inputs.dataBytes),
                 seed: s.seed, steps: batchesUsed, batchSize: s.batchSize, tensorParallel: s.tensorParallel, dataParallel: dataParallel,
-                activationObserver: global.observer ?? "abs_max", weightObserver: global.weightObserver ?? "abs_max_channel_wise",
+                activationObserver: global.observer ?? ObserverRegistry.defaultActivation, weightObserver: global.weightObserver ?? ObserverRegistry.defaultWeight,
                 activationBits: global.activationBits ?? global.bits ?? 8, weightBits: global.weightBits ?? global.bits ?? 8,
                 config: s.configPath, configFingerprint: inputs.configBytes.map(fingerprint))
             try provenance.encoded().write(to: folder.file("shardquant.json"))

@@ -17,8 +17,11 @@ public enum ModelExport {
         config.addQATLayerMapping(ColumnParallelLinear.self, QuantizedColumnParallelLinear.self)
         config.addQATLayerMapping(RowParallelLinear.self, QuantizedRowParallelLinear.self)
         for (path, layer) in scales.layers.sorted(by: { $0.key < $1.key }) {
-            let activation = try layer.activation.map { try ObserverRegistry.factory(named: "abs_max", bits: $0.bits) }
-            let weight = try layer.weight.map { try ObserverRegistry.factory(named: $0.axis == -1 ? "abs_max" : "abs_max_channel_wise", bits: $0.bits) }
+            // Any observer of the right form: the checkpoint's values replace what it would observe.
+            let activation = try layer.activation.map { try ObserverRegistry.factory(named: ObserverRegistry.defaultActivation, bits: $0.bits) }
+            let weight = try layer.weight.map {
+                try ObserverRegistry.factory(named: $0.axis == -1 ? ObserverRegistry.defaultActivation : ObserverRegistry.defaultWeight, bits: $0.bits)
+            }
             config.addNameConfig(path, activation: activation, weight: weight)
         }
         let quantized = try PTQ(config).quantize(network, inplace: true)

@@ -137,7 +137,7 @@ extension Bench {
         var observer: String = "avg"
 
         @Option(help: "Weight observer.")
-        var weightObserver: String = "abs_max_channel_wise"
+        var weightObserver: String = ObserverRegistry.defaultWeight
 
         @Option(help: "Bits.")
         var bits: Int = 8

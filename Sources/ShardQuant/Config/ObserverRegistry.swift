@@ -3,6 +3,11 @@ public enum ObserverRegistry {
     /// Every observer name, in documentation order.
     public static let names = ["abs_max", "avg", "mse", "emd", "hist", "kl", "abs_max_channel_wise", "mse_channel_wise"]
 
+    /// The activation observer when none is named (PaddleSlim's `AbsmaxObserver`).
+    public static let defaultActivation = "abs_max"
+    /// The weight observer when none is named (PaddleSlim's `AbsMaxChannelWiseWeightObserver`).
+    public static let defaultWeight = "abs_max_channel_wise"
+
     /// The per-tensor observers, which can observe activations.
     public static let activationNames = ["abs_max", "avg", "mse", "emd", "hist", "kl"]
 

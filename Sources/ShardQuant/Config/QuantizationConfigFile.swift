@@ -56,7 +56,7 @@ public struct QuantizationConfigFile: Sendable {
         }
 
         /// The command line's defaults: abs_max activations, per-channel abs_max weights, 8 bits.
-        public static let defaults = Settings(observer: "abs_max", weightObserver: "abs_max_channel_wise", bits: 8,
+        public static let defaults = Settings(observer: ObserverRegistry.defaultActivation, weightObserver: ObserverRegistry.defaultWeight, bits: 8,
                                               bins: ObserverRegistry.Options.defaultBins, percent: ObserverRegistry.Options.defaultPercent,
                                               asymmetric: false)
 
@@ -349,7 +349,7 @@ public struct QuantizationConfigFile: Sendable {
 
     /// The activation and weight factories of fully resolved settings (`none`: not quantized).
     private func factories(_ settings: Settings, key prefix: String) throws(ConfigFileError) -> (activation: QuanterFactory?, weight: QuanterFactory?) {
-        let observer = settings.observer ?? "abs_max"
+        let observer = settings.observer ?? ObserverRegistry.defaultActivation
         if settings.asymmetric == true, observer != "none", !Self.asymmetricObservers.contains(observer) {
             let key = self.settings(at: prefix).asymmetric != nil ? prefix + "asymmetric" : prefix + "observer"
             throw ConfigFileError(file: file, key: key.isEmpty ? "asymmetric" : key,
@@ -372,7 +372,7 @@ public struct QuantizationConfigFile: Sendable {
             }
         }
         return (try make(observer, bits: settings.effectiveActivationBits, key: prefix + "observer", weight: false),
-                try make(settings.weightObserver ?? "abs_max_channel_wise", bits: settings.effectiveWeightBits, key: prefix + "weight_observer", weight: true))
+                try make(settings.weightObserver ?? ObserverRegistry.defaultWeight, bits: settings.effectiveWeightBits, key: prefix + "weight_observer", weight: true))
     }
 
     /// The settings written at a key prefix (`""`: the top level; `rules[2].`: that rule).
