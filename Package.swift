@@ -118,7 +118,7 @@ let package = Package(
         // Multi-rank checks run under mpirun by tools/check_grid.py (not by `swift test`).
         .executableTarget(
             name: "mpi_checks",
-            dependencies: ["ShardDistributed", "ShardQuant"],
+            dependencies: ["ShardDistributed", "ShardJob", "ShardModels", "ShardQuant"],
             path: "Tests/MPIChecks"
         ),
 

@@ -7,10 +7,10 @@ import ShardTensor
 /// linear weights) into a model whose state-dict names are the checkpoint's, single-process or
 /// tensor-parallel:
 ///
-/// - a plain ``Linear`` takes `weight` transposed to `[in, out]`;
-/// - a ``ColumnParallelLinear`` on rank `r` of `T` takes rows `r·out/T ..< (r+1)·out/T` of the
-///   `[out, in]` weight (transposed) and the same slice of the bias;
-/// - a ``RowParallelLinear`` takes columns `r·in/T ..< (r+1)·in/T` (transposed) and the whole bias;
+/// - a linear layer's `[out, in]` weight is transposed to `[in, out]`;
+/// - each parameter a layer declares split (its shard spec) takes this rank's part: a
+///   column-parallel weight its rows of the `[out, in]` weight and the same slice of the bias, a
+///   row-parallel weight its columns (the bias whole);
 /// - every other parameter loads whole.
 ///
 /// A rank decodes only its slice's bytes from the memory-mapped file. Tensors the model does not
@@ -32,26 +32,29 @@ public enum HuggingFaceCheckpoint {
                         throw CheckpointFailure(file: url.path, reason: "tensor '\(key)' has shape \(entry.shape); layer \(path) needs \(expected)")
                     }
                 }
+                // The whole parameter's shape (the layer holds its part along the split axis, if any).
+                let spec = layer.sharding.parameter(name)
+                var whole = current.shape
+                let axis = spec.resolvedAxis(rank: current.rank)
+                if let axis, let parts = spec.parts { whole[axis] = parts.reduce(0, +) }
+                let part = axis.map { (spec.offset(of: layer.sharding.rank), current.shape[$0]) }
                 let value: Tensor
-                switch (layer, name) {
-                case (let linear as Linear, "weight"):
-                    try fullShape([linear.outputFeatures, linear.inputFeatures])
-                    value = try file.matrixBlock(key, rows: 0..<entry.shape[0], columns: 0..<entry.shape[1]).transposed()
-                case (let column as ColumnParallelLinear, "weight"):
-                    let local = column.outputFeatures / column.group.size, rank = column.group.rank
-                    try fullShape([column.outputFeatures, column.inputFeatures])
-                    value = try file.matrixBlock(key, rows: (rank * local)..<((rank + 1) * local), columns: 0..<column.inputFeatures).transposed()
-                case (let column as ColumnParallelLinear, "bias"):
-                    let local = column.outputFeatures / column.group.size, rank = column.group.rank
-                    try fullShape([column.outputFeatures])
-                    value = try file.tensor(key).slice(axis: 0, start: rank * local, end: (rank + 1) * local)
-                case (let row as RowParallelLinear, "weight"):
-                    let local = row.inputFeatures / row.group.size, rank = row.group.rank
-                    try fullShape([row.outputFeatures, row.inputFeatures])
-                    value = try file.matrixBlock(key, rows: 0..<row.outputFeatures, columns: (rank * local)..<((rank + 1) * local)).transposed()
-                default:
-                    try fullShape(current.shape)
-                    value = try file.tensor(key)
+                if layer.hasInputByOutputWeight && name == "weight" && current.rank == 2 {
+                    // Stored [out, in]: this rank's rows (an output split) or columns (an input split).
+                    try fullShape([whole[1], whole[0]])
+                    var rows = 0..<whole[1], columns = 0..<whole[0]
+                    if let axis, let (start, count) = part {
+                        if axis == 1 { rows = start..<(start + count) } else { columns = start..<(start + count) }
+                    }
+                    value = try file.matrixBlock(key, rows: rows, columns: columns).transposed()
+                } else {
+                    try fullShape(whole)
+                    let tensor = try file.tensor(key)
+                    if let axis, let (start, count) = part {
+                        value = tensor.slice(axis: axis, start: start, end: start + count)
+                    } else {
+                        value = tensor
+                    }
                 }
                 state[path + "." + name] = value
             }
