@@ -1,9 +1,11 @@
 import Foundation
 
-/// Process-wide counts of collective operations, for the cost figures that `calibrate --verbose`
-/// prints: how many calls, how many bytes each rank contributed, and the wall time spent inside
-/// them (waiting for slower ranks included), by purpose.
-public enum CollectiveCounters {
+/// Counts of collective operations, for the cost figures that `calibrate --verbose` prints: how
+/// many calls, how many bytes each rank contributed, and the wall time spent inside them (waiting
+/// for slower ranks included), by purpose. A job binds its own tally for its scope
+/// (``with(_:_:)``, a task-local value that the thread-group communicator hands to its ranks), so
+/// concurrent jobs in one process count separately; outside any scope a process-wide tally counts.
+public final class CollectiveCounters: @unchecked Sendable {
     /// What a collective was for.
     public enum Purpose: String, Sendable, CaseIterable {
         /// Observer statistics (maxima, histograms, loss sums).
@@ -22,34 +24,39 @@ public enum CollectiveCounters {
         public init() {}
     }
 
-    nonisolated(unsafe) private static var totals: [Purpose: Totals] = [:]
-    private static let lock = NSLock()
+    private var totals: [Purpose: Totals] = [:]
+    private let lock = NSLock()
 
-    /// Runs `body` (one collective contributing `bytes`) and adds it to `purpose`'s totals.
+    public init() {}
+
+    /// The tally of the running scope.
+    @TaskLocal public static var current = CollectiveCounters()
+
+    /// Runs `body` with `counters` as ``current``.
+    public static func with<Result>(_ counters: CollectiveCounters, _ body: () throws -> Result) rethrows -> Result {
+        try $current.withValue(counters, operation: body)
+    }
+
+    /// Runs `body` (one collective contributing `bytes`) and adds it to `purpose`'s totals in the
+    /// running scope's tally.
     public static func measure<Value, Failure: Error>(_ purpose: Purpose, bytes: Int, _ body: () throws(Failure) -> Value) throws(Failure) -> Value {
         let start = DispatchTime.now().uptimeNanoseconds
-        defer {
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            lock.lock()
-            totals[purpose, default: Totals()].calls += 1
-            totals[purpose, default: Totals()].bytes += bytes
-            totals[purpose, default: Totals()].seconds += seconds
-            lock.unlock()
-        }
+        let counters = current
+        defer { counters.add(purpose, bytes: bytes, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
         return try body()
     }
 
-    /// The totals so far.
-    public static func snapshot() -> [Purpose: Totals] {
-        lock.lock()
-        defer { lock.unlock() }
-        return totals
+    private func add(_ purpose: Purpose, bytes: Int, seconds: Double) {
+        lock.withLock {
+            totals[purpose, default: Totals()].calls += 1
+            totals[purpose, default: Totals()].bytes += bytes
+            totals[purpose, default: Totals()].seconds += seconds
+        }
     }
 
+    /// The totals so far.
+    public func snapshot() -> [Purpose: Totals] { lock.withLock { totals } }
+
     /// Clears the totals.
-    public static func reset() {
-        lock.lock()
-        totals = [:]
-        lock.unlock()
-    }
+    public func reset() { lock.withLock { totals = [:] } }
 }

@@ -74,6 +74,7 @@ public final class ColumnParallelLinear: Layer, TensorParallelLayer {
     public let gatherOutput: Bool
     public let group: Communicator
     public override var hasInputByOutputWeight: Bool { true }
+    public override var weightChannelAxis: Int? { 1 }
     /// Output features per rank, in rank order (equal unless given uneven at construction).
     public let parts: [Int]
 
@@ -180,6 +181,7 @@ public final class RowParallelLinear: Layer, TensorParallelLayer {
     public let inputIsParallel: Bool
     public let group: Communicator
     public override var hasInputByOutputWeight: Bool { true }
+    public override var weightChannelAxis: Int? { 1 }
     /// Input features per rank, in rank order (equal unless given uneven at construction).
     public let parts: [Int]
 

@@ -186,10 +186,11 @@ public enum ThreadGroup {
         precondition(size > 0, "a thread group needs at least one rank")
         let room = ExchangeRoom(size: size)
         let results = ResultSlots<Result>(size: size)
-        // Every rank runs in the caller's execution context (reproducible mode, threads).
-        let context = ExecutionContext.current
+        // Every rank runs in the caller's execution context (reproducible mode, threads) and
+        // counts its collectives in the caller's tally.
+        let context = ExecutionContext.current, counters = CollectiveCounters.current
         let threads = (0..<size).map { rank in
-            Thread { ExecutionContext.with(context) {
+            Thread { ExecutionContext.with(context) { CollectiveCounters.with(counters) {
                 let communicator = ThreadGroupCommunicator(rank: rank, room: room) { message in
                     results.set(rank, .failure(CommunicatorError(operation: "abort", message: message)))
                     results.finish()
@@ -201,7 +202,7 @@ public enum ThreadGroup {
                     room.fail(rank: rank, message: "\(error)")
                 }
                 results.finish()
-            } }
+            } } }
         }
         for thread in threads {
             thread.stackSize = 16 << 20

@@ -137,23 +137,26 @@ public struct CalibrationJob {
         let (ptq, observed, batches, floatModel, evaluation, plan) = prepared!
         let keptByConfig = CalibrationPlan.keptFloat(in: floatModel, resolutions: plan.resolutions)
 
-        CollectiveCounters.reset()
+        // This job's own tally of the calibration steps' collectives.
+        let counters = CollectiveCounters()
         let calibrationStart = DispatchTime.now().uptimeNanoseconds
         events(.calibrationBegins)
-        for (index, batch) in batches.enumerated() {
-            try agreement {
-                if let injected = s.injection, !injected.pauseInExport, injected.rank == world.rank, injected.step == index + 1 {
-                    // A crash that no agreement sees: the launcher must end the job.
-                    if injected.kill { kill(getpid(), SIGKILL) }
-                    throw CalibrationFailure(message: "injected failure at calibration step \(index + 1)")
+        try CollectiveCounters.with(counters) {
+            for (index, batch) in batches.enumerated() {
+                try agreement {
+                    if let injected = s.injection, !injected.pauseInExport, injected.rank == world.rank, injected.step == index + 1 {
+                        // A crash that no agreement sees: the launcher must end the job.
+                        if injected.kill { kill(getpid(), SIGKILL) }
+                        throw CalibrationFailure(message: "injected failure at calibration step \(index + 1)")
+                    }
+                    try PTQ.checkFinite(observed)  // the previous batch's values
                 }
-                try PTQ.checkFinite(observed)  // the previous batch's values
+                _ = observed(batch)
+                events(.step(done: index + 1, total: batches.count))
             }
-            _ = observed(batch)
-            events(.step(done: index + 1, total: batches.count))
         }
         let calibrationSeconds = Double(DispatchTime.now().uptimeNanoseconds - calibrationStart) / 1e9
-        let collectives = CollectiveCounters.snapshot()
+        let collectives = counters.snapshot()
         let observerCount = PTQ.layerScales(of: observed).reduce(0) { $0 + ($1.activation == nil ? 0 : 1) + ($1.weight == nil ? 0 : 1) }
         let skipped = s.nonFinite == .skip ? try skippedNonFinite(in: observed, groups: groups) : nil
         var converted: Layer?

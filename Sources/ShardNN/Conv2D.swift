@@ -3,6 +3,8 @@ import ShardTensor
 /// A 2-D convolution in NCHW layout with weight `[out, in/groups, kH, kW]` (output channel axis 0):
 /// `y[n, o] = b[o] + Σ_c W[o, c] ⋆ x[n, g(o)·in/groups + c]` (see ``Tensor/conv2d(weight:bias:geometry:groups:epilogue:)``).
 open class Conv2D: Layer, EpilogueFusableConvolution {
+    /// Weights `[out, in/g, kh, kw]`: channels on axis 0.
+    open override var weightChannelAxis: Int? { 0 }
     public let inputChannels: Int
     public let outputChannels: Int
     public let kernelSize: (height: Int, width: Int)

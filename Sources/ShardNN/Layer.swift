@@ -77,6 +77,10 @@ open class Layer {
     /// forms): exporters write such weights transposed, `[out, in]`, as PyTorch and ONNX expect.
     open var hasInputByOutputWeight: Bool { false }
 
+    /// The axis of the weight that indexes output channels (Linear `[in, out]`: 1; Conv2D
+    /// `[out, in/g, kh, kw]`: 0), for per-channel quantization; `nil` for a layer without one.
+    open var weightChannelAxis: Int? { nil }
+
     /// The name used in messages and configs: the class name.
     open var typeName: String { String(describing: type(of: self)) }
 

@@ -4,6 +4,7 @@ import ShardTensor
 /// so the output channel is axis 1). Input `[…, in]`, output `[…, out]`.
 open class Linear: Layer {
     open override var hasInputByOutputWeight: Bool { true }
+    open override var weightChannelAxis: Int? { 1 }
     /// The number of input features (`in`).
     public let inputFeatures: Int
     /// The number of output features (`out`).

@@ -2,14 +2,6 @@ import ShardDistributed
 import ShardNN
 import ShardTensor
 
-extension ColumnParallelLinear: WeightChannelLayout {
-    public var weightChannelAxis: Int { 1 }
-}
-
-extension RowParallelLinear: WeightChannelLayout {
-    public var weightChannelAxis: Int { 1 }
-}
-
 /// The quantized counterpart of any ``TensorParallelLayer``: the activation quanter observes the
 /// layer's input as the layer receives it (whole, or this rank's feature slice, as its sharding
 /// says), the weight quanter this rank's part of the weight; the product is the source layer's

@@ -66,7 +66,7 @@ public struct GroupReducerProvider: ReducerProvider, @unchecked Sendable {
             return GroupReducer(shardGroup: sharded ? groups.tensorParallel : nil, sampleGroup: groups.dataParallel)
         case .weight:
             guard let axis = layer.sharding.parameter("weight").splitAxis else { return LocalReducer() }
-            let channelAxis = (layer as? WeightChannelLayout)?.weightChannelAxis ?? 1
+            let channelAxis = layer.weightChannelAxis ?? 1
             if perChannel && axis == channelAxis { return LocalReducer() }
             return GroupReducer(shardGroup: groups.tensorParallel, sampleGroup: nil)
         }
