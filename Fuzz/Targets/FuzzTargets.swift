@@ -7,6 +7,7 @@ import ShardText
 
 /// The reader this process fuzzes, from `SHARDQUANT_FUZZ_TARGET` (npy, safetensors, manifest,
 /// vocab: a `vocab.txt` then the tokenizer on text from the same bytes, bertconfig: a BERT `config.json`,
+/// gguf: a GGUF checkpoint's header and tensors,
 /// config: a quantization config file as JSON and as YAML, resolved against a small GPT when it parses);
 /// launch/fuzz runs one campaign per target, each with its own corpus.
 private let target: String = ProcessInfo.processInfo.environment["SHARDQUANT_FUZZ_TARGET"] ?? "npy"
@@ -35,6 +36,15 @@ public func fuzzOneInput(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         _ = try? WordPieceTokenizer(vocabularyData: data, file: "vocab.txt")
     case "bertconfig":
         _ = try? BERTConfiguration.parse(data, file: "config.json")
+    case "gguf":
+        // The header, then every tensor whole and its first row and column (bounded work).
+        if let file = try? GGUFFile(data: data, path: "fuzz.gguf") {
+            for info in file.tensors.prefix(8) where info.rowCount * info.rowLength <= 1 << 16 {
+                _ = try? file.tensor(info.name)
+                _ = try? file.rows(info.name, 0..<1)
+                _ = try? file.columns(info.name, 0..<1)
+            }
+        }
     case "config":
         // The same bytes as JSON and as YAML.
         if let file = try? QuantizationConfigFile(json: data, file: "quant.json") {
