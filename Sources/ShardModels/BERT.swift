@@ -140,6 +140,10 @@ public final class BERT: Layer {
     public let configuration: BERTConfiguration
     public let output: BERTOutput
 
+    @Sublayer("embeddings") public var embeddings: BERTEmbeddings
+    /// `layer`: the ``BERTLayer``s, named `0`, `1`, ….
+    @Sublayer("encoder") public var encoder: BERTEncoder
+
     /// Builds the architecture with zero weights (load a checkpoint next), its linear layers from
     /// `factory`. Weights are held as `[in, out]`.
     public init(_ configuration: BERTConfiguration, output: BERTOutput = .sentenceEmbedding, factory: LinearLayerFactory = PlainLinearFactory()) {
@@ -154,7 +158,7 @@ public final class BERT: Layer {
         }
         func norm() -> LayerNorm { LayerNorm(features: c.hidden, epsilon: c.layerNormEpsilon) }
 
-        let embeddings = Layer.container()
+        let embeddings = BERTEmbeddings()
         embeddings.addSublayer("word_embeddings", Embedding(table: Tensor.zeros([c.vocabulary, c.hidden])))
         embeddings.addSublayer("position_embeddings", Embedding(table: Tensor.zeros([c.maxPositions, c.hidden])))
         embeddings.addSublayer("token_type_embeddings", Embedding(table: Tensor.zeros([c.typeVocabulary, c.hidden])))
@@ -164,30 +168,30 @@ public final class BERT: Layer {
         let stack = Layer.container()
         for index in 0..<c.layers {
             let block = BERTLayer(headCount: localHeads, headDimension: c.hidden / c.heads)
-            let attention = Layer.container()
-            let projections = Layer.container()
+            let attention = BERTAttention()
+            let projections = BERTProjections()
             projections.addSublayer("query", linear(c.hidden, c.hidden, .column))
             projections.addSublayer("key", linear(c.hidden, c.hidden, .column))
             projections.addSublayer("value", linear(c.hidden, c.hidden, .column))
             attention.addSublayer("self", projections)
-            let attentionOutput = Layer.container()
+            let attentionOutput = BERTDenseNorm()
             attentionOutput.addSublayer("dense", linear(c.hidden, c.hidden, .row))
             attentionOutput.addSublayer("LayerNorm", norm())
             attention.addSublayer("output", attentionOutput)
             block.addSublayer("attention", attention)
-            let intermediate = Layer.container()
+            let intermediate = BERTIntermediate()
             intermediate.addSublayer("dense", linear(c.hidden, c.intermediate, .column))
             let activation = GELU()
             activation.sharding = factory.betweenColumnAndRow(features: c.intermediate)
             intermediate.addSublayer("activation", activation)
             block.addSublayer("intermediate", intermediate)
-            let blockOutput = Layer.container()
+            let blockOutput = BERTDenseNorm()
             blockOutput.addSublayer("dense", linear(c.intermediate, c.hidden, .row))
             blockOutput.addSublayer("LayerNorm", norm())
             block.addSublayer("output", blockOutput)
             stack.addSublayer(String(index), block)
         }
-        let encoder = Layer.container()
+        let encoder = BERTEncoder()
         encoder.addSublayer("layer", stack)
         addSublayer("encoder", encoder)
     }
@@ -210,12 +214,11 @@ public final class BERT: Layer {
                      "BERT expects token ids [batch, sequence ≤ \(c.maxPositions)], got \(input.shape)")
         let sequence = input.shape[1]
         let mask = attentionMask(input)
-        let embeddings = self[sublayer: "embeddings"]
-        var x = embeddings[sublayer: "word_embeddings"](input)
-        x = x + embeddings[sublayer: "position_embeddings"](Tensor(shape: [1, sequence], scalars: (0..<sequence).map(Float.init)))
-        x = x + embeddings[sublayer: "token_type_embeddings"](Tensor.zeros([1, 1]))
-        x = embeddings[sublayer: "LayerNorm"](x)
-        for (_, block) in self[sublayer: "encoder"][sublayer: "layer"].sublayers {
+        var x = embeddings.word(input)
+        x = x + embeddings.position(Tensor(shape: [1, sequence], scalars: (0..<sequence).map(Float.init)))
+        x = x + embeddings.tokenType(Tensor.zeros([1, 1]))
+        x = embeddings.norm(x)
+        for (_, block) in encoder.layers.sublayers {
             x = (block as! BERTLayer).forward(x, keyMask: mask)
         }
         return output == .hiddenStates ? x : Self.sentenceEmbedding(x, mask: mask)
@@ -251,6 +254,10 @@ public final class BERTLayer: Layer {
     public let headCount: Int
     public let headDimension: Int
 
+    @Sublayer("attention") public var attention: BERTAttention
+    @Sublayer("intermediate") public var intermediate: BERTIntermediate
+    @Sublayer("output") public var output: BERTDenseNorm
+
     public init(headCount: Int, headDimension: Int) {
         self.headCount = headCount
         self.headDimension = headDimension
@@ -261,20 +268,68 @@ public final class BERTLayer: Layer {
 
     /// `x = LN₁(x + dense(attention(x; mask)))`, then `x = LN₂(x + dense(GELU(dense(x))))`.
     public func forward(_ input: Tensor, keyMask: Tensor?) -> Tensor {
-        let attention = self[sublayer: "attention"]
-        let projections = attention[sublayer: "self"]
+        let projections = attention.projections
         let context = MultiHeadAttention.context(
-            query: projections[sublayer: "query"](input), key: projections[sublayer: "key"](input),
-            value: projections[sublayer: "value"](input), headCount: headCount, headDimension: headDimension,
-            isCausal: false, keyMask: keyMask)
-        let attentionOutput = attention[sublayer: "output"]
-        var x = attentionOutput[sublayer: "LayerNorm"](input + attentionOutput[sublayer: "dense"](context))
-        let intermediate = self[sublayer: "intermediate"]
-        let hidden = intermediate[sublayer: "activation"](intermediate[sublayer: "dense"](x))
-        let output = self[sublayer: "output"]
-        x = output[sublayer: "LayerNorm"](x + output[sublayer: "dense"](hidden))
+            query: projections.query(input), key: projections.key(input), value: projections.value(input),
+            headCount: headCount, headDimension: headDimension, isCausal: false, keyMask: keyMask)
+        var x = attention.output.norm(input + attention.output.dense(context))
+        let hidden = intermediate.activation(intermediate.dense(x))
+        x = output.norm(x + output.dense(hidden))
         return x
     }
 
     public override func makeCopy() -> Layer { BERTLayer(headCount: headCount, headDimension: headDimension) }
+}
+
+// The containers of Hugging Face's BertModel tree, with its names (state-dict names unchanged).
+// Linears are typed `Layer`: quantization replaces them with their quantized forms.
+
+/// `embeddings`: `word_embeddings`, `position_embeddings`, `token_type_embeddings`, `LayerNorm`.
+public final class BERTEmbeddings: Layer {
+    @Sublayer("word_embeddings") public var word: Layer
+    @Sublayer("position_embeddings") public var position: Layer
+    @Sublayer("token_type_embeddings") public var tokenType: Layer
+    @Sublayer("LayerNorm") public var norm: Layer
+    public override init() { super.init() }
+    public override func makeCopy() -> Layer { BERTEmbeddings() }
+}
+
+/// `encoder`: `layer`, the stack of ``BERTLayer``s.
+public final class BERTEncoder: Layer {
+    @Sublayer("layer") public var layers: Layer
+    public override init() { super.init() }
+    public override func makeCopy() -> Layer { BERTEncoder() }
+}
+
+/// `attention`: `self` (the projections) and `output` (dense and LayerNorm).
+public final class BERTAttention: Layer {
+    @Sublayer("self") public var projections: BERTProjections
+    @Sublayer("output") public var output: BERTDenseNorm
+    public override init() { super.init() }
+    public override func makeCopy() -> Layer { BERTAttention() }
+}
+
+/// `attention.self`: `query`, `key`, `value`.
+public final class BERTProjections: Layer {
+    @Sublayer("query") public var query: Layer
+    @Sublayer("key") public var key: Layer
+    @Sublayer("value") public var value: Layer
+    public override init() { super.init() }
+    public override func makeCopy() -> Layer { BERTProjections() }
+}
+
+/// `dense` then `LayerNorm` around a residual (`attention.output`, `output`).
+public final class BERTDenseNorm: Layer {
+    @Sublayer("dense") public var dense: Layer
+    @Sublayer("LayerNorm") public var norm: Layer
+    public override init() { super.init() }
+    public override func makeCopy() -> Layer { BERTDenseNorm() }
+}
+
+/// `intermediate`: `dense` and its `activation`.
+public final class BERTIntermediate: Layer {
+    @Sublayer("dense") public var dense: Layer
+    @Sublayer("activation") public var activation: Layer
+    public override init() { super.init() }
+    public override func makeCopy() -> Layer { BERTIntermediate() }
 }

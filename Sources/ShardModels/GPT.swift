@@ -43,7 +43,7 @@ public final class GPT: Layer {
     public let configuration: GPTConfiguration
 
     /// `word` and `position` embedding tables.
-    @Sublayer("embeddings") public var embeddings: Layer
+    @Sublayer("embeddings") public var embeddings: GPTEmbeddings
     /// The decoder blocks (``GPTBlock``), named `0`, `1`, ….
     @Sublayer("blocks") public var blocks: Layer
     @Sublayer("norm") public var norm: Layer
@@ -69,7 +69,7 @@ public final class GPT: Layer {
             return factory.makeLinear(weight: weight, bias: bias, placement: placement)
         }
 
-        let embeddings = Layer.container()
+        let embeddings = GPTEmbeddings()
         func embedding(_ path: String, _ rows: Int) -> Embedding {
             seeded ? Embedding(vocabularySize: rows, dimension: c.hidden, generator: generator.substream(path)) : Embedding(table: Tensor.zeros([rows, c.hidden]))
         }
@@ -112,9 +112,9 @@ public final class GPT: Layer {
         precondition(input.rank == 2 && input.shape[1] <= configuration.maxSequence,
                      "GPT expects token ids [batch, sequence ≤ \(configuration.maxSequence)], got \(input.shape)")
         let sequence = input.shape[1]
-        var x = embeddings[sublayer: "word"](input)
+        var x = embeddings.word(input)
         let positions = Tensor(shape: [1, sequence], scalars: (0..<sequence).map(Float.init))
-        x = x + embeddings[sublayer: "position"](positions)
+        x = x + embeddings.position(positions)
         for (_, block) in blocks.sublayers { x = block(x) }
         return head(norm(x))
     }
@@ -140,4 +140,12 @@ public final class GPTBlock: Layer {
     }
 
     public override func makeCopy() -> Layer { GPTBlock() }
+}
+
+/// `embeddings`: the `word` and `position` tables.
+public final class GPTEmbeddings: Layer {
+    @Sublayer("word") public var word: Layer
+    @Sublayer("position") public var position: Layer
+    public override init() { super.init() }
+    public override func makeCopy() -> Layer { GPTEmbeddings() }
 }

@@ -47,8 +47,8 @@ extension GPT: GraphModel {
     public func describeGraph(path: String, input: String, into writer: inout some GraphWriter) throws -> String {
         writer.require(opset: 17)
         let c = configuration
-        let word = try writer.emit(embeddings[sublayer: "word"], path: "embeddings.word", input: input)
-        let (positions, sequence) = GraphPieces.positionRows(embeddings[sublayer: "position"].parameter("weight"), name: "embeddings.position",
+        let word = try writer.emit(embeddings.word, path: "embeddings.word", input: input)
+        let (positions, sequence) = GraphPieces.positionRows(embeddings.position.parameter("weight"), name: "embeddings.position",
                                                              input: input, into: &writer)
         var x = writer.node("Add", [word, positions], name: "embeddings")
         // Causal mask: 0 on and below the diagonal, −∞ above, cut to [S, S].
@@ -93,15 +93,14 @@ extension BERT: GraphModel {
     public func describeGraph(path: String, input: String, into writer: inout some GraphWriter) throws -> String {
         writer.require(opset: 17)
         let c = configuration
-        let embeddings = self[sublayer: "embeddings"]
-        let word = try writer.emit(embeddings[sublayer: "word_embeddings"], path: "embeddings.word_embeddings", input: input)
-        let (positions, _) = GraphPieces.positionRows(embeddings[sublayer: "position_embeddings"].parameter("weight"),
+        let word = try writer.emit(embeddings.word, path: "embeddings.word_embeddings", input: input)
+        let (positions, _) = GraphPieces.positionRows(embeddings.position.parameter("weight"),
                                                       name: "embeddings.position_embeddings", input: input, into: &writer)
-        let typeRow = embeddings[sublayer: "token_type_embeddings"].parameter("weight").slice(axis: 0, start: 0, end: 1)
+        let typeRow = embeddings.tokenType.parameter("weight").slice(axis: 0, start: 0, end: 1)
         let tokenType = writer.constant("embeddings.token_type_embeddings.row0", floats: typeRow.scalars, shape: [c.hidden])
         var x = writer.node("Add", [word, positions], name: "embeddings.sum")
         x = writer.node("Add", [x, tokenType], name: "embeddings.sum_types")
-        x = try writer.emit(embeddings[sublayer: "LayerNorm"], path: "embeddings.LayerNorm", input: x)
+        x = try writer.emit(embeddings.norm, path: "embeddings.LayerNorm", input: x)
         // Mask: 1 where the id is not padding; −∞ added to the scores of padded keys.
         let padding = writer.constant("pad_token_id", int64s: [Int64(c.paddingID)], shape: [])
         let isPadding = writer.node("Equal", [input, padding], name: "attention_mask.is_padding")
@@ -112,25 +111,23 @@ extension BERT: GraphModel {
         let additive = writer.node("Where", [isPadding, negative, nothing], name: "attention_mask.additive")
         let keyMask = writer.node("Unsqueeze", [additive, writer.constant("attention_mask.axes", int64s: [1, 2], shape: [2])],
                                   name: "attention_mask.keys")
-        for (index, layer) in self[sublayer: "encoder"][sublayer: "layer"].sublayers {
+        for (index, layer) in encoder.layers.sublayers {
             guard let block = layer as? BERTLayer else {
                 throw GraphDescriptionError.unsupportedLayer(path: "encoder.layer.\(index)", type: layer.typeName)
             }
             let prefix = "encoder.layer.\(index)"
-            let attention = block[sublayer: "attention"]
+            let attention = block.attention
             let attended = try GraphPieces.attention(
-                projections: attention[sublayer: "self"], projectionsPath: prefix + ".attention.self",
-                output: attention[sublayer: "output"][sublayer: "dense"], outputPath: prefix + ".attention.output.dense",
+                projections: attention.projections, projectionsPath: prefix + ".attention.self",
+                output: attention.output.dense, outputPath: prefix + ".attention.output.dense",
                 heads: block.headCount, width: block.headDimension, input: x, mask: keyMask, into: &writer)
             x = writer.node("Add", [x, attended], name: prefix + ".attention.output.residual")
-            x = try writer.emit(attention[sublayer: "output"][sublayer: "LayerNorm"], path: prefix + ".attention.output.LayerNorm", input: x)
-            let intermediate = block[sublayer: "intermediate"]
-            var h = try writer.emit(intermediate[sublayer: "dense"], path: prefix + ".intermediate.dense", input: x)
-            h = try writer.emit(intermediate[sublayer: "activation"], path: prefix + ".intermediate.activation", input: h)
-            let output = block[sublayer: "output"]
-            h = try writer.emit(output[sublayer: "dense"], path: prefix + ".output.dense", input: h)
+            x = try writer.emit(attention.output.norm, path: prefix + ".attention.output.LayerNorm", input: x)
+            var h = try writer.emit(block.intermediate.dense, path: prefix + ".intermediate.dense", input: x)
+            h = try writer.emit(block.intermediate.activation, path: prefix + ".intermediate.activation", input: h)
+            h = try writer.emit(block.output.dense, path: prefix + ".output.dense", input: h)
             x = writer.node("Add", [x, h], name: prefix + ".output.residual")
-            x = try writer.emit(output[sublayer: "LayerNorm"], path: prefix + ".output.LayerNorm", input: x)
+            x = try writer.emit(block.output.norm, path: prefix + ".output.LayerNorm", input: x)
         }
         guard output == .sentenceEmbedding else { return x }
         let axis = writer.constant("pooling.axis", int64s: [1], shape: [1])
