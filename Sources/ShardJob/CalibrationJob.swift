@@ -123,6 +123,7 @@ public struct CalibrationJob {
 
         var prepared: (PTQ, Layer, [Tensor], Layer, EvaluationSet, CalibrationPlan)?
         try agreement {
+            try checkTensorParallel()
             let network = try s.model.build(seed: s.seed, group: groups.tensorParallel, seeded: true, loadWeights: true)
             let plan = try CalibrationPlan(file: inputs.configFile, overrides: s.overrides, model: network)
             let ptq = PTQ(plan.config, groups: groups)
@@ -239,6 +240,19 @@ public struct CalibrationJob {
         return Outcome(layers: layers, report: report!, folder: destination, dataParallel: dataParallel, batches: batchesUsed,
                        observerCount: observerCount, calibrationSeconds: calibrationSeconds, collectives: collectives,
                        exportSeconds: exportSeconds, writerSeconds: writerSeconds)
+    }
+
+    /// Refuses a tensor-parallel degree the model's split sizes do not admit (before any layer is
+    /// built, which would otherwise stop on a precondition).
+    func checkTensorParallel() throws {
+        let degree = settings.tensorParallel
+        guard degree > 1 else { return }
+        guard let splits = try settings.model.tensorParallelSplits() else {
+            throw CalibrationJobError.noTensorParallelLayers(model: type(of: settings.model).name, degree: degree)
+        }
+        for (name, size) in splits where size % degree != 0 {
+            throw CalibrationJobError.indivisible(what: name, size: size, degree: degree)
+        }
     }
 
     /// This rank's calibration batches: its data-parallel share of each of the first `steps`
@@ -371,11 +385,19 @@ public struct CalibrationInputs {
 public enum CalibrationJobError: Error, CustomStringConvertible, Equatable {
     /// More layers to keep in float than the model has quantized layers.
     case keepFloatTooLarge(asked: Int, quantizable: Int)
+    /// A tensor-parallel degree that does not divide one of the model's split sizes.
+    case indivisible(what: String, size: Int, degree: Int)
+    /// A tensor-parallel degree above 1 for a model without tensor-parallel layers.
+    case noTensorParallelLayers(model: String, degree: Int)
 
     public var description: String {
         switch self {
         case .keepFloatTooLarge(let asked, let quantizable):
             return "--keep-float \(asked) is more than the \(quantizable) quantized layers of this model; use 0 to \(quantizable)"
+        case .indivisible(let what, let size, let degree):
+            return "tensor-parallel degree \(degree) does not divide \(what) (\(size)); use a degree that divides it"
+        case .noTensorParallelLayers(let model, let degree):
+            return "tensor-parallel degree \(degree): \(model) has no tensor-parallel layers; use data parallelism"
         }
     }
 }
