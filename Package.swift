@@ -133,7 +133,7 @@ let package = Package(
         .testTarget(name: "ShardQuantTests", dependencies: ["ShardQuant", "ShardModels", "ShardDistributed", "ShardTrain", "ShardExport",
                                                            "ShardTestSupport", "shardquant"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardModelsTests", dependencies: ["ShardModels", "ShardNN", "ShardTensor", "ShardDistributed"], exclude: ["Fixtures"]),
-        .testTarget(name: "ShardTextTests", dependencies: ["ShardText"], exclude: ["Fixtures"]),
+        .testTarget(name: "ShardTextTests", dependencies: ["ShardText", "ShardModels", "ShardTensor"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )
