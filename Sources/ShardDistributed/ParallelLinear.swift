@@ -94,6 +94,25 @@ public final class ColumnParallelLinear: Layer, TensorParallelLayer {
         if let fullBias { parameters["bias"] = fullBias.slice(axis: 0, start: start, end: end) }
     }
 
+    /// This rank's shard given directly (a checkpoint reader that decodes only this rank's
+    /// columns): `localWeight` `[in, parts[rank]]`, `localBias` `[parts[rank]]`, `parts` the output
+    /// features of every rank.
+    public init(localWeight: Tensor, localBias: Tensor?, parts: [Int], gatherOutput: Bool, group: Communicator) throws(ShardingError) {
+        let output = parts.reduce(0, +)
+        self.parts = try partition(output, parts: parts, what: "output features", group: group)
+        guard localWeight.rank == 2, localWeight.shape[1] == parts[group.rank], localBias.map({ $0.shape == [parts[group.rank]] }) ?? true else {
+            throw ShardingError(what: "output features (local weight \(localWeight.shape))", extent: output, degree: group.size, parts: parts)
+        }
+        inputFeatures = localWeight.shape[0]
+        outputFeatures = output
+        self.gatherOutput = gatherOutput
+        self.group = group
+        super.init()
+        sharding = Self.layout(parts: self.parts, gatherOutput: gatherOutput, rank: group.rank)
+        parameters["weight"] = localWeight
+        if let localBias { parameters["bias"] = localBias }
+    }
+
     private init(copying other: ColumnParallelLinear) {
         inputFeatures = other.inputFeatures
         outputFeatures = other.outputFeatures
@@ -199,6 +218,24 @@ public final class RowParallelLinear: Layer, TensorParallelLayer {
         let start = sharding.parameter("weight").offset(of: group.rank)
         parameters["weight"] = fullWeight.slice(axis: 0, start: start, end: start + self.parts[group.rank])
         if let fullBias { parameters["bias"] = fullBias }
+    }
+
+    /// This rank's shard given directly: `localWeight` `[parts[rank], out]`, `bias` `[out]`
+    /// (replicated), `parts` the input features of every rank.
+    public init(localWeight: Tensor, bias: Tensor?, parts: [Int], inputIsParallel: Bool, group: Communicator) throws(ShardingError) {
+        let input = parts.reduce(0, +)
+        self.parts = try partition(input, parts: parts, what: "input features", group: group)
+        guard localWeight.rank == 2, localWeight.shape[0] == parts[group.rank] else {
+            throw ShardingError(what: "input features (local weight \(localWeight.shape))", extent: input, degree: group.size, parts: parts)
+        }
+        inputFeatures = input
+        outputFeatures = localWeight.shape[1]
+        self.inputIsParallel = inputIsParallel
+        self.group = group
+        super.init()
+        sharding = Self.layout(parts: self.parts, inputIsParallel: inputIsParallel, rank: group.rank)
+        parameters["weight"] = localWeight
+        if let bias { parameters["bias"] = bias }
     }
 
     private init(copying other: RowParallelLinear) {
@@ -312,6 +349,28 @@ enum Collective {
         do {
             try CollectiveCounters.measure(.model, bytes: tensor.count * 4) { () throws(CommunicatorError) in
                 try group.allReduce(&tensor.scalars, .sum)
+            }
+        } catch {
+            group.abort("\(error)")
+        }
+    }
+
+    /// `values` reduced element by element over the group (`.max`, `.sum`).
+    static func reduce(_ values: inout [Float], _ operation: ReduceOperation, group: Communicator) {
+        do {
+            try CollectiveCounters.measure(.model, bytes: values.count * 4) { () throws(CommunicatorError) in
+                try group.allReduce(&values, operation)
+            }
+        } catch {
+            group.abort("\(error)")
+        }
+    }
+
+    /// `values` reduced element by element over the group, in double precision.
+    static func reduce(_ values: inout [Double], _ operation: ReduceOperation, group: Communicator) {
+        do {
+            try CollectiveCounters.measure(.model, bytes: values.count * 8) { () throws(CommunicatorError) in
+                try group.allReduce(&values, operation)
             }
         } catch {
             group.abort("\(error)")

@@ -11,7 +11,7 @@ import Foundation
 /// dimensions `u64` innermost first, type `u32`, offset `u64` from the data section), padding to
 /// `general.alignment` (default 32), the data section. A tensor with GGUF dimensions
 /// `[ne0, ne1, …]` is the row-major array `[…, ne1, ne0]` (``GGUFFile/TensorInfo/shape``).
-public struct GGUFFile {
+public struct GGUFFile: Sendable {
     /// A metadata value.
     public indirect enum Value: Equatable, Sendable {
         case uint8(UInt8), int8(Int8), uint16(UInt16), int16(Int16), uint32(UInt32), int32(Int32)

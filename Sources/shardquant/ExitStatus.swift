@@ -30,7 +30,7 @@ enum ExitStatus {
         case is OutputFolder.Failure: return isUsage(error) ? usage : failure
         case is ModelSettingsError, is CalibrationJobError: return usage
         case is InputDataError, is ModelInputError, is TensorFileError, is ConfigFileError, is CheckpointFailure, is TokenizerError,
-             is CalibrationData.Failure, is LayerError, is ReportFileError, is CheckpointError, is ShardManifest.Failure:
+             is CalibrationData.Failure, is LayerError, is GGUFFileError, is ReportFileError, is CheckpointError, is ShardManifest.Failure:
             return dataError
         case let quantization as QuantizationError:
             if case .nonFinite = quantization { return dataError }
