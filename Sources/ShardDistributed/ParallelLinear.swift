@@ -77,6 +77,9 @@ public final class ColumnParallelLinear: Layer, TensorParallelLayer {
     public override var weightChannelAxis: Int? { 1 }
     /// Output features per rank, in rank order (equal unless given uneven at construction).
     public let parts: [Int]
+    /// Under `--reproducible`, the width of the fixed output-column chunks (a head, a vocabulary
+    /// chunk) that every rank's part holds whole; `nil`: 12 fixed chunks of the whole layer.
+    public var reproducibleChunk: Int?
 
     /// This rank's shard of a full weight `[in, out]` and bias `[out]`: output features cut into
     /// `parts` (one per rank; default equal parts, which the degree must divide).
@@ -119,6 +122,7 @@ public final class ColumnParallelLinear: Layer, TensorParallelLayer {
         gatherOutput = other.gatherOutput
         group = other.group
         parts = other.parts
+        reproducibleChunk = other.reproducibleChunk
         super.init()
         sharding = other.sharding
     }
@@ -136,7 +140,7 @@ public final class ColumnParallelLinear: Layer, TensorParallelLayer {
     }
 
     public func product(_ input: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
-        ColumnParallelLinear.apply(input, weight: weight, bias: bias, gatherOutput: gatherOutput, group: group)
+        ColumnParallelLinear.apply(input, weight: weight, bias: bias, gatherOutput: gatherOutput, group: group, chunk: reproducibleChunk)
     }
 
     public func productGradients(input: Tensor, weight: Tensor, outputGradient: Tensor) -> (weight: Tensor, bias: Tensor, input: Tensor) {
@@ -172,11 +176,11 @@ public final class ColumnParallelLinear: Layer, TensorParallelLayer {
     }
 
     /// The column-parallel product for any local weight (float or fake-quantized).
-    public static func apply(_ input: Tensor, weight: Tensor, bias: Tensor?, gatherOutput: Bool, group: Communicator) -> Tensor {
+    public static func apply(_ input: Tensor, weight: Tensor, bias: Tensor?, gatherOutput: Bool, group: Communicator, chunk: Int? = nil) -> Tensor {
         var local: Tensor
         if Reproducibility.isEnabled {
-            // This rank's columns are 12/T of the 12 fixed column chunks.
-            local = input.reproducibleMatmul(weight, columnChunks: Reproducibility.chunkCount / group.size)
+            // This rank's columns are whole fixed chunks: of width `chunk`, or 12/T of 12.
+            local = input.reproducibleMatmul(weight, columnChunks: chunk.map { weight.shape[1] / $0 } ?? Reproducibility.chunkCount / group.size)
             if let bias { local.addRowVector(bias) }
         } else {
             local = Linear.apply(input, weight: weight, bias: bias)
@@ -203,6 +207,9 @@ public final class RowParallelLinear: Layer, TensorParallelLayer {
     public override var weightChannelAxis: Int? { 1 }
     /// Input features per rank, in rank order (equal unless given uneven at construction).
     public let parts: [Int]
+    /// Under `--reproducible`, the width of the fixed chunks of the reduction dimension (a head,
+    /// an FFN chunk) that every rank's part holds whole; `nil`: 12 fixed chunks.
+    public var reproducibleChunk: Int?
 
     /// This rank's shard of a full weight `[in, out]`: input features cut into `parts` (one per
     /// rank; default equal parts, which the degree must divide); the bias `[out]` is replicated.
@@ -244,6 +251,7 @@ public final class RowParallelLinear: Layer, TensorParallelLayer {
         inputIsParallel = other.inputIsParallel
         group = other.group
         parts = other.parts
+        reproducibleChunk = other.reproducibleChunk
         super.init()
         sharding = other.sharding
     }
@@ -261,7 +269,8 @@ public final class RowParallelLinear: Layer, TensorParallelLayer {
     }
 
     public func product(_ input: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
-        RowParallelLinear.apply(input, weight: weight, bias: bias, inputIsParallel: inputIsParallel, group: group, offset: sharding.parameter("weight").offset(of: group.rank))
+        RowParallelLinear.apply(input, weight: weight, bias: bias, inputIsParallel: inputIsParallel, group: group,
+                                offset: sharding.parameter("weight").offset(of: group.rank), chunk: reproducibleChunk)
     }
 
     public func productGradients(input: Tensor, weight: Tensor, outputGradient: Tensor) -> (weight: Tensor, bias: Tensor, input: Tensor) {
@@ -298,14 +307,14 @@ public final class RowParallelLinear: Layer, TensorParallelLayer {
     /// `inputIsParallel` this rank's rows are taken from the whole input at `offset` (default:
     /// equal parts).
     public static func apply(_ input: Tensor, weight: Tensor, bias: Tensor?, inputIsParallel: Bool, group: Communicator,
-                             offset: Int? = nil) -> Tensor {
+                             offset: Int? = nil, chunk: Int? = nil) -> Tensor {
         var local = input
         if !inputIsParallel && group.size > 1 {
             let start = offset ?? group.rank * weight.shape[0]
             local = input.slice(axis: -1, start: start, end: start + weight.shape[0])
         }
         if Reproducibility.isEnabled {
-            var sum = reproducibleRowProduct(local, weight: weight, group: group)
+            var sum = reproducibleRowProduct(local, weight: weight, group: group, chunk: chunk)
             if let bias { sum.addRowVector(bias) }
             return sum
         }
@@ -318,8 +327,9 @@ public final class RowParallelLinear: Layer, TensorParallelLayer {
     /// `Σ_c x_c · W_c` over the 12 fixed chunks of the reduction dimension: this rank computes its
     /// 12/T chunks' partial products (one GEMM each, per sample), the partials of every rank are
     /// gathered, and all 12 are added in chunk order, so the sum is the same for every T.
-    static func reproducibleRowProduct(_ local: Tensor, weight: Tensor, group: Communicator) -> Tensor {
-        let chunksHere = Reproducibility.chunkCount / group.size
+    /// With `chunk`, the chunks are `chunk` rows each and ranks may hold different numbers of them.
+    static func reproducibleRowProduct(_ local: Tensor, weight: Tensor, group: Communicator, chunk: Int? = nil) -> Tensor {
+        let chunksHere = chunk.map { weight.shape[0] / $0 } ?? Reproducibility.chunkCount / group.size
         let height = weight.shape[0] / chunksHere
         let partials = (0..<chunksHere).map { c in
             local.slice(axis: -1, start: c * height, end: (c + 1) * height)
@@ -331,7 +341,7 @@ public final class RowParallelLinear: Layer, TensorParallelLayer {
             let gathered = Collective.gather(flat, group: group)
             let size = partials[0].count
             all = gathered.flatMap { rankValues in
-                (0..<chunksHere).map { Tensor(shape: partials[0].shape, scalars: Array(rankValues[($0 * size)..<(($0 + 1) * size)])) }
+                (0..<(rankValues.count / size)).map { Tensor(shape: partials[0].shape, scalars: Array(rankValues[($0 * size)..<(($0 + 1) * size)])) }
             }
         }
         var sum = all[0]

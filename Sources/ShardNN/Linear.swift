@@ -9,6 +9,10 @@ open class Linear: Layer {
     public let inputFeatures: Int
     /// The number of output features (`out`).
     public let outputFeatures: Int
+    /// Under `--reproducible`, the width of the fixed output-column chunks computed by separate
+    /// GEMMs (a head's 64 features, say), so that a layer replicated on every rank computes its
+    /// columns exactly as a column-parallel shard of it would; `nil`: all columns in one GEMM.
+    public var reproducibleChunk: Int?
 
     /// Creates the layer from its parameters: `weight` `[in, out]`, `bias` `[out]` or `nil`.
     public init(weight: Tensor, bias: Tensor?) {
@@ -43,7 +47,7 @@ open class Linear: Layer {
 
     open override func forward(_ input: Tensor) -> Tensor {
         if isTraining { saved["input"] = input }
-        return Linear.apply(input, weight: weight, bias: bias)
+        return Linear.apply(input, weight: weight, bias: bias, chunk: reproducibleChunk)
     }
 
     /// `∂W = xᵀ·∂y`, `∂b = Σ_rows ∂y`, `∂x = ∂y·Wᵀ` (rows: every leading index of `[…, in]`).
@@ -70,12 +74,18 @@ open class Linear: Layer {
     }
 
     /// `x · W + b` for any weight (float or fake-quantized), shared with quantized subclasses.
-    public static func apply(_ input: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+    /// Under `--reproducible` the columns are computed in chunks of `chunk` (default: one chunk).
+    public static func apply(_ input: Tensor, weight: Tensor, bias: Tensor?, chunk: Int? = nil) -> Tensor {
         precondition(input.shape.last == weight.shape[0], "Linear expects [..., \(weight.shape[0])], got \(input.shape)")
-        var output = Reproducibility.isEnabled ? input.reproducibleMatmul(weight) : input.matmul(weight)
+        var output = Reproducibility.isEnabled
+            ? input.reproducibleMatmul(weight, columnChunks: chunk.map { weight.shape[1] / $0 } ?? 1) : input.matmul(weight)
         if let bias { output.addRowVector(bias) }
         return output
     }
 
-    open override func makeCopy() -> Layer { Linear(weight: weight, bias: bias) }
+    open override func makeCopy() -> Layer {
+        let copy = Linear(weight: weight, bias: bias)
+        copy.reproducibleChunk = reproducibleChunk
+        return copy
+    }
 }

@@ -31,6 +31,9 @@ struct Perplexity: ParsableCommand {
     @Flag(help: "Fixed GEMM shapes and one kernel thread, for bit-identical results from run to run.")
     var reproducible = false
 
+    @Option(help: "Also write the first window's logits [window, vocabulary] (float32 .npy; gathered from every rank).")
+    var logits: String?
+
     @Flag(help: "Print one JSON object (perplexity, tokens_scored, windows, tokens_per_second) and nothing else on standard output.")
     var json = false
 
@@ -57,6 +60,7 @@ struct Perplexity: ParsableCommand {
             throw ValidationError("--window \(window) is longer than the model's context (\(checkpoint.configuration.contextLength) tokens)")
         }
         _ = try LlamaLayout(configuration: checkpoint.configuration, degree: tp)
+        if reproducible { try LlamaLayout.checkReproducible(checkpoint.configuration) }
         let ids = checkpoint.tokenizer.encode(try Self.readText(text))
         var windows: [[Int]] = []
         for start in stride(from: 0, to: ids.count - 1, by: window) {
@@ -74,6 +78,9 @@ struct Perplexity: ParsableCommand {
             var measurement = Measurement()
             let start = DispatchTime.now().uptimeNanoseconds
             // Data-parallel replicas take every D-th window.
+            if let logitsFile = self.logits, groups.dataParallel.rank == 0 {
+                try Self.writeLogits(network, window: scoredWindows[0], group: groups.tensorParallel, to: logitsFile)
+            }
             for (index, window) in scoredWindows.enumerated() where index % groups.dataParallelSize == groups.dataParallel.rank {
                 let losses = network.negativeLogLikelihoods(window: window)
                 measurement.negativeLogLikelihood += losses.reduce(0, +)
@@ -116,6 +123,15 @@ struct Perplexity: ParsableCommand {
             print(String(format: "perplexity %.4f over %d tokens scored in %d window(s) of up to %d; %.1f tokens/s (model time, T = %d)",
                          perplexity, measurement.scored, measurement.windows, window, speed, tp))
         }
+    }
+
+    /// The logits of `window` `[S, vocabulary]`, every rank's vocabulary slice gathered in rank
+    /// order, written by the group's rank 0 (outside the timed loop).
+    static func writeLogits(_ network: Llama, window: [Int], group: Communicator, to path: String) throws {
+        let local = network(Tensor(shape: [1, window.count], scalars: window.map(Float.init)))
+        let pieces = try group.allGather(local.scalars).map { Tensor(shape: [window.count, $0.count / window.count], scalars: $0) }
+        guard group.rank == 0 else { return }
+        try NumpyFile.write(Tensor.concatenate(pieces, axis: 1), to: URL(fileURLWithPath: path))
     }
 
     /// The text of `path` as Python's universal newlines read it (`\r\n` and `\r` become `\n`).

@@ -98,6 +98,15 @@ public struct LlamaLayout: Sendable, Equatable {
         vocabularyParts = parts(vocabularyChunks)
     }
 
+    /// Whether `--reproducible`'s fixed chunks are all equal (the FFN and the vocabulary multiples
+    /// of 12), which bit-identical results at every degree need.
+    /// - Throws: ``ModelSettingsError`` naming the size that is not.
+    public static func checkReproducible(_ c: LlamaConfiguration) throws(ModelSettingsError) {
+        for (name, size) in [("FFN", c.ffn), ("vocabulary", c.vocabulary)] where size % chunkCount != 0 {
+            throw ModelSettingsError("--reproducible cuts the \(name) into \(chunkCount) equal chunks, but its size \(size) is not a multiple of \(chunkCount)")
+        }
+    }
+
     /// The first index of `rank`'s part.
     public static func offset(_ parts: [Int], rank: Int) -> Int { parts[..<rank].reduce(0, +) }
 }
@@ -138,14 +147,25 @@ public final class Llama: Layer {
             return (start * unit)..<((start + parts[rank]) * unit)
         }
         // A Hugging Face matrix [out, in] becomes a layer weight [in, out].
-        func column(_ name: String, _ parts: [Int], unit: Int) throws -> Layer {
+        // `chunk`: the reproducible chunk width (a head, an FFN chunk).
+        func column(_ name: String, _ parts: [Int], unit: Int, chunk: Int) throws -> Layer {
             let weight = try weights.rows(name, range(parts, unit: unit)).transposed()
-            return try ColumnParallelLinear(localWeight: weight, localBias: nil, parts: parts.map { $0 * unit }, gatherOutput: false, group: group)
+            let layer = try ColumnParallelLinear(localWeight: weight, localBias: nil, parts: parts.map { $0 * unit }, gatherOutput: false, group: group)
+            layer.reproducibleChunk = chunk
+            return layer
         }
-        func row(_ name: String, _ parts: [Int], unit: Int) throws -> Layer {
+        func row(_ name: String, _ parts: [Int], unit: Int, chunk: Int) throws -> Layer {
             let weight = try weights.columns(name, range(parts, unit: unit)).transposed()
-            return try RowParallelLinear(localWeight: weight, bias: nil, parts: parts.map { $0 * unit }, inputIsParallel: true, group: group)
+            let layer = try RowParallelLinear(localWeight: weight, bias: nil, parts: parts.map { $0 * unit }, inputIsParallel: true, group: group)
+            layer.reproducibleChunk = chunk
+            return layer
         }
+        func replicated(_ name: String, rows: Int, chunk: Int) throws -> Layer {
+            let layer = Linear(weight: try weights.rows(name, 0..<rows).transposed(), bias: nil)
+            layer.reproducibleChunk = chunk
+            return layer
+        }
+        let ffnChunk = layout.ffnChunks[0]
 
         let backbone = LlamaBackbone()
         let table = try weights.rows("model.embed_tokens.weight", range(layout.vocabularyParts))
@@ -156,22 +176,22 @@ public final class Llama: Layer {
             let prefix = "model.layers.\(index)."
             let keyValue: (Layer, Layer)
             if let parts = layout.keyValueHeadParts {
-                keyValue = (try column(prefix + "self_attn.k_proj.weight", parts, unit: d), try column(prefix + "self_attn.v_proj.weight", parts, unit: d))
+                keyValue = (try column(prefix + "self_attn.k_proj.weight", parts, unit: d, chunk: d),
+                            try column(prefix + "self_attn.v_proj.weight", parts, unit: d, chunk: d))
             } else {
-                let all = 0..<(c.keyValueHeads * d)
-                keyValue = (Linear(weight: try weights.rows(prefix + "self_attn.k_proj.weight", all).transposed(), bias: nil),
-                            Linear(weight: try weights.rows(prefix + "self_attn.v_proj.weight", all).transposed(), bias: nil))
+                keyValue = (try replicated(prefix + "self_attn.k_proj.weight", rows: c.keyValueHeads * d, chunk: d),
+                            try replicated(prefix + "self_attn.v_proj.weight", rows: c.keyValueHeads * d, chunk: d))
             }
             let attention = LlamaAttention(
-                query: try column(prefix + "self_attn.q_proj.weight", layout.headParts, unit: d), key: keyValue.0, value: keyValue.1,
-                output: try row(prefix + "self_attn.o_proj.weight", layout.headParts, unit: d),
+                query: try column(prefix + "self_attn.q_proj.weight", layout.headParts, unit: d, chunk: d), key: keyValue.0, value: keyValue.1,
+                output: try row(prefix + "self_attn.o_proj.weight", layout.headParts, unit: d, chunk: d),
                 headOffset: LlamaLayout.offset(layout.headParts, rank: rank), headCount: layout.headParts[rank],
                 keyValueOffset: layout.keyValueHeadParts.map { LlamaLayout.offset($0, rank: rank) } ?? 0,
                 groupSize: c.groupSize, rotary: rotary)
             let mlp = LlamaMLP()
-            mlp.addSublayer("gate_proj", try column(prefix + "mlp.gate_proj.weight", layout.ffnParts, unit: 1))
-            mlp.addSublayer("up_proj", try column(prefix + "mlp.up_proj.weight", layout.ffnParts, unit: 1))
-            mlp.addSublayer("down_proj", try row(prefix + "mlp.down_proj.weight", layout.ffnParts, unit: 1))
+            mlp.addSublayer("gate_proj", try column(prefix + "mlp.gate_proj.weight", layout.ffnParts, unit: 1, chunk: ffnChunk))
+            mlp.addSublayer("up_proj", try column(prefix + "mlp.up_proj.weight", layout.ffnParts, unit: 1, chunk: ffnChunk))
+            mlp.addSublayer("down_proj", try row(prefix + "mlp.down_proj.weight", layout.ffnParts, unit: 1, chunk: ffnChunk))
             let layer = LlamaDecoderLayer()
             layer.addSublayer("input_layernorm", RMSNorm(weight: try weights.vector(prefix + "input_layernorm.weight"), epsilon: c.normEpsilon))
             layer.addSublayer("self_attn", attention)
@@ -185,8 +205,10 @@ public final class Llama: Layer {
         let headName = c.tiedEmbedding ? "model.embed_tokens.weight" : "lm_head.weight"
         // The tied head reuses the rows already decoded for the embedding.
         let headRows = c.tiedEmbedding ? table : try weights.rows(headName, range(layout.vocabularyParts))
-        addSublayer("lm_head", try ColumnParallelLinear(localWeight: headRows.transposed(), localBias: nil, parts: layout.vocabularyParts,
-                                                        gatherOutput: false, group: group))
+        let head = try ColumnParallelLinear(localWeight: headRows.transposed(), localBias: nil, parts: layout.vocabularyParts,
+                                            gatherOutput: false, group: group)
+        head.reproducibleChunk = layout.vocabularyChunks[0]
+        addSublayer("lm_head", head)
     }
 
     private init(copying other: Llama) {

@@ -4,8 +4,12 @@ import ShardTensor
 /// The quantized counterpart of ``Linear`` (Paddle's `QuantedLinear`):
 /// `y = act_q(x) · w_q(W) + b`, with `W` `[in, out]` and per-channel weight quanters on axis 1.
 open class QuantedLinear: ConvertibleQuantedLayer {
+    /// The source layer's ``Linear/reproducibleChunk``.
+    public var reproducibleChunk: Int?
+
     public required init(quantizing layer: Layer, config: SingleLayerConfig, reducers: ReducerProvider) throws(QuantizationError) {
-        guard layer is Linear else { throw QuantizationError.unsupportedLayer(path: "", type: layer.typeName, observer: "QuantedLinear") }
+        guard let linear = layer as? Linear else { throw QuantizationError.unsupportedLayer(path: "", type: layer.typeName, observer: "QuantedLinear") }
+        reproducibleChunk = linear.reproducibleChunk
         try super.init(quantizing: layer, config: config, reducers: reducers)
     }
 
@@ -13,7 +17,7 @@ open class QuantedLinear: ConvertibleQuantedLayer {
 
     open override func forward(_ input: Tensor) -> Tensor {
         let (x, weight) = quantizedOperands(input)
-        return Linear.apply(x, weight: weight, bias: parameters["bias"])
+        return Linear.apply(x, weight: weight, bias: parameters["bias"], chunk: reproducibleChunk)
     }
 
     /// Linear's gradients on the quantized operands, then through the quanters.
@@ -23,7 +27,11 @@ open class QuantedLinear: ConvertibleQuantedLayer {
         return quantizedBackward(weightGradient: weightGradient, biasGradient: biasGradient, inputGradient: inputGradient)
     }
 
-    open override func makeCopy() -> Layer { QuantedLinear(sourceTypeName: sourceTypeName) }
+    open override func makeCopy() -> Layer {
+        let copy = QuantedLinear(sourceTypeName: sourceTypeName)
+        copy.reproducibleChunk = reproducibleChunk
+        return copy
+    }
 }
 
 /// The quantized counterpart of ``Conv2D`` (Paddle's `QuantedConv2D`):
