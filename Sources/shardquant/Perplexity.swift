@@ -34,7 +34,7 @@ struct Perplexity: ParsableCommand {
     @Option(help: "Also write the first window's logits [window, vocabulary] (float32 .npy; gathered from every rank).")
     var logits: String?
 
-    @Flag(help: "Print one JSON object (perplexity, tokens_scored, windows, tokens_per_second) and nothing else on standard output.")
+    @Flag(help: "Print one JSON object (perplexity, tokens_scored, windows, tokens_per_second, peak_resident_megabytes_per_rank) and nothing else on standard output.")
     var json = false
 
     func validate() throws {
@@ -52,6 +52,8 @@ struct Perplexity: ParsableCommand {
         var windows = 0
         var evaluated = 0
         var seconds = 0.0
+        /// The largest peak resident set of any rank, in MiB.
+        var peakResidentMegabytes = 0.0
     }
 
     private func execute() throws {
@@ -100,6 +102,12 @@ struct Perplexity: ParsableCommand {
                 measurement = Measurement(negativeLogLikelihood: sums[0], scored: Int(counts[0]), windows: Int(counts[1]),
                                           evaluated: Int(counts[2]), seconds: seconds[0])
             }
+            // Every rank's peak resident set (getrusage: KiB on Linux), the largest kept.
+            var usage = rusage()
+            getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
+            var peak = [Double(usage.ru_maxrss) / 1024]
+            if world.size > 1 { try world.allReduce(&peak, .maximum) }
+            measurement.peakResidentMegabytes = peak[0]
             return measurement
         }
         let measurement: Measurement
@@ -116,7 +124,7 @@ struct Perplexity: ParsableCommand {
         let speed = Double(measurement.evaluated) / Swift.max(measurement.seconds, 1e-9)
         if json {
             let object: [String: Any] = ["perplexity": perplexity, "tokens_scored": measurement.scored, "windows": measurement.windows,
-                                         "tokens_per_second": speed]
+                                         "tokens_per_second": speed, "peak_resident_megabytes_per_rank": measurement.peakResidentMegabytes]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
