@@ -8,8 +8,24 @@ import ShardTensor
 public enum TensorSharding: Equatable, Sendable {
     /// Every rank holds the whole tensor.
     case replicated
-    /// Rank r holds the r-th of T equal slices along `axis`.
-    case split(axis: Int)
+    /// Rank r holds the r-th of T slices along `axis`: `parts[r]` long when the slices are
+    /// unequal (a Llama's 9 heads over 2 ranks: 5 and 4), equal slices when `parts` is `nil`.
+    case split(axis: Int, parts: [Int]? = nil)
+
+    /// The unequal parts, `nil` when replicated or equal.
+    public var unequalParts: [Int]? {
+        guard case .split(_, let parts) = self else { return nil }
+        return parts
+    }
+
+    /// The extents of `count` slices of `extent`: `parts` when given for `count` ranks, else
+    /// equal slices; `nil` when neither fits.
+    public func parts(of extent: Int, count: Int) -> [Int]? {
+        guard case .split(_, let parts) = self else { return nil }
+        if let parts, parts.count == count, parts.reduce(0, +) == extent { return parts }
+        guard count > 0, extent % count == 0 else { return nil }
+        return [Int](repeating: extent / count, count: count)
+    }
 }
 
 /// One named tensor of a checkpoint: raw little-endian bytes with their type, shape and sharding.
@@ -45,13 +61,18 @@ public struct CheckpointTensor: Equatable, Sendable {
 
     /// Slice `index` of `count` equal slices along `axis` (bytes copied, row-major).
     func slice(_ index: Int, of count: Int, axis: Int) -> CheckpointTensor {
+        let part = shape[axis] / count
+        return slice(start: index * part, length: part, axis: axis)
+    }
+
+    /// `length` entries from `start` along `axis` (bytes copied, row-major).
+    func slice(start offset: Int, length part: Int, axis: Int) -> CheckpointTensor {
         let (outer, extent, inner) = CheckpointTensor.layout(shape, axis: axis)
-        let part = extent / count
         let width = scalarType.byteWidth
-        var result = Data(capacity: bytes.count / count)
+        var result = Data(capacity: outer * part * inner * width)
         bytes.withUnsafeBytes { raw in
             for o in 0..<outer {
-                let start = ((o * extent) + index * part) * inner * width
+                let start = ((o * extent) + offset) * inner * width
                 result.append(raw.baseAddress!.advanced(by: start).assumingMemoryBound(to: UInt8.self), count: part * inner * width)
             }
         }
@@ -97,8 +118,6 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case mismatch(file: String, tensor: String, expected: String, actual: String)
     /// A sharded tensor whose axis the number of ranks does not divide.
     case indivisible(tensor: String, extent: Int, ranks: Int)
-    /// A tensor split into unequal parts: checkpoint shards and their manifest hold equal slices.
-    case unevenParts(tensor: String, parts: [Int])
     /// A layer of the model that scales.json does not describe, or the other way round.
     case scalesMismatch(layer: String, reason: String)
 
@@ -109,8 +128,6 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case .unexpectedTensor(let file, let tensor): return "\(file): tensor '\(tensor)' does not belong to the model"
         case .mismatch(let file, let tensor, let expected, let actual): return "\(file): tensor '\(tensor)' is \(actual), expected \(expected)"
         case .indivisible(let tensor, let extent, let ranks): return "tensor '\(tensor)': \(extent) cannot be split over \(ranks) ranks"
-        case .unevenParts(let tensor, let parts):
-            return "tensor '\(tensor)': split into unequal parts \(parts); checkpoint shards hold equal slices only (not yet supported)"
         case .scalesMismatch(let layer, let reason): return "layer '\(layer)': \(reason)"
         }
     }
@@ -167,8 +184,7 @@ public struct QuantizedCheckpoint: Equatable, Sendable {
             func sharding(_ name: String) throws(CheckpointError) -> TensorSharding {
                 let spec = layer.sharding.parameter(name)
                 guard let axis = spec.splitAxis, let parts = spec.parts else { return .replicated }
-                guard Set(parts).count == 1 else { throw CheckpointError.unevenParts(tensor: prefix + name, parts: parts) }
-                return .split(axis: linear && name == "weight" ? 1 - axis : axis)
+                return .split(axis: linear && name == "weight" ? 1 - axis : axis, parts: Set(parts).count == 1 ? nil : parts)
             }
             let weightSplitAxis = layer.sharding.parameter("weight").splitAxis
             if let quanted = layer as? ConvertibleQuantedLayer {
@@ -183,7 +199,8 @@ public struct QuantizedCheckpoint: Equatable, Sendable {
                     let qmax = Float(weight.quantMaximum)
                     let steps = Tensor(shape: weight.axis == -1 ? [1] : [weight.thresholds.count, 1], scalars: weight.thresholds.map { $0 / qmax })
                     tensors.append(CheckpointTensor(name: prefix + "weight_scale", steps,
-                                                    sharding: weight.axis >= 0 && weight.axis == weightSplitAxis ? .split(axis: 0) : .replicated))
+                                                    sharding: weight.axis >= 0 && weight.axis == weightSplitAxis
+                                                        ? .split(axis: 0, parts: try sharding("weight").unequalParts) : .replicated))
                 }
                 if let activation = quanted.activationQuanter as? LinearQuanterDequanter {
                     let qmax = Float(quantizationMaximum(bits: activation.bits))
@@ -214,7 +231,7 @@ public struct QuantizedCheckpoint: Equatable, Sendable {
         guard group.size > 1 else { return checkpoint }
         for index in checkpoint.tensors.indices {
             let tensor = checkpoint.tensors[index]
-            guard case .split(let axis) = tensor.sharding else { continue }
+            guard case .split(let axis, _) = tensor.sharding else { continue }
             let pieces = try group.allGather(bytes: [UInt8](tensor.bytes)).map {
                 CheckpointTensor(name: tensor.name, scalarType: tensor.scalarType, shape: tensor.shape, bytes: Data($0), sharding: tensor.sharding)
             }
@@ -231,11 +248,15 @@ public struct QuantizedCheckpoint: Equatable, Sendable {
             switch tensor.sharding {
             case .replicated:
                 for rank in 0..<count { result[rank].tensors.append(tensor) }
-            case .split(let axis):
-                guard tensor.shape[axis] % count == 0 else {
+            case .split(let axis, _):
+                guard let parts = tensor.sharding.parts(of: tensor.shape[axis], count: count) else {
                     throw CheckpointError.indivisible(tensor: tensor.name, extent: tensor.shape[axis], ranks: count)
                 }
-                for rank in 0..<count { result[rank].tensors.append(tensor.slice(rank, of: count, axis: axis)) }
+                var start = 0
+                for rank in 0..<count {
+                    result[rank].tensors.append(tensor.slice(start: start, length: parts[rank], axis: axis))
+                    start += parts[rank]
+                }
             }
         }
         return result

@@ -13,7 +13,8 @@ import ShardTensor
 ///              "norm.weight": {"dtype": "F32", "shape": [256], "sharding": "replicated"}}}
 /// ```
 /// `shape` is the global shape; `axis` counts in the file's layout (`[out, in]` for Linear
-/// weights); rank r's slice starts at `offsets[r]` and all slices have equal length.
+/// weights); rank r's slice starts at `offsets[r]` and ends where the next begins (slices are
+/// equal except where the model splits unevenly, a Llama's 9 heads over 2 ranks).
 public struct ShardManifest: Equatable, Sendable {
     public static let formatName = "shardquant.shards/1"
     public static let fileName = "manifest.json"
@@ -73,10 +74,11 @@ public struct ShardManifest: Equatable, Sendable {
                 switch tensor.sharding {
                 case .replicated:
                     return (tensor.name, Entry(dtype: tensor.scalarType.safetensorsName, shape: tensor.shape, axis: nil, offsets: []))
-                case .split(let axis):
-                    let length = tensor.shape[axis] / count
+                case .split(let axis, _):
+                    // shards(count:) has checked that the parts fit.
+                    let parts = tensor.sharding.parts(of: tensor.shape[axis], count: count) ?? []
                     return (tensor.name, Entry(dtype: tensor.scalarType.safetensorsName, shape: tensor.shape, axis: axis,
-                                               offsets: (0..<count).map { $0 * length }))
+                                               offsets: parts.indices.map { parts[..<$0].reduce(0, +) }))
                 }
             })
         try AtomicFile.write(manifest.encoded(), to: folder.appendingPathComponent(fileName))
@@ -145,9 +147,11 @@ public struct ShardManifest: Equatable, Sendable {
                 throw Failure.inconsistent(file: file, tensor: name, reason: "sharding must be \"replicated\" or {\"axis\", \"offsets\"} within the shape")
             }
             let offsets = rawOffsets.compactMap(integer)
-            let length = shape[axis] / count
-            guard shape[axis] % count == 0, offsets == (0..<count).map({ $0 * length }) else {
-                throw Failure.inconsistent(file: file, tensor: name, reason: "offsets \(rawOffsets) do not split axis \(axis) (\(shape[axis])) into \(count) equal slices")
+            // Slices may be unequal (uneven head splits) but each is non-empty, in order, and
+            // together they cover the axis.
+            guard offsets.count == count, rawOffsets.count == count, offsets.first == 0,
+                  zip(offsets, offsets.dropFirst() + [shape[axis]]).allSatisfy({ $0 < $1 }) else {
+                throw Failure.inconsistent(file: file, tensor: name, reason: "offsets \(rawOffsets) do not split axis \(axis) (\(shape[axis])) into \(count) non-empty slices in order")
             }
             tensors.append((name, Entry(dtype: dtype, shape: shape, axis: axis, offsets: offsets)))
         }
@@ -178,10 +182,12 @@ public struct ShardManifest: Equatable, Sendable {
         }
         var tensors: [CheckpointTensor] = []
         for (name, entry) in manifest.tensors {
-            var local = entry.shape
-            if let axis = entry.axis { local[axis] /= manifest.tensorParallel }
             var pieces: [CheckpointTensor] = []
+            // Rank r's extent: from its offset to the next rank's (the last to the end).
+            let parts = entry.axis.map { axis in zip(entry.offsets, Array(entry.offsets.dropFirst()) + [entry.shape[axis]]).map { $1 - $0 } }
             for (rank, file) in files.enumerated() {
+                var local = entry.shape
+                if let axis = entry.axis, let parts { local[axis] = parts[rank] }
                 let path = folder.appendingPathComponent(manifest.files[rank]).path
                 guard file.contains(name) else { throw Failure.inconsistent(file: path, tensor: name, reason: "missing from the file") }
                 let stored = try file.entry(name)
@@ -190,7 +196,7 @@ public struct ShardManifest: Equatable, Sendable {
                                                reason: "the file has \(stored.scalarType.safetensorsName) \(stored.shape), the manifest says \(entry.dtype) \(local)")
                 }
                 pieces.append(CheckpointTensor(name: name, scalarType: stored.scalarType, shape: stored.shape, bytes: try file.bytes(name),
-                                               sharding: entry.axis.map { .split(axis: $0) } ?? .replicated))
+                                               sharding: entry.axis.map { .split(axis: $0, parts: Set(parts ?? []).count > 1 ? parts : nil) } ?? .replicated))
             }
             if let axis = entry.axis {
                 tensors.append(CheckpointTensor.concatenate(pieces, axis: axis))
