@@ -47,6 +47,9 @@ public enum ModelExport {
             ("shards", { try ShardManifest.write(checkpoint, count: tensorParallel, to: folder.appendingPathComponent("shards")) }),
             ("onnx", { try AtomicFile.write(try ONNXExporter.export(converted, producerVersion: version), to: folder.appendingPathComponent("model.onnx")) }),
         ]
+        for (name, data) in try model.generatedFiles() {
+            try AtomicFile.write(data, to: folder.appendingPathComponent(name))
+        }
         // The checkpoint's companion files (a tokenizer), so the folder is a complete model.
         for (source, name) in model.companionFiles() {
             let destination = folder.appendingPathComponent(name)

@@ -22,6 +22,8 @@ public struct ByteLevelBPETokenizer: Sendable {
 
     /// The token strings, by id (in GPT-2's byte alphabet).
     public let tokens: [String]
+    /// The merges as given (`"left right"`, lowest rank first).
+    public let mergeList: [String]
     public let preTokenizer: PreTokenizer
     /// Token id by token string.
     private let ids: [String: Int]
@@ -62,6 +64,7 @@ public struct ByteLevelBPETokenizer: Sendable {
             if table[key] == nil { table[key] = (rank, merged) }
         }
         self.tokens = tokens
+        self.mergeList = merges
         self.preTokenizer = preTokenizer
         self.ids = ids
         self.merges = table

@@ -22,13 +22,13 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Calibration data: a folder of .npy batches (name order) or one .npy split along axis 0.")
     var data: String?
 
-    @Option(help: "minilm: calibration sentences, one per line (tokenized with the checkpoint's vocab.txt, --batch-size per batch, padded to the longest).")
+    @Option(help: "minilm: calibration sentences, one per line (tokenized with the checkpoint's vocab.txt, --batch-size per batch, padded to the longest). llama: calibration text, cut into windows of --seq tokens (--batch-size windows per batch).")
     var text: String?
 
     @Option(help: "Held-out data for the report's measurements (.npy batches as for --data); default: the digits test split, synthetic batches of another seed, or the data after --steps.")
     var evalData: String?
 
-    @Option(help: "minilm: held-out sentences for the report's measurements, one per line; default: the sentences after --steps.")
+    @Option(help: "minilm: held-out sentences for the report's measurements, one per line; llama: held-out text, in windows of --seq tokens; default: the sentences or windows after --steps.")
     var evalText: String?
 
     @Option(help: "A quantization config file (JSON, or YAML for .yaml/.yml; docs/formats.md): global observers, type and name rules, layers kept in float. The observer and bit flags override its global settings.")

@@ -19,7 +19,7 @@ extension Calibrate {
             inputs.configFile = try QuantizationConfigFile.read(url)
             inputs.configBytes = try? Data(contentsOf: url)
         }
-        if let weights = model.weights {
+        if let weights = model.weights, !type(of: model.chosen).weightsMayBeFileOrFolder {
             var isFolder: ObjCBool = false
             guard FileManager.default.fileExists(atPath: weights, isDirectory: &isFolder) else {
                 throw InputDataError("--weights \(weights): no such file or folder")

@@ -21,7 +21,7 @@ enum ExportedModel {
             throw ValidationError("\(provenance.path): not a shardquant.json (needs a \"model\" object with \"preset\")")
         }
         var arguments = ["--model", preset]
-        if ModelRegistry.definition(named: preset)?.weightsAreFolder == true {
+        if let definition = ModelRegistry.definition(named: preset), definition.weightsAreFolder || definition.weightsMayBeFileOrFolder {
             // The output folder is itself the checkpoint folder (a BERT folder: config.json with
             // quantization_config, vocab.txt).
             arguments += ["--weights", provenance.deletingLastPathComponent().path]

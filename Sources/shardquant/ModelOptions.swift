@@ -11,7 +11,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: ArgumentHelp(ModelRegistry.help))
     var model: String = "mobilenet_v1"
 
-    @Option(help: "mobilenet_v1, gpt, digits: a safetensors file with the model's state-dict names (MobileNetV1: Paddle's names; digits: default data/digits/classifier.safetensors). minilm: the checkpoint folder (config.json, model.safetensors, vocab.txt); default $SHARDQUANT_MINILM or ~/.cache/shardquant/minilm/model, where launch/setup puts all-MiniLM-L6-v2.")
+    @Option(help: "mobilenet_v1, gpt, digits: a safetensors file with the model's state-dict names (MobileNetV1: Paddle's names; digits: default data/digits/classifier.safetensors). minilm: the checkpoint folder (config.json, model.safetensors, vocab.txt); default $SHARDQUANT_MINILM or ~/.cache/shardquant/minilm/model, where launch/setup puts all-MiniLM-L6-v2. llama: a .gguf file or a Hugging Face Llama folder (config.json, model.safetensors, tokenizer.json); default $SHARDQUANT_SMOLLM2/SmolLM2-135M-Instruct.Q4_1.gguf or ~/.cache/shardquant/smollm2/…, where launch/setup puts it.")
     var weights: String?
 
     @Option(name: .customLong("image-size"), parsing: .unconditional, help: "mobilenet_v1: image side for synthetic data (default 224, at least 32).")
@@ -30,7 +30,7 @@ struct ModelOptions: ParsableArguments {
     var ffnFlag: Int?
     @Option(name: .customLong("vocab"), parsing: .unconditional, help: "gpt: vocabulary size (default \(GPTConfiguration.preset.vocabulary)).")
     var vocabFlag: Int?
-    @Option(name: .customLong("seq"), parsing: .unconditional, help: "gpt: sequence length (default \(GPTConfiguration.preset.maxSequence)).")
+    @Option(name: .customLong("seq"), parsing: .unconditional, help: "gpt: sequence length (default \(GPTConfiguration.preset.maxSequence)). llama: calibration window in tokens (default \(LlamaDefinition.defaultWindow)).")
     var seqFlag: Int?
 
     /// The sizing flags given, by name without dashes, in --help's order (refusals name the first

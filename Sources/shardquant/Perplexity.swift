@@ -13,7 +13,7 @@ struct Perplexity: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Perplexity of a Llama over non-overlapping windows of a text (each scored from its first token, no BOS).")
 
-    @Option(help: "'llama' (the cached SmolLM2-135M-Instruct GGUF), a .gguf file, or a Hugging Face Llama folder.")
+    @Option(help: "'llama' (the cached SmolLM2-135M-Instruct GGUF), a .gguf file, a Hugging Face Llama folder, or a calibrate --model llama output folder (the converted model, on one process).")
     var model: String = "llama"
 
     @Option(help: "The text to score (UTF-8; \\r\\n and \\r read as \\n).")
@@ -58,6 +58,10 @@ struct Perplexity: ParsableCommand {
 
     private func execute() throws {
         let checkpoint = try LlamaCheckpoint(model)
+        let converted = FileManager.default.fileExists(atPath: URL(fileURLWithPath: model).appendingPathComponent("shardquant.json").path)
+        if converted && tp > 1 {
+            throw ValidationError("--tp \(tp): a converted output folder is scored on one process (its checkpoint installs into the whole model); leave out --tp")
+        }
         guard window <= checkpoint.configuration.contextLength else {
             throw ValidationError("--window \(window) is longer than the model's context (\(checkpoint.configuration.contextLength) tokens)")
         }
@@ -76,7 +80,14 @@ struct Perplexity: ParsableCommand {
         let world: Communicator = MPICommunicator.isLaunchedByMPI ? try MPICommunicator.world() : SingleProcessCommunicator()
         let score = { @Sendable (world: Communicator) throws -> Measurement in
             let groups = world.size == 1 ? ProcessGroups.single : try ProcessGroups(world: world, tensorParallelSize: self.tp)
-            let network = try checkpoint.build(group: groups.tensorParallel)
+            let network: Llama
+            if converted {
+                let (loaded, options) = try ExportedModel.load(folder: URL(fileURLWithPath: self.model))
+                guard let llama = loaded as? Llama else { throw ValidationError("\(self.model): holds a \(options.model) model; perplexity needs a llama one") }
+                network = llama
+            } else {
+                network = try checkpoint.build(group: groups.tensorParallel)
+            }
             var measurement = Measurement()
             let start = DispatchTime.now().uptimeNanoseconds
             // Data-parallel replicas take every D-th window.
@@ -136,7 +147,7 @@ struct Perplexity: ParsableCommand {
     /// The logits of `window` `[S, vocabulary]`, every rank's vocabulary slice gathered in rank
     /// order, written by the group's rank 0 (outside the timed loop).
     static func writeLogits(_ network: Llama, window: [Int], group: Communicator, to path: String) throws {
-        let local = network(Tensor(shape: [1, window.count], scalars: window.map(Float.init)))
+        let local = network.localLogits(Tensor(shape: [1, window.count], scalars: window.map(Float.init)))
         let pieces = try group.allGather(local.scalars).map { Tensor(shape: [window.count, $0.count / window.count], scalars: $0) }
         guard group.rank == 0 else { return }
         try NumpyFile.write(Tensor.concatenate(pieces, axis: 1), to: URL(fileURLWithPath: path))

@@ -16,6 +16,9 @@ public protocol ModelDefinition: Sendable {
     static var flags: [String] { get }
     /// Whether `--weights` names a checkpoint folder (otherwise a `.safetensors` file).
     static var weightsAreFolder: Bool { get }
+    /// Whether `--weights` may be a file or a folder (a `.gguf` file or a checkpoint folder),
+    /// opened and checked by the definition itself with the other inputs.
+    static var weightsMayBeFileOrFolder: Bool { get }
     /// Whether the model reads text (`--text`, `--eval-text`) and needs it (or token ids) to calibrate.
     static var readsText: Bool { get }
     /// A few words after the name in `--model`'s help, when the name alone does not say enough.
@@ -56,6 +59,9 @@ public protocol ModelDefinition: Sendable {
     /// Files of the source checkpoint copied into output folders (tokenizer files): source and
     /// relative name.
     func companionFiles() -> [(source: URL, name: String)]
+    /// Files an output folder needs that the checkpoint does not have as files (a `tokenizer.json`
+    /// made from a GGUF's vocabulary): relative name and contents.
+    func generatedFiles() throws -> [(name: String, data: Data)]
     /// Floating-point operations of one forward pass of `network` (this definition's model) on a
     /// batch of `batch` synthetic samples, for benchmarks; `nil` when not counted.
     func floatingPointOperations(of network: Layer, batch: Int) -> Double?
@@ -67,6 +73,8 @@ extension ModelDefinition {
     public func bundledEvaluation() throws -> (batches: [Tensor], labels: [[Int]], source: String)? { nil }
     public func textBatches(_ sentences: [String], batchSize: Int) throws -> (batches: [Tensor], truncated: Int)? { nil }
     public func companionFiles() -> [(source: URL, name: String)] { [] }
+    public func generatedFiles() throws -> [(name: String, data: Data)] { [] }
+    public static var weightsMayBeFileOrFolder: Bool { false }
     public func floatingPointOperations(of network: Layer, batch: Int) -> Double? { nil }
     public static var weightsAreFolder: Bool { false }
     public static var readsText: Bool { false }
@@ -158,6 +166,7 @@ public enum ModelRegistry {
         MobileNetV1Definition.self,
         GPTDefinition.self,
         MiniLMDefinition.self,
+        LlamaDefinition.self,
         DigitsDefinition.self,
     ]
 

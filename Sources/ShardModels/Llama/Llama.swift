@@ -123,8 +123,9 @@ public struct LlamaLayout: Sendable, Equatable {
 /// Attention rotates queries and keys (``RotaryEmbedding``, Hugging Face's half-split layout),
 /// shares each key/value head among `heads / keyValueHeads` query heads, and is causal. Linear
 /// layers are cut over `group` by ``LlamaLayout``; the output head is column-parallel over the
-/// vocabulary, so ``forward(_:)`` returns this rank's vocabulary slice of the logits
-/// `[B, S, vocabularyParts[rank]]` (all of them on one rank). Input: token ids `[B, S]` as floats.
+/// vocabulary: ``localLogits(_:)`` is this rank's vocabulary slice `[B, S, vocabularyParts[rank]]`
+/// and ``forward(_:)`` gathers every rank's (all of them on one rank). Input: token ids `[B, S]`
+/// as floats.
 public final class Llama: Layer {
     public let configuration: LlamaConfiguration
     public let layout: LlamaLayout
@@ -218,7 +219,22 @@ public final class Llama: Layer {
         super.init()
     }
 
+    /// The logits of the whole vocabulary `[B, S, vocabulary]` (an all-gather when `T > 1`).
     public override func forward(_ input: Tensor) -> Tensor {
+        let local = localLogits(input)
+        guard group.size > 1 else { return local }
+        do {
+            let pieces = try group.allGather(local.scalars).map { values in
+                Tensor(shape: [local.shape[0], local.shape[1], values.count / Swift.max(local.shape[0] * local.shape[1], 1)], scalars: values)
+            }
+            return Tensor.concatenate(pieces, axis: 2)
+        } catch {
+            group.abort("\(error)")
+        }
+    }
+
+    /// This rank's vocabulary slice of the logits `[B, S, vocabularyParts[rank]]`.
+    public func localLogits(_ input: Tensor) -> Tensor {
         precondition(input.rank == 2, "Llama expects token ids [batch, sequence], got \(input.shape)")
         var x = backbone.tokenEmbedding(input)
         for (_, layer) in backbone.layers.sublayers { x = layer(x) }
@@ -233,7 +249,7 @@ public final class Llama: Layer {
     /// vocabulary-parallel cross entropy (a collective when the group has several ranks).
     public func negativeLogLikelihoods(window ids: [Int]) -> [Double] {
         precondition(ids.count >= 2, "a window needs at least 2 tokens")
-        let logits = forward(Tensor(shape: [1, ids.count], scalars: ids.map(Float.init)))
+        let logits = localLogits(Tensor(shape: [1, ids.count], scalars: ids.map(Float.init)))
         let width = logits.shape[2]
         let scored = logits.slice(axis: 1, start: 0, end: ids.count - 1).reshaped([ids.count - 1, width])
         return VocabularyParallelCrossEntropy.negativeLogLikelihoods(

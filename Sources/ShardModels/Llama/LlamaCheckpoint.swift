@@ -69,8 +69,29 @@ extension ByteLevelBPETokenizer {
                 throw TokenizerError(file: url.path, reason: "merge \(merges.count) is neither \"a b\" nor [a, b]")
             }
         }
-        let pre = String(describing: json["pre_tokenizer"] ?? "")
-        let digits = pre.contains("Digits") && pre.contains("individual_digits = 1")
+        // SmolLM's split is a Sequence whose first pre-tokenizer is Digits(individual_digits: true).
+        let pre = json["pre_tokenizer"] as? [String: Any]
+        let steps = pre?["type"] as? String == "Sequence" ? (pre?["pretokenizers"] as? [[String: Any]] ?? []) : pre.map { [$0] } ?? []
+        let digits = steps.contains { $0["type"] as? String == "Digits" && $0["individual_digits"] as? Bool == true }
         try self.init(tokens: tokens, merges: merges, preTokenizer: digits ? .smollm : .gpt2, file: url.path)
+    }
+
+    /// This tokenizer as a Hugging Face `tokenizer.json` (a `BPE` model with the vocabulary and
+    /// merges, the pre-tokenizer as `Digits` + `ByteLevel`, the `ByteLevel` decoder), which the
+    /// `tokenizers` package and ``init(tokenizerJSON:)`` read back to the same ids.
+    public func tokenizerJSON() throws -> Data {
+        var vocabulary: [String: Int] = [:]
+        for (id, token) in tokens.enumerated() where vocabulary[token] == nil { vocabulary[token] = id }
+        let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true]
+        let pre: [String: Any] = preTokenizer == .smollm
+            ? ["type": "Sequence", "pretokenizers": [["type": "Digits", "individual_digits": true], byteLevel]]
+            : byteLevel
+        let object: [String: Any] = [
+            "version": "1.0", "truncation": NSNull(), "padding": NSNull(), "added_tokens": [], "normalizer": NSNull(),
+            "pre_tokenizer": pre, "post_processor": NSNull(), "decoder": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true],
+            "model": ["type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(), "end_of_word_suffix": NSNull(),
+                      "fuse_unk": false, "byte_fallback": false, "ignore_merges": false, "vocab": vocabulary, "merges": mergeList],
+        ]
+        return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     }
 }

@@ -1,0 +1,132 @@
+import Foundation
+import ShardDistributed
+import ShardNN
+import ShardTensor
+import ShardText
+
+/// `--model llama`: a Llama decoder (``Llama``) from `--weights` (a llama.cpp `.gguf` file, or a
+/// Hugging Face Llama folder with `config.json`, `model.safetensors`, `tokenizer.json`), by
+/// default the SmolLM2-135M-Instruct GGUF that launch/setup caches. It calibrates on text
+/// (`--text`): the text's lines joined by newlines, tokenized with the checkpoint's byte-level
+/// BPE, cut into non-overlapping windows of `--seq` tokens (default 512).
+public struct LlamaDefinition: ModelDefinition {
+    public static let name = "llama"
+    public static let flags = ["seq"]
+    public static let readsText = true
+    public static let weightsMayBeFileOrFolder = true
+    public static let helpNote: String? = "SmolLM2-135M-Instruct from its GGUF, or any Llama GGUF or Hugging Face folder"
+    /// The default calibration window, in tokens.
+    public static let defaultWindow = 512
+
+    /// `--weights`, or the cached SmolLM2 GGUF.
+    public let weights: String
+    public let window: Int
+
+    public init(settings: ModelSettings) throws(ModelSettingsError) {
+        weights = settings.weights ?? SmolLM2Checkpoint.defaultFile.path
+        window = settings.integer("seq", default: Self.defaultWindow)
+        guard window >= 2, window <= 1 << 16 else { throw ModelSettingsError("--seq must be 2 to \(1 << 16) tokens, got \(window)") }
+    }
+
+    /// The checkpoint, opened and checked (no weight decoded).
+    public func checkpoint() throws -> LlamaCheckpoint { try LlamaCheckpoint(weights) }
+
+    public var sizesComeFromFiles: Bool { true }
+
+    /// A Llama takes any degree from 1 to its head count (uneven head parts, replicated key/value
+    /// heads): nothing must divide, so no split is listed; ``build(seed:group:seeded:loadWeights:)``
+    /// refuses a degree above the heads.
+    public func tensorParallelSplits() throws -> [(name: String, size: Int)]? {
+        let configuration = try checkpoint().configuration
+        guard window <= configuration.contextLength else {
+            throw ModelSettingsError("--seq \(window) is longer than the context of \(weights) (\(configuration.contextLength) tokens)")
+        }
+        return []
+    }
+
+    public func checkReproducible(chunks: Int) throws {
+        try LlamaLayout.checkReproducible(try checkpoint().configuration)
+    }
+
+    public func build(seed: UInt64, group: Communicator, seeded: Bool, loadWeights: Bool) throws -> Layer {
+        let checkpoint = try checkpoint()
+        let model = loadWeights
+            ? try checkpoint.build(group: group)
+            : try Llama(checkpoint.configuration, weights: LlamaZeroWeights(dimensions: checkpoint.configuration, path: weights), group: group)
+        model.eval()
+        return model
+    }
+
+    public func input() throws -> ModelInput {
+        let configuration = try checkpoint().configuration
+        return .tokens(model: "Llama", longest: Swift.min(configuration.contextLength, 1 << 16), vocabulary: configuration.vocabulary, flagged: false)
+    }
+
+    /// Seeded token ids, 16 per sample (a probe input).
+    public func syntheticBatch(seed: UInt64, start: Int, count: Int) throws -> Tensor {
+        CalibrationData.syntheticTokens(seed: seed, start: start, count: count, sequence: 16, vocabulary: try checkpoint().configuration.vocabulary)
+    }
+
+    /// Windows of `--seq` tokens of the lines joined by newlines, `batchSize` windows per batch;
+    /// a text shorter than one window gives one window of all its tokens; the tokens after the
+    /// last whole window are left out.
+    public func textBatches(_ sentences: [String], batchSize: Int) throws -> (batches: [Tensor], truncated: Int)? {
+        let ids = try checkpoint().tokenizer.encode(sentences.joined(separator: "\n"))
+        guard ids.count >= 2 else { throw ModelInputError("the text holds \(ids.count) token(s); calibration needs at least 2") }
+        let length = Swift.min(window, ids.count)
+        let windows = stride(from: 0, through: ids.count - length, by: length).map { Array(ids[$0..<($0 + length)]) }
+        let batches = stride(from: 0, to: windows.count, by: batchSize).map { start in
+            let batch = windows[start..<Swift.min(start + batchSize, windows.count)]
+            return Tensor(shape: [batch.count, length], scalars: batch.flatMap { $0.map(Float.init) })
+        }
+        return (batches, 0)
+    }
+
+    public func description(seed: UInt64) -> [String: String] {
+        ["preset": Self.name, "checkpoint": weights, "seq": "\(window)", "seed": "\(seed)"]
+    }
+
+    /// A `LlamaForCausalLM` config.json (the output head stored on its own: not tied).
+    public func configDescription() -> [String: Any] {
+        guard let c = try? checkpoint().configuration else { return [:] }
+        return ["architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": c.hidden, "num_hidden_layers": c.layers,
+                "num_attention_heads": c.heads, "num_key_value_heads": c.keyValueHeads, "intermediate_size": c.ffn, "vocab_size": c.vocabulary,
+                "max_position_embeddings": c.contextLength, "rms_norm_eps": Double(c.normEpsilon), "rope_theta": c.ropeBase,
+                "hidden_act": "silu", "tie_word_embeddings": false, "torch_dtype": "float32", "attention_bias": false, "mlp_bias": false,
+                "head_dim": c.headDimension]
+    }
+
+    public var weightsDescription: String? { weights }
+
+    /// `tokenizer.json` (the checkpoint's byte-level BPE, as the `tokenizers` package reads it).
+    public func generatedFiles() throws -> [(name: String, data: Data)] {
+        [("tokenizer.json", try checkpoint().tokenizer.tokenizerJSON())]
+    }
+
+    /// Per token: `2·(2·h² + 2·h·kv·d + 3·h·ffn)` per layer for the projections, `4·S·h` for
+    /// attention's two products, and `2·h·vocab` for the head; times the batch's 16-token samples.
+    public func floatingPointOperations(of network: Layer, batch: Int) -> Double? {
+        guard let c = try? checkpoint().configuration else { return nil }
+        let projections = 2 * c.hidden * c.hidden + 2 * c.hidden * c.keyValueHeads * c.headDimension + 3 * c.hidden * c.ffn
+        let perToken = Double(c.layers) * (2 * Double(projections) + 4 * 16 * Double(c.hidden)) + 2 * Double(c.hidden * c.vocabulary)
+        return perToken * Double(batch * 16)
+    }
+}
+
+/// Zero weights of a Llama's shapes, for a model whose converted weights are installed next.
+struct LlamaZeroWeights: LlamaWeightSource {
+    let dimensions: LlamaConfiguration
+    let path: String
+    func configuration() throws -> LlamaConfiguration { dimensions }
+    func shape(_ name: String) -> [Int] {
+        let c = dimensions
+        if name == "model.embed_tokens.weight" || name == "lm_head.weight" { return [c.vocabulary, c.hidden] }
+        if name.hasSuffix("k_proj.weight") || name.hasSuffix("v_proj.weight") { return [c.keyValueHeads * c.headDimension, c.hidden] }
+        if name.hasSuffix("gate_proj.weight") || name.hasSuffix("up_proj.weight") { return [c.ffn, c.hidden] }
+        if name.hasSuffix("down_proj.weight") { return [c.hidden, c.ffn] }
+        return [c.hidden, c.hidden]
+    }
+    func rows(_ name: String, _ rows: Range<Int>) throws -> Tensor { Tensor.zeros([rows.count, shape(name)[1]]) }
+    func columns(_ name: String, _ columns: Range<Int>) throws -> Tensor { Tensor.zeros([shape(name)[0], columns.count]) }
+    func vector(_ name: String) throws -> Tensor { Tensor.ones([dimensions.hidden]) }
+}
