@@ -29,7 +29,10 @@ public enum PaddleNLPScales {
     /// whose weight is split over the tensor-parallel ranks along its channel axis (column-parallel,
     /// from the layers' shard specs: ``QuantizedCheckpoint/channelSplitLayers``); their per-channel
     /// scales are split per rank, every other layer's replicated.
-    public static func files(for layers: [LayerScales], tensorParallel: Int, channelSplitLayers: Set<String>) throws(Failure) -> [String: [String: Any]] {
+    /// `channelParts` gives the per-rank channel counts of the layers split unevenly (a Llama's
+    /// query heads over 2 ranks), so each rank's file holds the channels its shard holds.
+    public static func files(for layers: [LayerScales], tensorParallel: Int, channelSplitLayers: Set<String>,
+                             channelParts: [String: [Int]] = [:]) throws(Failure) -> [String: [String: Any]] {
         var weights: [String: Any] = [:], activations: [String: Any] = [:]
         var rankWeights = [[String: Any]](repeating: [:], count: tensorParallel)
         for layer in layers {
@@ -42,13 +45,15 @@ public enum PaddleNLPScales {
                 let key = layer.path + ".weight_quanter"
                 weights[key] = values
                 let isColumn = channelSplitLayers.contains(layer.path) && values.count > 1
-                if isColumn && values.count % tensorParallel != 0 {
+                let parts = channelParts[layer.path].flatMap { $0.count == tensorParallel && $0.reduce(0, +) == values.count ? $0 : nil }
+                if isColumn && parts == nil && values.count % tensorParallel != 0 {
                     throw Failure.indivisible(layer: layer.path, channels: values.count, ranks: tensorParallel)
                 }
+                let widths = parts ?? [Int](repeating: values.count / tensorParallel, count: tensorParallel)
                 for rank in 0..<tensorParallel {
                     if isColumn {
-                        let width = values.count / tensorParallel
-                        rankWeights[rank][key] = Array(values[(rank * width)..<((rank + 1) * width)])
+                        let start = widths[..<rank].reduce(0, +)
+                        rankWeights[rank][key] = Array(values[start..<(start + widths[rank])])
                     } else {
                         rankWeights[rank][key] = values
                     }
@@ -64,8 +69,9 @@ public enum PaddleNLPScales {
     }
 
     /// Writes every file into `folder`.
-    public static func write(_ layers: [LayerScales], tensorParallel: Int, channelSplitLayers: Set<String>, to folder: URL) throws {
-        for (name, object) in try files(for: layers, tensorParallel: tensorParallel, channelSplitLayers: channelSplitLayers) {
+    public static func write(_ layers: [LayerScales], tensorParallel: Int, channelSplitLayers: Set<String>, channelParts: [String: [Int]] = [:],
+                             to folder: URL) throws {
+        for (name, object) in try files(for: layers, tensorParallel: tensorParallel, channelSplitLayers: channelSplitLayers, channelParts: channelParts) {
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: folder.appendingPathComponent(name))
         }

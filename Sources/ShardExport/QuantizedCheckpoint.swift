@@ -166,6 +166,15 @@ public struct QuantizedCheckpoint: Equatable, Sendable {
         })
     }
 
+    /// The per-rank channel counts of the layers whose weight scales are split unevenly.
+    public var channelParts: [String: [Int]] {
+        var result: [String: [Int]] = [:]
+        for tensor in tensors where tensor.name.hasSuffix(".weight_scale") {
+            if let parts = tensor.sharding.unequalParts { result[String(tensor.name.dropLast(".weight_scale".count))] = parts }
+        }
+        return result
+    }
+
     /// The tensor called `name`.
     public subscript(name: String) -> CheckpointTensor? { tensors.first { $0.name == name } }
 
@@ -232,8 +241,14 @@ public struct QuantizedCheckpoint: Equatable, Sendable {
         for index in checkpoint.tensors.indices {
             let tensor = checkpoint.tensors[index]
             guard case .split(let axis, _) = tensor.sharding else { continue }
-            let pieces = try group.allGather(bytes: [UInt8](tensor.bytes)).map {
-                CheckpointTensor(name: tensor.name, scalarType: tensor.scalarType, shape: tensor.shape, bytes: Data($0), sharding: tensor.sharding)
+            // Each rank's slice may differ in extent along the axis (uneven parts): its shape
+            // follows from its byte count.
+            let (outer, _, inner) = CheckpointTensor.layout(tensor.shape, axis: axis)
+            let stride = outer * inner * tensor.scalarType.byteWidth
+            let pieces = try group.allGather(bytes: [UInt8](tensor.bytes)).map { bytes in
+                var shape = tensor.shape
+                shape[axis] = stride > 0 ? bytes.count / stride : 0
+                return CheckpointTensor(name: tensor.name, scalarType: tensor.scalarType, shape: shape, bytes: Data(bytes), sharding: tensor.sharding)
             }
             checkpoint.tensors[index] = CheckpointTensor.concatenate(pieces, axis: axis)
         }

@@ -223,7 +223,8 @@ public struct CalibrationJob {
             try report!.encoded().write(to: folder.file("report.json"))
             try Data(ReportPage.render(report!).utf8).write(to: folder.file("report.html"))
             if layers.allSatisfy({ $0.activation?.zeroPoint == nil }) {
-                try PaddleNLPScales.write(layers, tensorParallel: s.tensorParallel, channelSplitLayers: checkpoint!.channelSplitLayers, to: folder.staging)
+                try PaddleNLPScales.write(layers, tensorParallel: s.tensorParallel, channelSplitLayers: checkpoint!.channelSplitLayers,
+                                           channelParts: checkpoint!.channelParts, to: folder.staging)
             }
             // The single-process converted model, rebuilt from the assembled checkpoint: the ONNX
             // graph is written from it, so every run also checks that the checkpoint round-trips.
