@@ -132,7 +132,7 @@ let package = Package(
         // Depends on the `shardquant` product, so the CLI tests run the binary of this build.
         .testTarget(name: "ShardQuantTests", dependencies: ["ShardQuant", "ShardModels", "ShardDistributed", "ShardTrain", "ShardExport",
                                                            "ShardTestSupport", "shardquant"], exclude: ["Fixtures"]),
-        .testTarget(name: "ShardModelsTests", dependencies: ["ShardModels", "ShardNN", "ShardTensor", "ShardDistributed"], exclude: ["Fixtures"]),
+        .testTarget(name: "ShardModelsTests", dependencies: ["ShardModels", "ShardNN", "ShardTensor", "ShardDistributed", "ShardText"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardTextTests", dependencies: ["ShardText", "ShardModels", "ShardTensor"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
