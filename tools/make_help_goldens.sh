@@ -23,5 +23,7 @@ bench bench
 bench-forward bench forward
 bench-gemm bench gemm
 bench-calibrate bench calibrate
+perplexity perplexity
+generate generate
 LIST
 ls "$folder"
