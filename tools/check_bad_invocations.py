@@ -251,6 +251,49 @@ with tempfile.TemporaryDirectory() as work:
     ]:
         bad(arguments, culprit)
 
+    # Llama (the SmolLM2 GGUF launch/setup caches): perplexity, generate and calibrate.
+    smollm2 = os.path.join(os.environ.get("SHARDQUANT_SMOLLM2", os.path.expanduser("~/.cache/shardquant/smollm2")),
+                           "SmolLM2-135M-Instruct.Q4_1.gguf")
+    if os.path.exists(smollm2):
+        text = os.path.join(ROOT, "examples", "llama", "GPL-3.txt")
+        with open(path("invalid-utf8.txt"), "wb") as handle:
+            handle.write(b"ok \xff\xfe not UTF-8")
+        with open(path("one-token.txt"), "w") as handle:
+            handle.write("a")
+        open(path("empty.gguf"), "wb").close()
+        with open(smollm2, "rb") as source, open(path("truncated.gguf"), "wb") as handle:
+            handle.write(source.read(1000))
+        with open(path("not-gguf.gguf"), "wb") as handle:
+            handle.write(b"GGML" + bytes(60))
+        for arguments, culprit, code in [
+            (["perplexity", "--text", path("invalid-utf8.txt")], "invalid-utf8.txt", 65),
+            (["perplexity", "--text", path("missing.txt")], "missing.txt", 65),
+            (["perplexity", "--text", path("one-token.txt")], "one-token.txt", 65),
+            (["perplexity", "--text", text, "--window", "1"], "--window", 64),
+            (["perplexity", "--text", text, "--window", "9000"], "--window 9000", 64),
+            (["perplexity", "--text", text, "--max-windows", "0"], "--max-windows", 64),
+            (["perplexity", "--text", text, "--tp", "10"], "--tp 10", 64),
+            (["perplexity", "--text", text, "--tp", "2", "--model", out], out, None),
+            (["perplexity", "--model", path("missing.gguf"), "--text", text], "missing.gguf", 65),
+            (["perplexity", "--model", path("empty.gguf"), "--text", text], "empty.gguf", 65),
+            (["perplexity", "--model", path("truncated.gguf"), "--text", text], "truncated.gguf", 65),
+            (["perplexity", "--model", path("not-gguf.gguf"), "--text", text], "not-gguf.gguf", 65),
+            (["perplexity", "--model", empty_folder, "--text", text], empty_folder, 65),
+            (["generate", "--prompt", "x", "--tokens", "0"], "--tokens", 64),
+            (["generate", "--prompt", ""], "--prompt", 64),
+            (["generate", "--prompt", "x", "--tokens", "9000"], "--tokens", 64),
+            (["generate", "--prompt", "x", "--model", path("truncated.gguf")], "truncated.gguf", 65),
+            (["calibrate", "--model", "llama", "--seq", "1", "--text", text, "--out", out], "--seq", 64),
+            (["calibrate", "--model", "llama", "--seq", "9000", "--text", text, "--out", out], "--seq 9000", 64),
+            (["calibrate", "--model", "llama", "--weights", path("missing.gguf"), "--text", text, "--out", out], "missing.gguf", 65),
+            (["calibrate", "--model", "llama", "--weights", path("truncated.gguf"), "--text", text, "--out", out], "truncated.gguf", 65),
+            (["calibrate", "--model", "llama", "--text", path("invalid-utf8.txt"), "--out", out], "invalid-utf8.txt", 65),
+            (["calibrate", "--model", "llama", "--hidden", "64", "--text", text, "--out", out], "--hidden", 64),
+        ]:
+            bad(arguments, culprit, code=code)
+    else:
+        print(f"check_bad_invocations: no SmolLM2 checkpoint at {smollm2}; its cases are left out", flush=True)
+
     # A converted model fed the wrong input (infer), and a text with CRLF line ends.
     digits_out = path("digits-out")
     result = run(["calibrate", "--model", "digits", "--steps", "1", "--quiet", "--out", digits_out])

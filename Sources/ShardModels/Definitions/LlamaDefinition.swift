@@ -37,11 +37,15 @@ public struct LlamaDefinition: ModelDefinition {
     /// heads): nothing must divide, so no split is listed; ``build(seed:group:seeded:loadWeights:)``
     /// refuses a degree above the heads.
     public func tensorParallelSplits() throws -> [(name: String, size: Int)]? {
-        let configuration = try checkpoint().configuration
+        try checkWindow(try checkpoint().configuration)
+        return []
+    }
+
+    /// Refuses a `--seq` longer than the model's context.
+    func checkWindow(_ configuration: LlamaConfiguration) throws(ModelSettingsError) {
         guard window <= configuration.contextLength else {
             throw ModelSettingsError("--seq \(window) is longer than the context of \(weights) (\(configuration.contextLength) tokens)")
         }
-        return []
     }
 
     public func checkReproducible(chunks: Int) throws {
@@ -71,7 +75,9 @@ public struct LlamaDefinition: ModelDefinition {
     /// a text shorter than one window gives one window of all its tokens; the tokens after the
     /// last whole window are left out.
     public func textBatches(_ sentences: [String], batchSize: Int) throws -> (batches: [Tensor], truncated: Int)? {
-        let ids = try checkpoint().tokenizer.encode(sentences.joined(separator: "\n"))
+        let checkpoint = try checkpoint()
+        try checkWindow(checkpoint.configuration)
+        let ids = checkpoint.tokenizer.encode(sentences.joined(separator: "\n"))
         guard ids.count >= 2 else { throw ModelInputError("the text holds \(ids.count) token(s); calibration needs at least 2") }
         let length = Swift.min(window, ids.count)
         let windows = stride(from: 0, through: ids.count - length, by: length).map { Array(ids[$0..<($0 + length)]) }
