@@ -4,6 +4,8 @@
 #  1. float fidelity: `shardquant perplexity` equals tools/llama_reference.py (NumPy float64 forward,
 #     the gguf package's dequantization, the tokenizers package's ids) within 0.1 %, and the first
 #     window's logits within 1e-4 of their largest magnitude;
+#  1b. the same weights as a Hugging Face folder (tools/gguf_to_hf_llama.py, tokenizer.json from the
+#     tokenizers package) give the same logits;
 #  2. --reproducible under real mpirun: T = 2 (uneven heads 5 + 4, key/value heads replicated), 3 and
 #     4 give logits bit-identical to T = 1 and the same perplexity;
 #  3. default mode under mpirun: T = 2, 3, 4 logits within 1e-4 of the largest magnitude of T = 1's;
@@ -46,6 +48,30 @@ PY
 "$binary" perplexity "${windows[@]}" --logits "$work/t1.npy" > "$work/t1.json"
 if message="$(compare close "$work/t1.npy" "$work/reference.npy" "$work/t1.json" "$work/reference.json")"; then
   pass "float model = NumPy reference: $message"; else fail "float model differs from the NumPy reference: $message"; fi
+
+# 1b. The same weights as a Hugging Face folder (float32, [out, in], Hugging Face's q/k row order),
+#     written by tools/gguf_to_hf_llama.py: the folder reader gives the GGUF's logits.
+"$python" - "$checkpoint" "$work/tokenizer-source.json" <<'PY'
+import sys
+from gguf import GGUFReader
+from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+reader = GGUFReader(sys.argv[1])
+strings = lambda key: [bytes(reader.fields[key].parts[i]).decode("utf-8") for i in reader.fields[key].data]
+tokens, merges = strings("tokenizer.ggml.tokens"), strings("tokenizer.ggml.merges")
+vocabulary = {}
+for index, token in enumerate(tokens):
+    vocabulary.setdefault(token, index)
+tokenizer = Tokenizer(models.BPE(vocabulary, [tuple(m.split(" ")) for m in merges]))
+tokenizer.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                   pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+tokenizer.decoder = decoders.ByteLevel()
+tokenizer.save(sys.argv[2])
+PY
+"$python" tools/gguf_to_hf_llama.py "$checkpoint" "$work/tokenizer-source.json" "$work/hf"
+"$binary" perplexity --model "$work/hf" "${windows[@]}" --logits "$work/hf.npy" > "$work/hf.json"
+if message="$(compare close "$work/hf.npy" "$work/t1.npy" "$work/hf.json" "$work/t1.json")"; then
+  pass "Hugging Face folder = GGUF: $message"; else fail "the Hugging Face folder differs from the GGUF: $message"; fi
+rm -rf "$work/hf"
 
 # 2. Reproducible: bit-identical at every T.
 "$binary" perplexity "${windows[@]}" --reproducible --logits "$work/r1.npy" > "$work/r1.json"

@@ -7,7 +7,7 @@ import ShardText
 
 /// The reader this process fuzzes, from `SHARDQUANT_FUZZ_TARGET` (npy, safetensors, manifest,
 /// vocab: a `vocab.txt` then the tokenizer on text from the same bytes, bertconfig: a BERT `config.json`,
-/// gguf: a GGUF checkpoint's header and tensors,
+/// gguf: a GGUF checkpoint's header and tensors, a Llama's dimensions and its byte-level BPE tokenizer,
 /// config: a quantization config file as JSON and as YAML, resolved against a small GPT when it parses);
 /// launch/fuzz runs one campaign per target, each with its own corpus.
 private let target: String = ProcessInfo.processInfo.environment["SHARDQUANT_FUZZ_TARGET"] ?? "npy"
@@ -44,6 +44,9 @@ public func fuzzOneInput(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
                 _ = try? file.rows(info.name, 0..<1)
                 _ = try? file.columns(info.name, 0..<1)
             }
+            // What a Llama reads from it: the dimensions and the byte-level BPE tokenizer.
+            _ = try? LlamaGGUFSource(file: file).configuration()
+            if let tokenizer = try? ByteLevelBPETokenizer(gguf: file) { _ = tokenizer.encode("Hello, 2024 wörld 東京 !!") }
         }
     case "config":
         // The same bytes as JSON and as YAML.
