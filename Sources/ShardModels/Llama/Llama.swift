@@ -42,6 +42,13 @@ public struct LlamaConfiguration: Sendable, Equatable, Codable {
         guard hidden > 0, layers > 0, heads > 0, keyValueHeads > 0, ffn > 0, vocabulary > 0, contextLength > 0 else {
             throw ModelInputError("\(source): Llama dimensions must be positive, got \(self)")
         }
+        // Far above any Llama's (and below sizes whose loops and tables could not be afforded):
+        // a corrupt file's dimensions are refused before anything is sized by them.
+        for (name, value, largest) in [("hidden", hidden, 1 << 16), ("layers", layers, 1 << 10), ("heads", heads, 1 << 10),
+                                       ("ffn", ffn, 1 << 18), ("vocabulary", vocabulary, 1 << 22), ("context length", contextLength, 1 << 20)]
+            where value > largest {
+            throw ModelInputError("\(source): \(name) \(value) is larger than any supported Llama's (at most \(largest))")
+        }
         guard hidden % heads == 0, headDimension % 2 == 0 else {
             throw ModelInputError("\(source): hidden \(hidden) is not heads \(heads) × an even head dimension")
         }

@@ -53,6 +53,9 @@ public struct LlamaGGUFSource: LlamaWeightSource {
         }
         // Every tensor of the model, with the shape the dimensions give, before any is decoded.
         let c = configuration, d = c.headDimension
+        guard c.layers * 9 + 2 <= file.tensors.count else {
+            throw ModelInputError("\(path): llama.block_count \(c.layers) needs \(c.layers * 9 + 2) tensors; the file has \(file.tensors.count)")
+        }
         var expected: [(String, [Int])] = [("model.embed_tokens.weight", [c.vocabulary, c.hidden]), ("model.norm.weight", [c.hidden])]
         if !c.tiedEmbedding { expected.append(("lm_head.weight", [c.vocabulary, c.hidden])) }
         for index in 0..<c.layers {
