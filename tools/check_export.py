@@ -203,7 +203,11 @@ def check_paddlenlp(folder, scales, manifest):
     weights = json.load(open(path))
     activations = json.load(open(os.path.join(folder, "act_scales.json")))
     count = len([n for n in os.listdir(folder) if n.startswith("weight_scales_")])
-    columns = {p for p, layer in scales["layers"].items() if layer["type"] == "ColumnParallelLinear"}
+    # Channel-split layers: those whose per-channel weight_scale the shards split along axis 0 (the
+    # column-parallel ones; a Llama's k_proj too where the degree splits its heads, even when
+    # scales.json recorded it as a replicated Linear at the calibration's degree).
+    columns = {name[: -len(".weight_scale")] for name, entry in manifest["tensors"].items()
+               if name.endswith(".weight_scale") and isinstance(entry["sharding"], dict) and entry["sharding"]["axis"] == 0}
     problems = []
     for rank in range(count):
         rank_weights = json.load(open(os.path.join(folder, f"weight_scales_{rank}.json")))

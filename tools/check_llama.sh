@@ -125,6 +125,25 @@ else
   fail "T = 2 output folder: $(grep FAIL "$work/export.log" | head -3)"
 fi
 
+# 5b. export reshard of that folder to T = 4 and T = 3 follows the model's layout at the new degree
+#     (query heads 3 + 2 + 2 + 2 and key/value replicated at T = 4; one key/value head each at T = 3).
+for t in 4 3; do
+  message=""
+  "$binary" export reshard --from "$work/edges" --tp "$t" --out "$work/edges-t$t" >/dev/null
+  echo "[{\"folder\": \"$work/edges-t$t\", \"input\": \"$work/ids.npy\", \"infer\": \"$work/edges.npy\", \"model\": \"llama\", \"exact\": false, \"fused\": false}]" > "$work/case-t$t.json"
+  if "$python" tools/check_export.py "$work/case-t$t.json" > "$work/export-t$t.log" && message="$("$python" - "$work/edges-t$t/shards/manifest.json" "$t" <<'PY'
+import json, sys
+tensors, t = json.load(open(sys.argv[1]))["tensors"], int(sys.argv[2])
+offsets = lambda name: (lambda s: s if s == "replicated" else s["offsets"])(tensors[name]["sharding"])
+q, k = offsets("model.layers.0.self_attn.q_proj.weight"), offsets("model.layers.0.self_attn.k_proj.weight")
+expected = {4: ([0, 192, 320, 448], "replicated"), 3: ([0, 192, 384], [0, 64, 128])}[t]
+print(f"q_proj offsets {q}, k_proj {k}")
+sys.exit(0 if (q, k) == expected else 1)
+PY
+)"; then pass "export reshard T = 2 -> $t: $message; $(tail -1 "$work/export-t$t.log")"
+  else fail "export reshard T = 2 -> $t: ${message:-} $(grep FAIL "$work/export-t$t.log" | head -2)"; fi
+done
+
 # 6. Weight-only W8 (per-channel abs-max) calibrated at T = 3: the converted folder's perplexity within
 #    3 % of float (0.4 % seen on 4 windows of 512; W8A8 per-tensor is far worse on this model: README).
 run -np 3 "${calibrate[@]}" --tp 3 --observer none --out "$work/w8" >/dev/null

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ShardExport
+import ShardModels
 import ShardQuant
 
 /// `shardquant export …`: work on an existing output folder without recalibrating.
@@ -35,7 +36,24 @@ struct Export: ParsableCommand {
 
         private func execute() throws {
             let from = URL(fileURLWithPath: source)
-            let checkpoint = try ShardManifest.assemble(folder: from.appendingPathComponent("shards"))
+            var checkpoint = try ShardManifest.assemble(folder: from.appendingPathComponent("shards"))
+            if try ExportedModel.options(from: from.appendingPathComponent("shardquant.json")).0.model == LlamaDefinition.name {
+                // A Llama's cut depends on the degree (uneven heads, key/value heads replicated
+                // unless T divides them): every tensor takes the layout of the new degree.
+                let configuration = try LlamaCheckpoint(from.path).configuration
+                let layout: LlamaLayout
+                do { layout = try LlamaLayout(configuration: configuration, degree: tp) } catch { throw ValidationError(error.description) }
+                for index in checkpoint.tensors.indices {
+                    let tensor = checkpoint.tensors[index]
+                    // A per-tensor scale ([1]) of a split layer stays replicated.
+                    guard let split = layout.checkpointSplit(of: tensor.name, configuration: configuration),
+                          split.axis < tensor.shape.count, tensor.shape[split.axis] == split.parts.reduce(0, +) else {
+                        checkpoint.tensors[index].sharding = .replicated
+                        continue
+                    }
+                    checkpoint.tensors[index].sharding = .split(axis: split.axis, parts: Set(split.parts).count == 1 ? nil : split.parts)
+                }
+            }
             let folder = try OutputFolder(URL(fileURLWithPath: out), overwrite: overwrite)
             let fileManager = FileManager.default
             let perRank = try NSRegularExpression(pattern: "^(weight|act)_scales_[0-9]+\\.json$")
@@ -50,7 +68,8 @@ struct Export: ParsableCommand {
                 let layers = scales.layers.sorted { $0.key < $1.key }.map {
                     LayerScales(path: $0.key, type: $0.value.type, activation: $0.value.activation, weight: $0.value.weight)
                 }
-                for (name, object) in try PaddleNLPScales.files(for: layers, tensorParallel: tp, channelSplitLayers: checkpoint.channelSplitLayers) where name.contains("_scales_") {
+                for (name, object) in try PaddleNLPScales.files(for: layers, tensorParallel: tp, channelSplitLayers: checkpoint.channelSplitLayers,
+                                                                       channelParts: checkpoint.channelParts) where name.contains("_scales_") {
                     let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
                     try data.write(to: folder.file(name))
                 }

@@ -114,6 +114,26 @@ public struct LlamaLayout: Sendable, Equatable {
         }
     }
 
+    /// How the checkpoint tensor `name` (Hugging Face names, the file's `[out, in]` layout) is cut
+    /// at this degree: the axis and every rank's extent, or `nil` when it is replicated. Resharding
+    /// an output folder uses it, so that shards stay whole heads and whole chunks.
+    public func checkpointSplit(of name: String, configuration c: LlamaConfiguration) -> (axis: Int, parts: [Int])? {
+        let d = c.headDimension
+        let pieces = name.split(separator: ".")
+        guard let last = pieces.last, let module = pieces.dropLast().last else { return nil }
+        let perChannel = last == "weight_scale"
+        guard last == "weight" || perChannel else { return nil }
+        switch module {
+        case "q_proj": return (0, headParts.map { $0 * d })
+        case "k_proj", "v_proj": return keyValueHeadParts.map { (0, $0.map { $0 * d }) }
+        case "o_proj": return perChannel ? nil : (1, headParts.map { $0 * d })
+        case "gate_proj", "up_proj": return (0, ffnParts)
+        case "down_proj": return perChannel ? nil : (1, ffnParts)
+        case "embed_tokens", "lm_head": return (0, vocabularyParts)
+        default: return nil
+        }
+    }
+
     /// The first index of `rank`'s part.
     public static func offset(_ parts: [Int], rank: Int) -> Int { parts[..<rank].reduce(0, +) }
 }
