@@ -13,8 +13,7 @@ struct Perplexity: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Perplexity of a Llama over non-overlapping windows of a text (each scored from its first token, no BOS).")
 
-    @Option(help: "'llama' (the cached SmolLM2-135M-Instruct GGUF), a .gguf file, a Hugging Face Llama folder, or a calibrate --model llama output folder (the converted model, on one process).")
-    var model: String = "llama"
+    @OptionGroup var decoder: DecoderOptions
 
     @Option(help: "The text to score (UTF-8; \\r\\n and \\r read as \\n).")
     var text: String
@@ -24,9 +23,6 @@ struct Perplexity: ParsableCommand {
 
     @Option(help: "Score at most this many windows (default: all).")
     var maxWindows: Int?
-
-    @Option(help: "Tensor-parallel degree: the processes of each model replica (under mpirun; without it, threads).")
-    var tp: Int = 1
 
     @Flag(help: "Fixed GEMM shapes and one kernel thread, for bit-identical results from run to run.")
     var reproducible = false
@@ -40,7 +36,6 @@ struct Perplexity: ParsableCommand {
     func validate() throws {
         guard window >= 2 else { throw ValidationError("--window must be at least 2 tokens, got \(window)") }
         if let maxWindows, maxWindows < 1 { throw ValidationError("--max-windows must be positive, got \(maxWindows)") }
-        guard tp >= 1 else { throw ValidationError("--tp must be positive, got \(tp)") }
     }
 
     func run() throws { try ExitStatus.running(Self.self) { try Reproducibility.with(reproducible) { try execute() } } }
@@ -57,15 +52,10 @@ struct Perplexity: ParsableCommand {
     }
 
     private func execute() throws {
-        let checkpoint = try LlamaCheckpoint(model)
-        let converted = FileManager.default.fileExists(atPath: URL(fileURLWithPath: model).appendingPathComponent("shardquant.json").path)
-        if converted && tp > 1 {
-            throw ValidationError("--tp \(tp): a converted output folder is scored on one process (its checkpoint installs into the whole model); leave out --tp")
-        }
+        let checkpoint = try decoder.checkpoint()
         guard window <= checkpoint.configuration.contextLength else {
             throw ValidationError("--window \(window) is longer than the model's context (\(checkpoint.configuration.contextLength) tokens)")
         }
-        _ = try LlamaLayout(configuration: checkpoint.configuration, degree: tp)
         if reproducible { try LlamaLayout.checkReproducible(checkpoint.configuration) }
         let ids = checkpoint.tokenizer.encode(try Self.readText(text))
         var windows: [[Int]] = []
@@ -76,24 +66,14 @@ struct Perplexity: ParsableCommand {
         }
         guard !windows.isEmpty else { throw InputDataError("\(text): \(ids.count) token(s); perplexity needs at least 2") }
 
-        let scoredWindows = windows
-        let world: Communicator = MPICommunicator.isLaunchedByMPI ? try MPICommunicator.world() : SingleProcessCommunicator()
-        let score = { @Sendable (world: Communicator) throws -> Measurement in
-            let groups = world.size == 1 ? ProcessGroups.single : try ProcessGroups(world: world, tensorParallelSize: self.tp)
-            let network: Llama
-            if converted {
-                let (loaded, options) = try ExportedModel.load(folder: URL(fileURLWithPath: self.model))
-                guard let llama = loaded as? Llama else { throw ValidationError("\(self.model): holds a \(options.model) model; perplexity needs a llama one") }
-                network = llama
-            } else {
-                network = try checkpoint.build(group: groups.tensorParallel)
+        let scoredWindows = windows, logitsFile = logits
+        let (rank, measurement) = try decoder.run(checkpoint) { network, groups in
+            if let logitsFile, groups.dataParallel.rank == 0 {
+                try Self.writeLogits(network, window: scoredWindows[0], group: groups.tensorParallel, to: logitsFile)
             }
             var measurement = Measurement()
             let start = DispatchTime.now().uptimeNanoseconds
             // Data-parallel replicas take every D-th window.
-            if let logitsFile = self.logits, groups.dataParallel.rank == 0 {
-                try Self.writeLogits(network, window: scoredWindows[0], group: groups.tensorParallel, to: logitsFile)
-            }
             for (index, window) in scoredWindows.enumerated() where index % groups.dataParallelSize == groups.dataParallel.rank {
                 let losses = network.negativeLogLikelihoods(window: window)
                 measurement.negativeLogLikelihood += losses.reduce(0, +)
@@ -117,20 +97,11 @@ struct Perplexity: ParsableCommand {
             var usage = rusage()
             getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
             var peak = [Double(usage.ru_maxrss) / 1024]
-            if world.size > 1 { try world.allReduce(&peak, .maximum) }
+            if groups.world.size > 1 { try groups.world.allReduce(&peak, .maximum) }
             measurement.peakResidentMegabytes = peak[0]
             return measurement
         }
-        let measurement: Measurement
-        if world.size == 1 && tp > 1 {
-            do { measurement = try ThreadGroup.run(size: tp, score)[0] } catch let failure as ThreadGroup.RankFailure { throw failure.error }
-        } else {
-            guard world.size % tp == 0 else {
-                throw ValidationError("--tp \(tp) does not divide the \(world.size) processes; run launch/shardquant -np \(tp) (or a multiple)")
-            }
-            measurement = try score(world)
-        }
-        guard world.rank == 0 else { return }
+        guard rank == 0 else { return }
         let perplexity = Foundation.exp(measurement.negativeLogLikelihood / Double(measurement.scored))
         let speed = Double(measurement.evaluated) / Swift.max(measurement.seconds, 1e-9)
         if json {
@@ -140,7 +111,7 @@ struct Perplexity: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         } else {
             print(String(format: "perplexity %.4f over %d tokens scored in %d window(s) of up to %d; %.1f tokens/s (model time, T = %d)",
-                         perplexity, measurement.scored, measurement.windows, window, speed, tp))
+                         perplexity, measurement.scored, measurement.windows, window, speed, decoder.tp))
         }
     }
 
