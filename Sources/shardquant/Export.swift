@@ -37,16 +37,16 @@ struct Export: ParsableCommand {
         private func execute() throws {
             let from = URL(fileURLWithPath: source)
             var checkpoint = try ShardManifest.assemble(folder: from.appendingPathComponent("shards"))
-            if try ExportedModel.options(from: from.appendingPathComponent("shardquant.json")).0.model == LlamaDefinition.name {
-                // A Llama's cut depends on the degree (uneven heads, key/value heads replicated
-                // unless T divides them): every tensor takes the layout of the new degree.
-                let configuration = try LlamaCheckpoint(from.path).configuration
-                let layout: LlamaLayout
-                do { layout = try LlamaLayout(configuration: configuration, degree: tp) } catch { throw ValidationError(error.description) }
+            // A model whose cut depends on the degree (a Llama's uneven heads, key/value heads
+            // replicated unless T divides them) gives every tensor the layout of the new degree.
+            let definition = try ExportedModel.options(from: from.appendingPathComponent("shardquant.json")).0.chosen
+            let splits: ((String) -> (axis: Int, parts: [Int])?)?
+            do { splits = try definition.checkpointSplits(degree: tp) } catch let error as ModelSettingsError { throw ValidationError(error.description) }
+            if let splits {
                 for index in checkpoint.tensors.indices {
                     let tensor = checkpoint.tensors[index]
                     // A per-tensor scale ([1]) of a split layer stays replicated.
-                    guard let split = layout.checkpointSplit(of: tensor.name, configuration: configuration),
+                    guard let split = splits(tensor.name),
                           split.axis < tensor.shape.count, tensor.shape[split.axis] == split.parts.reduce(0, +) else {
                         checkpoint.tensors[index].sharding = .replicated
                         continue

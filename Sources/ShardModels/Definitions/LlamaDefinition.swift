@@ -28,8 +28,10 @@ public struct LlamaDefinition: ModelDefinition {
         guard window >= 2, window <= 1 << 16 else { throw ModelSettingsError("--seq must be 2 to \(1 << 16) tokens, got \(window)") }
     }
 
-    /// The checkpoint, opened and checked (no weight decoded).
-    public func checkpoint() throws -> LlamaCheckpoint { try LlamaCheckpoint(weights) }
+    /// The checkpoint, opened and checked once (no weight decoded): every later call reuses it,
+    /// so the GGUF's metadata is read and its 49k-merge tokenizer built once per job.
+    public func checkpoint() throws -> LlamaCheckpoint { try opened.value { try LlamaCheckpoint(weights) } }
+    private let opened = OpenedCheckpoint()
 
     public var sizesComeFromFiles: Bool { true }
 
@@ -104,6 +106,13 @@ public struct LlamaDefinition: ModelDefinition {
 
     public var weightsDescription: String? { weights }
 
+    /// Each tensor's cut at `degree` from ``LlamaLayout/checkpointSplit(of:configuration:)``.
+    public func checkpointSplits(degree: Int) throws -> ((String) -> (axis: Int, parts: [Int])?)? {
+        let configuration = try checkpoint().configuration
+        let layout = try LlamaLayout(configuration: configuration, degree: degree)
+        return { layout.checkpointSplit(of: $0, configuration: configuration) }
+    }
+
     /// `tokenizer.json` (the checkpoint's byte-level BPE, as the `tokenizers` package reads it).
     public func generatedFiles() throws -> [(name: String, data: Data)] {
         [("tokenizer.json", try checkpoint().tokenizer.tokenizerJSON())]
@@ -116,6 +125,21 @@ public struct LlamaDefinition: ModelDefinition {
         let projections = 2 * c.hidden * c.hidden + 2 * c.hidden * c.keyValueHeads * c.headDimension + 3 * c.hidden * c.ffn
         let perToken = Double(c.layers) * (2 * Double(projections) + 4 * 16 * Double(c.hidden)) + 2 * Double(c.hidden * c.vocabulary)
         return perToken * Double(batch * 16)
+    }
+}
+
+/// The checkpoint a definition opened, kept for its later calls (definitions are values shared
+/// across threads, so the slot is locked).
+private final class OpenedCheckpoint: @unchecked Sendable {
+    private var checkpoint: LlamaCheckpoint?
+    private let lock = NSLock()
+    func value(_ open: () throws -> LlamaCheckpoint) throws -> LlamaCheckpoint {
+        try lock.withLock {
+            if let checkpoint { return checkpoint }
+            let opened = try open()
+            checkpoint = opened
+            return opened
+        }
     }
 }
 

@@ -59,6 +59,10 @@ public protocol ModelDefinition: Sendable {
     /// Files of the source checkpoint copied into output folders (tokenizer files): source and
     /// relative name.
     func companionFiles() -> [(source: URL, name: String)]
+    /// How `export reshard` cuts each checkpoint tensor (by name, the file's layout) at `degree`:
+    /// its axis and every rank's extent, `nil` for replicated. `nil` (the default): the recorded
+    /// split axes with equal slices, which fits models whose cut does not depend on the degree.
+    func checkpointSplits(degree: Int) throws -> ((String) -> (axis: Int, parts: [Int])?)?
     /// Files an output folder needs that the checkpoint does not have as files (a `tokenizer.json`
     /// made from a GGUF's vocabulary): relative name and contents.
     func generatedFiles() throws -> [(name: String, data: Data)]
@@ -74,6 +78,7 @@ extension ModelDefinition {
     public func textBatches(_ sentences: [String], batchSize: Int) throws -> (batches: [Tensor], truncated: Int)? { nil }
     public func companionFiles() -> [(source: URL, name: String)] { [] }
     public func generatedFiles() throws -> [(name: String, data: Data)] { [] }
+    public func checkpointSplits(degree: Int) throws -> ((String) -> (axis: Int, parts: [Int])?)? { nil }
     public static var weightsMayBeFileOrFolder: Bool { false }
     public func floatingPointOperations(of network: Layer, batch: Int) -> Double? { nil }
     public static var weightsAreFolder: Bool { false }
