@@ -38,15 +38,20 @@ extension QuantizedCheckpoint {
                     let floatShape = quanted.parameter("weight").shape
                     let fileShape = linear ? [floatShape[1], floatShape[0]] : floatShape
                     let stored = try take(prefix + "weight", type: .int8, shape: fileShape)
-                    let scaleShape = weightScales.axis == -1 ? [1] : [weightScales.threshold.count, 1]
+                    let groupSize = weightScales.groupSize
+                    guard weightScales.axis < floatShape.count,
+                          QuantizedTensor.thresholdCount(shape: floatShape, axis: weightScales.axis, groupSize: groupSize) == weightScales.threshold.count,
+                          groupSize == nil || (linear && weightScales.axis == 1) else {
+                        throw CheckpointError.scalesMismatch(layer: path, reason: "\(weightScales.threshold.count) weight thresholds on axis \(weightScales.axis) of \(floatShape)"
+                                                             + (groupSize.map { " in groups of \($0)" } ?? ""))
+                    }
+                    let scaleShape = weightScales.axis == -1 ? [1]
+                        : groupSize.map { [floatShape[1], floatShape[0] / $0] } ?? [weightScales.threshold.count, 1]
                     _ = try take(prefix + "weight_scale", type: .float32, shape: scaleShape)
                     var values = stored.int8Values
                     if linear { values = transposedBytes(values, shape: fileShape) }
-                    guard weightScales.axis == -1 || (weightScales.axis < floatShape.count && floatShape[weightScales.axis] == weightScales.threshold.count) else {
-                        throw CheckpointError.scalesMismatch(layer: path, reason: "\(weightScales.threshold.count) weight thresholds on axis \(weightScales.axis) of \(floatShape)")
-                    }
                     quantizedWeight = QuantizedTensor(shape: floatShape, values: values, thresholds: weightScales.threshold,
-                                                      axis: weightScales.axis, bits: weightScales.bits)
+                                                      axis: weightScales.axis, bits: weightScales.bits, groupSize: groupSize)
                     quanted.parameters["weight"] = nil
                 }
                 var activation: LinearQuanterDequanter? = nil

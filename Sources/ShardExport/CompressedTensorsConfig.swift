@@ -27,7 +27,7 @@ public enum CompressedTensorsConfig {
             func hash(into hasher: inout Hasher) { hasher.combine(Scheme.key(weight)); hasher.combine(Scheme.key(activation)) }
             static func key(_ scales: TensorScales?) -> String {
                 guard let scales else { return "-" }
-                return "\(scales.observer)/\(scales.bits)/\(scales.axis == -1 ? "tensor" : "channel")/\(scales.zeroPoint == nil)"
+                return "\(scales.observer)/\(scales.bits)/\(CompressedTensorsConfig.strategy(scales))/\(scales.groupSize ?? 0)/\(scales.zeroPoint == nil)"
             }
         }
         var order: [Scheme] = []
@@ -74,14 +74,19 @@ public enum CompressedTensorsConfig {
             "num_bits": scales.bits,
             "type": "int",
             "symmetric": scales.zeroPoint == nil,
-            "strategy": scales.axis == -1 ? "tensor" : "channel",
-            "group_size": NSNull(),
+            "strategy": strategy(scales),
+            "group_size": scales.groupSize.map { $0 as Any } ?? NSNull(),
             "block_structure": NSNull(),
             "dynamic": false,
             "actorder": NSNull(),
             "observer": scales.observer,
             "observer_kwargs": [String: Any](),
         ] as [String: Any]
+    }
+
+    /// compressed-tensors' `strategy`: `tensor`, `channel`, or `group` (with `group_size`).
+    static func strategy(_ scales: TensorScales) -> String {
+        scales.groupSize != nil ? "group" : (scales.axis == -1 ? "tensor" : "channel")
     }
 
     /// The PyTorch module class that a ShardQuant layer type corresponds to.

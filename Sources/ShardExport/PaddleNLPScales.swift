@@ -7,6 +7,7 @@ import ShardQuant
 /// split as PaddleNLP's `llm/tools/split_weights.py` does: column-parallel weight scales
 /// `np.split` into T equal parts along the last axis, row-parallel weight scales and every
 /// activation scale replicated. All values are thresholds, as PaddleNLP's inference reads them.
+/// Group-wise weight scales are not written here (they are in the checkpoint, `[out, in/G]`).
 public enum PaddleNLPScales {
     /// Why the files cannot be written.
     public enum Failure: Error, CustomStringConvertible, Equatable {
@@ -40,7 +41,9 @@ public enum PaddleNLPScales {
                 if activation.zeroPoint != nil { throw Failure.asymmetric(layer: layer.path) }
                 activations[layer.path + ".activation_quanter"] = Double(activation.threshold[0])
             }
-            if let weight = layer.weight {
+            // Group-wise weights have no place in these files (PaddleNLP's weight-only group
+            // quantization reads its scales from the checkpoint): they are left out.
+            if let weight = layer.weight, weight.groupSize == nil {
                 let values = weight.threshold.map(Double.init)
                 let key = layer.path + ".weight_quanter"
                 weights[key] = values

@@ -161,7 +161,7 @@ public struct QuantizedCheckpoint: Equatable, Sendable {
     /// tensor-parallel ranks: the weight is cut along its channel axis (column-parallel).
     public var channelSplitLayers: Set<String> {
         Set(tensors.compactMap { tensor in
-            guard tensor.sharding != .replicated, tensor.name.hasSuffix(".weight_scale") else { return nil }
+            guard case .split(axis: 0, _) = tensor.sharding, tensor.name.hasSuffix(".weight_scale") else { return nil }
             return String(tensor.name.dropLast(".weight_scale".count))
         })
     }
@@ -170,6 +170,7 @@ public struct QuantizedCheckpoint: Equatable, Sendable {
     public var channelParts: [String: [Int]] {
         var result: [String: [Int]] = [:]
         for tensor in tensors where tensor.name.hasSuffix(".weight_scale") {
+            guard case .split(axis: 0, _) = tensor.sharding else { continue }
             if let parts = tensor.sharding.unequalParts { result[String(tensor.name.dropLast(".weight_scale".count))] = parts }
         }
         return result
@@ -206,10 +207,22 @@ public struct QuantizedCheckpoint: Equatable, Sendable {
                     tensors.append(CheckpointTensor(name: prefix + "weight", scalarType: .int8, shape: shape,
                                                     bytes: Data(values.map { UInt8(bitPattern: $0) }), sharding: try sharding("weight")))
                     let qmax = Float(weight.quantMaximum)
-                    let steps = Tensor(shape: weight.axis == -1 ? [1] : [weight.thresholds.count, 1], scalars: weight.thresholds.map { $0 / qmax })
-                    tensors.append(CheckpointTensor(name: prefix + "weight_scale", steps,
-                                                    sharding: weight.axis >= 0 && weight.axis == weightSplitAxis
-                                                        ? .split(axis: 0, parts: try sharding("weight").unequalParts) : .replicated))
+                    if let groupSize = weight.groupSize {
+                        // compressed-tensors' group layout: `[out, in/G]`, the transpose of the
+                        // thresholds' `[in/G, out]`; split with the weight (column-parallel on
+                        // axis 0, row-parallel on axis 1 in whole groups).
+                        let grouped = Tensor(shape: [weight.shape[0] / groupSize, weight.shape[1]], scalars: weight.thresholds.map { $0 / qmax })
+                        var scaleSharding = TensorSharding.replicated
+                        if case .split(let axis, let parts) = try sharding("weight") {
+                            scaleSharding = .split(axis: axis, parts: axis == 1 ? parts.map { $0.map { $0 / groupSize } } : parts)
+                        }
+                        tensors.append(CheckpointTensor(name: prefix + "weight_scale", grouped.transposed(), sharding: scaleSharding))
+                    } else {
+                        let steps = Tensor(shape: weight.axis == -1 ? [1] : [weight.thresholds.count, 1], scalars: weight.thresholds.map { $0 / qmax })
+                        tensors.append(CheckpointTensor(name: prefix + "weight_scale", steps,
+                                                        sharding: weight.axis >= 0 && weight.axis == weightSplitAxis
+                                                            ? .split(axis: 0, parts: try sharding("weight").unequalParts) : .replicated))
+                    }
                 }
                 if let activation = quanted.activationQuanter as? LinearQuanterDequanter {
                     let qmax = Float(quantizationMaximum(bits: activation.bits))

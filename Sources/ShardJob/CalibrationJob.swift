@@ -30,6 +30,10 @@ public struct CalibrationJob {
         public var dataParallel: Int?
         /// The flags that override the config file's global settings.
         public var overrides = QuantizationConfigFile.Settings()
+        /// `--scheme`: a preset under the config file and the flags.
+        public var scheme: QuantizationScheme?
+        /// `--smooth` / `--smooth-alpha`: SmoothQuant before calibration, over the file's and the scheme's.
+        public var smooth: SmoothSettings?
         /// Layers kept in float after the sensitivity ranking (`--keep-float`).
         public var keepFloat = 0
         /// One-layer-at-a-time sensitivity ranking in the report.
@@ -125,14 +129,25 @@ public struct CalibrationJob {
         try agreement {
             try checkTensorParallel()
             let network = try s.model.build(seed: s.seed, group: groups.tensorParallel, seeded: true, loadWeights: true)
-            let plan = try CalibrationPlan(file: inputs.configFile, overrides: s.overrides, model: network)
+            let plan = try CalibrationPlan(file: inputs.configFile, overrides: s.overrides, model: network, scheme: s.scheme, smooth: s.smooth)
             let ptq = PTQ(plan.config, groups: groups)
             let floatModel = network.deepCopy()
+            let batches = try calibrationBatches(inputs, groups: groups)
+            if let smoothing = plan.smooth {
+                // A float pass over the calibration batches for the activation maxima, then the
+                // factors (the same on every rank) fold into the float network before observing.
+                let groupsToSmooth = s.model.smoothingGroups(of: network, allLinears: smoothing.allLinears)
+                guard !groupsToSmooth.isEmpty else { throw CalibrationJobError.noSmoothingGroups(model: type(of: s.model).name) }
+                let smooth = Smooth(groups: groupsToSmooth, alpha: smoothing.alpha, processGroups: groups)
+                try smooth.prepare(network)
+                events(.note("smooth: SmoothQuant over \(groupsToSmooth.count) groups (alpha \(smoothing.alpha)), one float pass over \(batches.count) batches"))
+                for batch in batches { _ = network(batch) }
+                try smooth.apply(to: network)
+            }
             let observed = try ptq.quantize(network, inplace: true)
             let quantizable = observed.namedSublayers().filter { $0.layer is ConvertibleQuantedLayer || $0.layer is ObserveWrapper }.count
             if s.keepFloat > quantizable { throw CalibrationJobError.keepFloatTooLarge(asked: s.keepFloat, quantizable: quantizable) }
             PTQ.setNonFiniteHandling(s.nonFinite, in: observed)
-            let batches = try calibrationBatches(inputs, groups: groups)
             prepared = (ptq, observed, batches, floatModel, try evaluationSet(inputs), plan)
         }
         let (ptq, observed, batches, floatModel, evaluation, plan) = prepared!
@@ -390,6 +405,8 @@ public enum CalibrationJobError: Error, CustomStringConvertible, Equatable {
     case indivisible(what: String, size: Int, degree: Int)
     /// A tensor-parallel degree above 1 for a model without tensor-parallel layers.
     case noTensorParallelLayers(model: String, degree: Int)
+    /// SmoothQuant asked for a model that declares no smoothing groups.
+    case noSmoothingGroups(model: String)
 
     public var description: String {
         switch self {
@@ -399,6 +416,8 @@ public enum CalibrationJobError: Error, CustomStringConvertible, Equatable {
             return "tensor-parallel degree \(degree) does not divide \(what) (\(size)); use a degree that divides it"
         case .noTensorParallelLayers(let model, let degree):
             return "tensor-parallel degree \(degree): \(model) has no tensor-parallel layers; use data parallelism"
+        case .noSmoothingGroups(let model):
+            return "--smooth: \(model) declares no norm or linear whose smoothing factors fold exactly; smoothing is for llama"
         }
     }
 }

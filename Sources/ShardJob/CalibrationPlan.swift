@@ -11,16 +11,25 @@ public struct CalibrationPlan {
     public let overrides: QuantizationConfigFile.Settings
     public let config: QuantConfig
     public let resolutions: [String: QuantizationConfigFile.Resolution]
+    /// The scheme: the flag's, else the file's.
+    public let scheme: QuantizationScheme?
+    /// SmoothQuant's settings after the scheme, the file and the flags (`nil`: no smoothing).
+    public let smooth: SmoothSettings?
 
-    /// The global settings after the defaults, the file and the flags.
+    /// The global settings after the defaults, the scheme, the file and the flags.
     public var global: QuantizationConfigFile.Settings {
-        QuantizationConfigFile.Settings.defaults.overridden(by: file.settings).overridden(by: overrides)
+        QuantizationConfigFile.Settings.defaults.overridden(by: scheme?.settings ?? .init()).overridden(by: file.settings).overridden(by: overrides)
     }
 
-    public init(file: QuantizationConfigFile, overrides: QuantizationConfigFile.Settings, model: Layer) throws(ConfigFileError) {
+    /// `smoothOverride`: the flags' smoothing (`--smooth`, `--smooth-alpha`), which replaces the
+    /// file's and the scheme's.
+    public init(file: QuantizationConfigFile, overrides: QuantizationConfigFile.Settings, model: Layer,
+                scheme flagScheme: QuantizationScheme? = nil, smooth smoothOverride: SmoothSettings? = nil) throws(ConfigFileError) {
         self.file = file
         self.overrides = overrides
-        (config, resolutions) = try file.quantConfig(for: model, overrides: overrides)
+        scheme = flagScheme ?? file.scheme
+        smooth = smoothOverride ?? file.smooth ?? scheme?.smooth
+        (config, resolutions) = try file.quantConfig(for: model, overrides: overrides, scheme: scheme)
     }
 
     /// The quantizable layers (Linear, Conv2D, the parallel linears) that the config keeps in
@@ -28,7 +37,7 @@ public struct CalibrationPlan {
     public static func keptFloat(in model: Layer, resolutions: [String: QuantizationConfigFile.Resolution]) -> [CalibrationReport.KeptFloatLayer] {
         let quantizable = Set(QuantizationConfigFile.defaultTypes)
         return model.namedSublayers().compactMap { path, layer in
-            guard let resolution = resolutions[path], resolution.rule.hasPrefix("keep_float"), quantizable.contains(layer.typeName) else { return nil }
+            guard let resolution = resolutions[path], resolution.rule.hasPrefix("keep_float") || resolution.rule.hasPrefix("scheme "), quantizable.contains(layer.typeName) else { return nil }
             return CalibrationReport.KeptFloatLayer(path: path, type: layer.typeName, reason: resolution.rule)
         }
     }
@@ -37,8 +46,15 @@ public struct CalibrationPlan {
     /// config, each quanter with its arguments, the tensor's sharding and the reducer of its
     /// statistics; then the layers kept in float.
     public static func describe(observed: Layer, resolutions: [String: QuantizationConfigFile.Resolution],
-                         tensorParallel: Int, dataParallel: Int, configName: String) -> String {
+                         tensorParallel: Int, dataParallel: Int, configName: String,
+                         scheme: QuantizationScheme? = nil, smooth: SmoothSettings? = nil) -> String {
         var lines = ["dry run: \(configName); T=\(tensorParallel), D=\(dataParallel); nothing is calibrated or written", ""]
+        if let scheme {
+            lines.insert("scheme \(scheme.name): \(scheme.expansion)", at: 1)
+        }
+        if let smooth {
+            lines.insert("smooth: SmoothQuant before calibration, alpha \(smooth.alpha)\(smooth.allLinears ? ", all linears" : ""); factors MAX-reduced over TP (column-parallel weight rows) and DP (activations): the same on every rank", at: scheme == nil ? 1 : 2)
+        }
         func quanter(_ layer: Layer?) -> String? {
             guard let quanter = (layer as? BaseQuanter) ?? (layer?.sublayers["_observer"] as? BaseQuanter) else { return nil }
             let arguments = quanter.arguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }

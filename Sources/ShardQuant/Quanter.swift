@@ -111,6 +111,10 @@ open class BaseQuanter: Layer {
         return scales.map { $0.isNaN ? $0 : Swift.min(Swift.max($0, low), high) }
     }
 
+    /// Elements per group along the weight's input axis for a group-wise weight quanter
+    /// (thresholds `[in/G · out]`, group-major), or `nil`.
+    open var groupSize: Int? { nil }
+
     /// Whether the quanter is symmetric (zero points 0, ``scales()`` are thresholds). An asymmetric
     /// quanter's ``scales()`` are steps, with integer ``zeroPoints()`` (PaddleSlim's convention).
     open var isSymmetric: Bool { true }

@@ -17,6 +17,8 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
     case unknownObserver(String, suggestion: String?)
     /// A statistic that is NaN or infinite.
     case nonFinite(path: String, detail: String)
+    /// A group-wise weight quantizer whose groups do not fit the layer's weight or its shards.
+    case unsupportedGroup(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -36,6 +38,8 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
             return "unknown observer \"\(name)\"" + (suggestion.map { "; did you mean \"\($0)\"?" } ?? "")
         case .nonFinite(let path, let detail):
             return "layer '\(path)': \(detail)"
+        case .unsupportedGroup(let path, let reason):
+            return "layer '\(path)': group-wise weights cannot be used: \(reason)"
         }
     }
 }

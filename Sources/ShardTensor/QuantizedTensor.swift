@@ -1,6 +1,9 @@
 /// A tensor stored as signed integers with symmetric thresholds (Int8 storage for 2…8 bits):
-/// `value ≈ q · T / qmax` with `qmax = 2^(bits−1) − 1`, per tensor (`axis == -1`, one threshold)
-/// or per channel along `axis` (one threshold per index of that axis).
+/// `value ≈ q · T / qmax` with `qmax = 2^(bits−1) − 1`, per tensor (`axis == -1`, one threshold),
+/// per channel along `axis` (one threshold per index of that axis), or per group: a 2-D tensor's
+/// channels along `axis` cut into groups of ``groupSize`` consecutive elements along the other axis,
+/// one threshold per (group, channel), stored group-major (`[extent/G, channels]`: for a Linear
+/// weight `[in, out]` on axis 1, PaddleSlim's `GroupWiseWeightObserver` layout `[in/G, out]`).
 public struct QuantizedTensor: Sendable, Equatable {
     public let shape: [Int]
     /// The integers in row-major order, each in `[−qmax − 1, qmax]`.
@@ -11,17 +14,40 @@ public struct QuantizedTensor: Sendable, Equatable {
     public let axis: Int
     /// The bit width, 2…8.
     public let bits: Int
+    /// Elements per group along the axis other than ``axis`` (2-D tensors), or `nil` (per channel
+    /// or per tensor).
+    public let groupSize: Int?
 
-    public init(shape: [Int], values: [Int8], thresholds: [Float], axis: Int, bits: Int) {
+    public init(shape: [Int], values: [Int8], thresholds: [Float], axis: Int, bits: Int, groupSize: Int? = nil) {
         precondition((2...8).contains(bits), "bits \(bits) outside 2…8")
         precondition(values.count == Tensor.elementCount(of: shape), "\(values.count) values for shape \(shape)")
-        precondition(axis == -1 ? thresholds.count == 1 : (axis >= 0 && axis < shape.count && thresholds.count == shape[axis]),
-                     "\(thresholds.count) thresholds for axis \(axis) of \(shape)")
+        precondition(thresholds.count == QuantizedTensor.thresholdCount(shape: shape, axis: axis, groupSize: groupSize),
+                     "\(thresholds.count) thresholds for axis \(axis) of \(shape) (group size \(groupSize.map(String.init) ?? "none"))")
         self.shape = shape
         self.values = values
         self.thresholds = thresholds
         self.axis = axis
         self.bits = bits
+        self.groupSize = groupSize
+    }
+
+    /// How many thresholds a tensor of `shape` has: 1 per tensor, `shape[axis]` per channel, and
+    /// `shape[axis] · shape[other] / groupSize` per group (−1 when the layout is impossible).
+    public static func thresholdCount(shape: [Int], axis: Int, groupSize: Int?) -> Int {
+        if axis == -1 { return groupSize == nil ? 1 : -1 }
+        guard axis >= 0 && axis < shape.count else { return -1 }
+        guard let groupSize else { return shape[axis] }
+        guard shape.count == 2, groupSize > 0, shape[1 - axis] % groupSize == 0 else { return -1 }
+        return shape[axis] * (shape[1 - axis] / groupSize)
+    }
+
+    /// For each element of a 2-D tensor in row-major order, the index of its threshold in a
+    /// group-wise layout: `(index along the other axis / G) · channels + channel`.
+    static func groupThresholdIndex(shape: [Int], axis: Int, groupSize: Int) -> (Int, Int) -> Int {
+        let channels = shape[axis]
+        return axis == 1
+            ? { row, column in (row / groupSize) * channels + column }
+            : { row, column in (column / groupSize) * channels + row }
     }
 
     /// `2^(bits−1) − 1`.
@@ -29,8 +55,25 @@ public struct QuantizedTensor: Sendable, Equatable {
 
     /// Quantizes `tensor`: `q = clip(roundTiesToEven(x · qmax / T), −qmax − 1, qmax)`, computed as
     /// Paddle's `quantize_linear` does (`x · (1/T) · qmax` in float32).
-    public init(quantizing tensor: Tensor, thresholds: [Float], axis: Int, bits: Int) {
+    public init(quantizing tensor: Tensor, thresholds: [Float], axis: Int, bits: Int, groupSize: Int? = nil) {
         let qmax = Float(quantizationMaximum(bits: bits))
+        if let groupSize {
+            // One threshold per (group, channel): the same arithmetic, element by element.
+            let inverses = thresholds.map { 1 / $0 }
+            let index = QuantizedTensor.groupThresholdIndex(shape: tensor.shape, axis: axis, groupSize: groupSize)
+            let columns = tensor.shape[1]
+            var values = [Int8](repeating: 0, count: tensor.count)
+            tensor.scalars.withUnsafeBufferPointer { x in
+                for row in 0..<tensor.shape[0] {
+                    for column in 0..<columns {
+                        let position = row * columns + column
+                        values[position] = Int8(quantizedLevel(x[position] * inverses[index(row, column)] * qmax, quantMaximum: qmax))
+                    }
+                }
+            }
+            self.init(shape: tensor.shape, values: values, thresholds: thresholds, axis: axis, bits: bits, groupSize: groupSize)
+            return
+        }
         let (outer, channels, inner) = QuantizedTensor.layout(shape: tensor.shape, axis: axis)
         var values = [Int8](repeating: 0, count: tensor.count)
         let inverses = thresholds.map { 1 / $0 }
@@ -52,8 +95,19 @@ public struct QuantizedTensor: Sendable, Equatable {
     /// computes it (Paddle's `dequantize_linear` computes `q · T · (1/qmax)`, which can differ in the last
     /// bit and overflows for thresholds near the float limit).
     public func dequantized() -> Tensor {
-        let (outer, channels, inner) = QuantizedTensor.layout(shape: shape, axis: axis)
         let steps = thresholds.map { $0 / Float(quantMaximum) }
+        if let groupSize {
+            let index = QuantizedTensor.groupThresholdIndex(shape: shape, axis: axis, groupSize: groupSize)
+            let columns = shape[1]
+            return Tensor(shape: shape) { destination in
+                for row in 0..<shape[0] {
+                    for column in 0..<columns {
+                        destination[row * columns + column] = Float(values[row * columns + column]) * steps[index(row, column)]
+                    }
+                }
+            }
+        }
+        let (outer, channels, inner) = QuantizedTensor.layout(shape: shape, axis: axis)
         return Tensor(shape: shape) { destination in
             for o in 0..<outer {
                 for c in 0..<channels {

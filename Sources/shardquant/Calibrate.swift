@@ -37,6 +37,18 @@ struct Calibrate: ParsableCommand {
     @Flag(help: "Print every layer's resolved observers, the rule that chose them, its sharding and reducers; calibrate nothing.")
     var dryRun = false
 
+    @Option(help: "A preset (documented expansion into the flags below, which override its parts; every scheme keeps lm_head in float): \(QuantizationScheme.all.map { "\($0.name) = \($0.expansion)" }.joined(separator: "; ")).")
+    var scheme: String?
+
+    @Flag(help: "SmoothQuant before calibration (PaddleSlim's Smooth): per-channel factors s = max(a^alpha / w^(1-alpha), 1e-5) move activation outliers into the weights, folded into the norms before the projections (llama); the same factors on every rank.")
+    var smooth = false
+
+    @Option(parsing: .unconditional, help: "SmoothQuant's migration strength alpha in [0, 1] (implies --smooth; default 0.5).")
+    var smoothAlpha: Double?
+
+    @Flag(help: "SmoothQuant also where a linear feeds a linear and the fold is exact (llama: up_proj -> down_proj; implies --smooth).")
+    var smoothAllLinears = false
+
     @Option(help: "Activation observer for the inputs of Conv2D, Linear and the parallel linears: \(ObserverRegistry.activationNames.joined(separator: ", ")), or none (weight-only); default abs_max.")
     var observer: String?
 
@@ -114,6 +126,13 @@ struct Calibrate: ParsableCommand {
         if let observer, tuning.asymmetric && !QuantizationConfigFile.asymmetricObservers.contains(observer) {
             throw ValidationError("--asymmetric is supported by the abs_max, mse and hist observers, not \(observer)")
         }
+        if tuning.groupSize != nil, let weightObserver, weightObserver != "group_wise" {
+            throw ValidationError("--group-size is for the group_wise weight observer, not \(weightObserver)")
+        }
+        if let scheme, QuantizationScheme.named(scheme) == nil {
+            throw ValidationError("--scheme: unknown scheme '\(scheme)'; expected one of: \(QuantizationScheme.names.joined(separator: ", "))")
+        }
+        if let smoothAlpha, !(0...1).contains(smoothAlpha) { throw ValidationError("--smooth-alpha must be in [0, 1], got \(smoothAlpha)") }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard keepFloat >= 0 else { throw ValidationError("--keep-float must be 0 or more, got \(keepFloat)") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
@@ -177,13 +196,19 @@ struct Calibrate: ParsableCommand {
     var overrides: QuantizationConfigFile.Settings {
         QuantizationConfigFile.Settings(observer: observer, weightObserver: weightObserver, bits: bits, activationBits: activationBits,
                                         weightBits: weightBits, bins: tuning.bins, percent: tuning.percent,
-                                        asymmetric: tuning.asymmetric ? true : nil)
+                                        asymmetric: tuning.asymmetric ? true : nil, groupSize: tuning.groupSize)
+    }
+
+    /// The flags' smoothing, or `nil` when no smoothing flag is given.
+    var smoothOverride: SmoothSettings? {
+        guard smooth || smoothAlpha != nil || smoothAllLinears else { return nil }
+        return SmoothSettings(alpha: smoothAlpha ?? 0.5, allLinears: smoothAllLinears)
     }
 
     /// The config file (or the flags alone) resolved against `network`.
     func plan(for network: Layer) throws -> CalibrationPlan {
         let file = try config.map { try QuantizationConfigFile.read(URL(fileURLWithPath: $0)) } ?? QuantizationConfigFile()
-        return try CalibrationPlan(file: file, overrides: overrides, model: network)
+        return try CalibrationPlan(file: file, overrides: overrides, model: network, scheme: scheme.flatMap(QuantizationScheme.named), smooth: smoothOverride)
     }
 
     /// `--dry-run`: builds the model on every rank of the job (or, without mpirun, on an in-process
@@ -197,7 +222,8 @@ struct Calibrate: ParsableCommand {
             let observed = try PTQ(plan.config, groups: groups).quantize(network, inplace: true)
             guard world.rank == 0 else { return nil }
             return CalibrationPlan.describe(observed: observed, resolutions: plan.resolutions, tensorParallel: self.tp,
-                                            dataParallel: dataParallel, configName: self.config ?? "command-line flags")
+                                            dataParallel: dataParallel, configName: self.config ?? "command-line flags",
+                                            scheme: plan.scheme, smooth: plan.smooth)
         }
         if world.size == 1 && tp * dataParallel > 1 {
             return try ThreadGroup.run(size: tp * dataParallel, describe)[0]
@@ -261,6 +287,8 @@ struct Calibrate: ParsableCommand {
         settings.tensorParallel = tp
         settings.dataParallel = dp
         settings.overrides = overrides
+        settings.scheme = scheme.flatMap(QuantizationScheme.named)
+        settings.smooth = smoothOverride
         settings.keepFloat = keepFloat
         settings.sensitivity = sensitivity
         settings.nonFinite = nonfinite

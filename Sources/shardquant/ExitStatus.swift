@@ -35,6 +35,7 @@ enum ExitStatus {
         case let quantization as QuantizationError:
             if case .nonFinite = quantization { return dataError }
             if case .unknownObserver = quantization { return usage }
+            if case .unsupportedGroup = quantization { return usage }
             return failure
         case let exit as ExitCode: return exit.rawValue
         default: return failure

@@ -44,6 +44,9 @@ struct Observe: ParsableCommand {
             throw ValidationError("--asymmetric is supported by the abs_max, mse and hist observers, not \(observer)")
         }
         if let axis, axis < 0 { throw ValidationError("--axis must be 0 or more, got \(axis)") }
+        if tuning.groupSize != nil && observer != "group_wise" {
+            throw ValidationError("--group-size is for the group_wise observer, not \(observer)")
+        }
         if axis != nil && !observer.hasSuffix("_channel_wise") {
             throw ValidationError("--axis is for the channel-wise observers (abs_max_channel_wise, mse_channel_wise), not \(observer)")
         }
@@ -72,6 +75,9 @@ struct Observe: ParsableCommand {
         for file in files {
             let batch = try NumpyFile.read(URL(fileURLWithPath: file)).floatTensor()
             guard batch.count > 0 else { throw InputDataError("\(file): empty array (shape \(batch.shape)); an observer needs values") }
+            if let groupSize = quanter.groupSize, batch.rank != 2 || batch.shape[0] % groupSize != 0 {
+                throw InputDataError("\(file): group_wise needs a 2-D weight [in, out] whose \(batch.shape.first ?? 0) input rows are a multiple of the group size \(groupSize), got shape \(batch.shape)")
+            }
             if quanter.quantAxis >= batch.rank {
                 throw ValidationError("--axis \(quanter.quantAxis) is out of range for \(file) of shape \(batch.shape)")
             }

@@ -179,6 +179,19 @@ public enum ONNXExporter {
         let qmax = Float(weight.quantMaximum)
         let steps = weight.thresholds.map { $0 / qmax }
         let values = builder.constant(name + ".quantized", int8s: weight.values, shape: weight.shape, int4: int4)
+        if let groupSize = weight.groupSize {
+            // Blocked quantization (opset 21): the steps `[in/G, out]` follow the weight's shape,
+            // blocks of `block_size` along the input axis (0 for a MatMul weight `[in, out]`, whose
+            // channel axis is 1: the only layout group-wise observers serve).
+            builder.require(opset: 21)
+            let groupAxis = 1 - weight.axis
+            var stepShape = weight.shape
+            stepShape[groupAxis] /= groupSize
+            let scale = builder.constant(name + ".scale", floats: steps, shape: stepShape)
+            let zeroPoint = builder.constant(name + ".zero_point", int8s: [Int8](repeating: 0, count: steps.count), shape: stepShape, int4: int4)
+            return builder.node("DequantizeLinear", [values, scale, zeroPoint], name: name,
+                                attributes: [ONNXAttribute.int("axis", groupAxis), ONNXAttribute.int("block_size", groupSize)])
+        }
         let stepShape = weight.axis == -1 ? [] : [steps.count]
         let scale = builder.constant(name + ".scale", floats: steps, shape: stepShape)
         let zeroPoint = builder.constant(name + ".zero_point", int8s: [Int8](repeating: 0, count: steps.count), shape: stepShape, int4: int4)

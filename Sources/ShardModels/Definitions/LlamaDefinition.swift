@@ -118,6 +118,25 @@ public struct LlamaDefinition: ModelDefinition {
         [("tokenizer.json", try checkpoint().tokenizer.tokenizerJSON())]
     }
 
+    /// Each decoder layer's pre-norms and the projections they alone feed (`input_layernorm` → q, k,
+    /// v; `post_attention_layernorm` → gate, up), and with `allLinears` up → down (SwiGLU multiplies
+    /// up's output channel j into down's input j, so a factor on that channel folds exactly). The
+    /// final norm feeds the tied embedding's head and is never smoothed. o_proj's input (the
+    /// attention heads, with 3 query heads sharing each value head) has no exact fold: not smoothed.
+    public func smoothingGroups(of network: Layer, allLinears: Bool) -> [SmoothingGroup] {
+        var groups: [SmoothingGroup] = []
+        for (path, layer) in network.namedSublayers() where layer is LlamaDecoderLayer {
+            groups.append(SmoothingGroup(source: .norm(path + ".input_layernorm"),
+                                         consumers: ["q_proj", "k_proj", "v_proj"].map { path + ".self_attn." + $0 }))
+            groups.append(SmoothingGroup(source: .norm(path + ".post_attention_layernorm"),
+                                         consumers: ["gate_proj", "up_proj"].map { path + ".mlp." + $0 }))
+            if allLinears {
+                groups.append(SmoothingGroup(source: .linear(path + ".mlp.up_proj"), consumers: [path + ".mlp.down_proj"]))
+            }
+        }
+        return groups
+    }
+
     /// Per token: `2·(2·h² + 2·h·kv·d + 3·h·ffn)` per layer for the projections, `4·S·h` for
     /// attention's two products, and `2·h·vocab` for the head; times the batch's 16-token samples.
     public func floatingPointOperations(of network: Layer, batch: Int) -> Double? {

@@ -69,6 +69,10 @@ public protocol ModelDefinition: Sendable {
     /// Floating-point operations of one forward pass of `network` (this definition's model) on a
     /// batch of `batch` synthetic samples, for benchmarks; `nil` when not counted.
     func floatingPointOperations(of network: Layer, batch: Int) -> Double?
+    /// The linears that share an input, with the layer their smoothing factors fold into
+    /// (SmoothQuant, Shift): the pre-norm groups, and with `allLinears` also the linear pairs
+    /// where folding is exact (up → down). Empty for a model that declares none.
+    func smoothingGroups(of network: Layer, allLinears: Bool) -> [SmoothingGroup]
 }
 
 extension ModelDefinition {
@@ -81,6 +85,7 @@ extension ModelDefinition {
     public func checkpointSplits(degree: Int) throws -> ((String) -> (axis: Int, parts: [Int])?)? { nil }
     public static var weightsMayBeFileOrFolder: Bool { false }
     public func floatingPointOperations(of network: Layer, batch: Int) -> Double? { nil }
+    public func smoothingGroups(of network: Layer, allLinears: Bool) -> [SmoothingGroup] { [] }
     public static var weightsAreFolder: Bool { false }
     public static var readsText: Bool { false }
     public static var helpNote: String? { nil }

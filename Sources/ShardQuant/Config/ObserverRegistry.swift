@@ -1,7 +1,7 @@
 /// Observers by the names configs and the command line use.
 public enum ObserverRegistry {
     /// Every observer name, in documentation order.
-    public static let names = ["abs_max", "avg", "mse", "emd", "hist", "kl", "abs_max_channel_wise", "mse_channel_wise"]
+    public static let names = ["abs_max", "avg", "mse", "emd", "hist", "kl", "abs_max_channel_wise", "mse_channel_wise", "group_wise"]
 
     /// The activation observer when none is named (PaddleSlim's `AbsmaxObserver`).
     public static let defaultActivation = "abs_max"
@@ -21,7 +21,10 @@ public enum ObserverRegistry {
         public var bins: Int = Options.defaultBins
         public var percent: Double = Options.defaultPercent
         public var symmetric: Bool = true
-        public init(bins: Int = Options.defaultBins, percent: Double = Options.defaultPercent, symmetric: Bool = true) {
+        /// The group size of `group_wise` (``GroupWiseWeightObserver/defaultGroupSize`` when `nil`).
+        public var groupSize: Int?
+        public init(bins: Int = Options.defaultBins, percent: Double = Options.defaultPercent, symmetric: Bool = true, groupSize: Int? = nil) {
+            self.groupSize = groupSize
             self.bins = bins
             self.percent = percent
             self.symmetric = symmetric
@@ -40,6 +43,7 @@ public enum ObserverRegistry {
         case "kl": return KLObserver(quantBits: bits, binsCount: options.bins)
         case "abs_max_channel_wise": return AbsMaxChannelWiseWeightObserver(quantBits: bits)
         case "mse_channel_wise": return MSEChannelWiseWeightObserver(quantBits: bits)
+        case "group_wise": return GroupWiseWeightObserver(quantBits: bits, groupSize: options.groupSize ?? GroupWiseWeightObserver.defaultGroupSize)
         default:
             let nearest = names.min { editDistance($0, name) < editDistance($1, name) }
             throw QuantizationError.unknownObserver(name, suggestion: nearest.flatMap { editDistance($0, name) <= 3 ? $0 : nil })
@@ -50,6 +54,8 @@ public enum ObserverRegistry {
     /// `axis` directly instead of reading it from a layer.
     public static func standaloneObserver(named name: String, bits: Int, axis: Int?, options: Options = Options()) throws(QuantizationError) -> BaseQuanter {
         switch name {
+        case "group_wise":
+            return GroupWiseWeightObserverLayer(quantBits: bits, groupSize: options.groupSize ?? GroupWiseWeightObserver.defaultGroupSize)
         case "abs_max_channel_wise", "mse_channel_wise":
             guard let axis else { throw QuantizationError.unsupportedLayer(path: "<tensor>", type: "tensor without --axis", observer: name) }
             return name == "abs_max_channel_wise"

@@ -42,9 +42,12 @@ public struct QuantizationConfigFile: Sendable {
         public var bins: Int?
         public var percent: Double?
         public var asymmetric: Bool?
+        /// Group size of group-wise weights (`group_wise`): set alone, it also selects that observer.
+        public var groupSize: Int?
 
         public init(observer: String? = nil, weightObserver: String? = nil, bits: Int? = nil, activationBits: Int? = nil,
-                    weightBits: Int? = nil, bins: Int? = nil, percent: Double? = nil, asymmetric: Bool? = nil) {
+                    weightBits: Int? = nil, bins: Int? = nil, percent: Double? = nil, asymmetric: Bool? = nil, groupSize: Int? = nil) {
+            self.groupSize = groupSize
             self.observer = observer
             self.weightObserver = weightObserver
             self.bits = bits
@@ -76,11 +79,18 @@ public struct QuantizationConfigFile: Sendable {
             if let value = other.bins { result.bins = value }
             if let value = other.percent { result.percent = value }
             if let value = other.asymmetric { result.asymmetric = value }
+            if let value = other.groupSize {
+                result.groupSize = value
+                // A group size given without a weight observer selects group_wise.
+                if other.weightObserver == nil { result.weightObserver = "group_wise" }
+            }
             return result
         }
 
         var effectiveActivationBits: Int { activationBits ?? bits ?? 8 }
         var effectiveWeightBits: Int { weightBits ?? bits ?? 8 }
+        /// The weight observer: the one named, else `group_wise` when a group size is set, else the default.
+        var effectiveWeightObserver: String { weightObserver ?? (groupSize != nil ? "group_wise" : ObserverRegistry.defaultWeight) }
         var options: ObserverRegistry.Options {
             .init(bins: bins ?? ObserverRegistry.Options.defaultBins, percent: percent ?? ObserverRegistry.Options.defaultPercent,
                   symmetric: !(asymmetric ?? false))
@@ -111,6 +121,10 @@ public struct QuantizationConfigFile: Sendable {
     public var keepFloat: [LayerPattern]
     /// `mappings`: float class → quantized class, in file order.
     public var mappings: [(source: String, target: String)]
+    /// `scheme`: a preset whose settings the file's own keys override.
+    public var scheme: QuantizationScheme?
+    /// `smooth`: SmoothQuant before calibration (`{"alpha": 0.5, "all_linears": false}` or `true`).
+    public var smooth: SmoothSettings?
 
     /// The layer classes a config can name, by the names files use: those with a quantized form
     /// (every exporter writes them; an observer on another leaf would have no exported meaning).
@@ -132,8 +146,8 @@ public struct QuantizationConfigFile: Sendable {
     /// Observers with an affine (asymmetric) form.
     public static let asymmetricObservers: Set<String> = ["abs_max", "mse", "hist"]
 
-    static let settingKeys = ["observer", "weight_observer", "bits", "activation_bits", "weight_bits", "bins", "percent", "asymmetric"]
-    static let topKeys = ["format"] + settingKeys + ["types", "rules", "keep_float", "mappings"]
+    static let settingKeys = ["observer", "weight_observer", "bits", "activation_bits", "weight_bits", "bins", "percent", "asymmetric", "group_size"]
+    static let topKeys = ["format", "scheme", "smooth"] + settingKeys + ["types", "rules", "keep_float", "mappings"]
     static let ruleKeys = ["name", "type"] + settingKeys
     /// The only format this version reads.
     public static let format = "shardquant.config/1"
@@ -245,6 +259,35 @@ public struct QuantizationConfigFile: Sendable {
                 rules.append(Rule(index: index, selector: selector, settings: try reader.settings(object, prefix: key + ".")))
             }
         }
+        if let value = top["scheme"] {
+            let name = try reader.string(value, at: "scheme")
+            guard let preset = QuantizationScheme.named(name) else {
+                throw reader.failure("scheme", "unknown scheme \"\(name)\"" + Self.suggestion(name, among: QuantizationScheme.names)
+                                     + "; expected one of: " + QuantizationScheme.names.joined(separator: ", "))
+            }
+            scheme = preset
+        }
+        if let value = top["smooth"] {
+            switch value {
+            case .bool(let flag): smooth = flag ? SmoothSettings() : nil
+            default:
+                let object = try reader.object(value, at: "smooth", allowed: ["alpha", "all_linears"])
+                var settings = SmoothSettings()
+                if let alpha = object["alpha"] {
+                    switch alpha {
+                    case .real(let number): settings.alpha = number
+                    case .integer(let number): settings.alpha = Double(number)
+                    default: throw reader.failure("smooth.alpha", "expected a number, got \(alpha.kind)")
+                    }
+                    guard (0...1).contains(settings.alpha) else { throw reader.failure("smooth.alpha", "must be in [0, 1], got \(settings.alpha)") }
+                }
+                if let all = object["all_linears"] {
+                    guard case .bool(let flag) = all else { throw reader.failure("smooth.all_linears", "expected true or false, got \(all.kind)") }
+                    settings.allLinears = flag
+                }
+                smooth = settings
+            }
+        }
         if let value = top["keep_float"] {
             keepFloat = try reader.array(value, at: "keep_float").enumerated().map { index, item throws(ConfigFileError) in
                 try reader.pattern(item, at: "keep_float[\(index)]")
@@ -280,9 +323,10 @@ public struct QuantizationConfigFile: Sendable {
     /// - Throws: ``ConfigFileError`` naming the rule whose pattern matches no layer or whose
     ///   settings cannot be combined (an observer without an affine form made asymmetric, a
     ///   channel-wise observer for activations).
-    public func quantConfig(for model: Layer, overrides: Settings = Settings()) throws(ConfigFileError)
+    public func quantConfig(for model: Layer, overrides: Settings = Settings(), scheme flagScheme: QuantizationScheme? = nil) throws(ConfigFileError)
         -> (config: QuantConfig, resolutions: [String: Resolution]) {
-        let global = Settings.defaults.overridden(by: settings).overridden(by: overrides)
+        let scheme = flagScheme ?? self.scheme
+        let global = Settings.defaults.overridden(by: scheme?.settings ?? Settings()).overridden(by: settings).overridden(by: overrides)
         let config = QuantConfig(activation: nil, weight: nil)
         for (source, target) in Self.defaultMappings + mappings {
             config.addQATLayerMapping(Self.layerTypes[source]!, Self.quantizedTypes[target]!)
@@ -329,6 +373,10 @@ public struct QuantizationConfigFile: Sendable {
             config.addNameConfig(matched)
             for path in matched { floatChoice[path] = "keep_float[\(index)] (\(pattern))" }
         }
+        if let scheme, model.sublayer(at: QuantizationScheme.outputHead) != nil, Self.layerTypes[model.sublayer(at: QuantizationScheme.outputHead)!.typeName] != nil {
+            config.addNameConfig([QuantizationScheme.outputHead])
+            floatChoice[QuantizationScheme.outputHead] = "scheme \(scheme.name) (lm_head kept float)"
+        }
         let resolved: [String: (config: SingleLayerConfig, source: ConfigSource)]
         do { resolved = try config.resolve(model) } catch {
             throw ConfigFileError(file: file, key: "", reason: "\(error)")
@@ -358,7 +406,7 @@ public struct QuantizationConfigFile: Sendable {
         func make(_ name: String, bits: Int, key: String, weight: Bool) throws(ConfigFileError) -> QuanterFactory? {
             if name == "none" { return nil }
             do {
-                let factory = try ObserverRegistry.factory(named: name, bits: bits, options: weight ? .init() : settings.options)
+                let factory = try ObserverRegistry.factory(named: name, bits: bits, options: weight ? .init(groupSize: settings.groupSize) : settings.options)
                 if factory.isWeightOnly && !weight {
                     throw ConfigFileError(file: file, key: key, reason: "\"\(name)\" observes weights only; use it as weight_observer")
                 }
@@ -372,7 +420,7 @@ public struct QuantizationConfigFile: Sendable {
             }
         }
         return (try make(observer, bits: settings.effectiveActivationBits, key: prefix + "observer", weight: false),
-                try make(settings.weightObserver ?? ObserverRegistry.defaultWeight, bits: settings.effectiveWeightBits, key: prefix + "weight_observer", weight: true))
+                try make(settings.effectiveWeightObserver, bits: settings.effectiveWeightBits, key: prefix + "weight_observer", weight: true))
     }
 
     /// The settings written at a key prefix (`""`: the top level; `rules[2].`: that rule).
@@ -564,6 +612,11 @@ private struct Reader {
         if let value = object["asymmetric"] {
             guard case .bool(let flag) = value else { throw failure(prefix + "asymmetric", "expected true or false, got \(value.kind)") }
             settings.asymmetric = flag
+        }
+        if let value = object["group_size"] {
+            let size = try integer(value, at: prefix + "group_size")
+            guard size >= 8 else { throw failure(prefix + "group_size", "must be 8 or more, got \(size)") }
+            settings.groupSize = size
         }
         return settings
     }

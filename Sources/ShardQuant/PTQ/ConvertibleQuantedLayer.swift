@@ -146,7 +146,8 @@ open class ConvertibleQuantedLayer: Layer {
             guard quanter.isSymmetric else {
                 throw QuantizationError.unsupportedLayer(path: path, type: sourceTypeName, observer: "\(quanter.observerName) (asymmetric weights)")
             }
-            weight = QuantizedTensor(quantizing: parameter("weight"), thresholds: thresholds, axis: quanter.quantAxis, bits: quanter.bitLength)
+            weight = QuantizedTensor(quantizing: parameter("weight"), thresholds: thresholds, axis: quanter.quantAxis, bits: quanter.bitLength,
+                                     groupSize: quanter.groupSize)
         }
         return (activation, weight, weightQuanter?.observerName)
     }

@@ -12,13 +12,18 @@ public struct TensorScales: Sendable, Equatable, Codable {
     /// Asymmetric quantizers only: steps and integer zero points (`q = round(x / step) + zero_point`).
     public var step: [Float]?
     public var zeroPoint: [Float]?
+    /// Group-wise weights: elements of the input axis per group; ``threshold`` then holds
+    /// `[in/G, out]` values, group-major.
+    public var groupSize: Int?
 
     enum CodingKeys: String, CodingKey {
         case observer, bits, axis, threshold, step
         case zeroPoint = "zero_point"
+        case groupSize = "group_size"
     }
 
-    public init(observer: String, bits: Int, axis: Int, threshold: [Float], step: [Float]? = nil, zeroPoint: [Float]? = nil) {
+    public init(observer: String, bits: Int, axis: Int, threshold: [Float], step: [Float]? = nil, zeroPoint: [Float]? = nil, groupSize: Int? = nil) {
+        self.groupSize = groupSize
         self.observer = observer
         self.bits = bits
         self.axis = axis
@@ -66,7 +71,8 @@ extension PTQ {
                     return TensorScales(observer: quanter.observerName, bits: quanter.bitLength, axis: quanter.quantAxis,
                                         threshold: asymmetric(scales, zeros, bits: quanter.bitLength), step: scales, zeroPoint: zeros)
                 }
-                return TensorScales(observer: quanter.observerName, bits: quanter.bitLength, axis: quanter.quantAxis, threshold: scales)
+                return TensorScales(observer: quanter.observerName, bits: quanter.bitLength, axis: quanter.quantAxis, threshold: scales,
+                                    groupSize: quanter.groupSize)
             }
             return nil
         }
@@ -74,7 +80,8 @@ extension PTQ {
             if let quanted = layer as? ConvertibleQuantedLayer {
                 var weight = tensorScales(quanted.weightQuanter)
                 if let quantized = quanted.quantizedWeight {
-                    weight = TensorScales(observer: quanted.weightObserverName ?? "", bits: quantized.bits, axis: quantized.axis, threshold: quantized.thresholds)
+                    weight = TensorScales(observer: quanted.weightObserverName ?? "", bits: quantized.bits, axis: quantized.axis, threshold: quantized.thresholds,
+                                          groupSize: quantized.groupSize)
                 }
                 let activation = tensorScales(quanted.activationQuanter)
                 if activation != nil || weight != nil {

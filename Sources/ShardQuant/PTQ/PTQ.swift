@@ -151,6 +151,9 @@ extension QuantizationError {
         if case .unsupportedLayer(let old, let type, let observer) = self, old.isEmpty {
             return .unsupportedLayer(path: path, type: type, observer: observer)
         }
+        if case .unsupportedGroup(let old, let reason) = self, old.isEmpty {
+            return .unsupportedGroup(path: path, reason: reason)
+        }
         return self
     }
 }

@@ -1,0 +1,29 @@
+/// Linears that read the same input, and the layer before them into which smoothing factors fold
+/// exactly (a model definition declares them: ``SmoothingGroup``s are not guessed from names).
+public struct SmoothingGroup: Sendable, Equatable {
+    /// Where the inverse factors go.
+    public enum Source: Sendable, Equatable {
+        /// A norm whose output feeds nothing but the consumers (Llama's pre-norms): its weight
+        /// (and bias, when it has one) is divided by `s`.
+        case norm(String)
+        /// A linear whose output channels are the consumers' input channels one to one (up → down
+        /// through SwiGLU's product): its output columns (and bias) are divided by `s`.
+        case linear(String)
+    }
+
+    public let source: Source
+    /// Paths of the linears whose input rows are multiplied by `s`, in model order.
+    public let consumers: [String]
+
+    public init(source: Source, consumers: [String]) {
+        self.source = source
+        self.consumers = consumers
+    }
+
+    /// The source layer's path.
+    public var sourcePath: String {
+        switch source {
+        case .norm(let path), .linear(let path): return path
+        }
+    }
+}

@@ -1,0 +1,168 @@
+import Foundation
+import ShardDistributed
+import ShardNN
+import ShardTensor
+
+/// SmoothQuant (PaddleSlim's `paddleslim.quant.advanced.Smooth`, `smooth_method='smoothquant'`):
+/// moves quantization difficulty from activations to weights with per-input-channel factors
+///
+/// ```
+/// a_j = max over every calibration token of |x_j|           (the consumers' common input)
+/// w_j = max over the consumers' output channels of |W[j, :]|
+/// s_j = max(a_j^α / w_j^(1−α), 1e-5)                         (1 where a_j or w_j is 0)
+/// x'_j = x_j / s_j (folded into the source),   W'[j, :] = W[j, :] · s_j
+/// ```
+///
+/// so every consumer computes the same product. Across ranks the factors are identical: `a_j` is
+/// MAX-reduced over the data-parallel ranks (and the tensor-parallel ones when the input is
+/// replicated over them), `w_j` over the tensor-parallel ranks when the consumer is
+/// column-parallel (its `[in, out/T]` shard sees part of each row), and stays local for a
+/// row-parallel consumer (its rows are whole, its input split by features with the source's
+/// output). PaddleSlim takes `w_j` from the local shard (different factors per rank) and from the
+/// last consumer alone; see `docs/compatibility.md`.
+///
+/// Use: ``prepare(_:)`` installs recorders, the caller runs the float model over the calibration
+/// batches, and ``apply(to:)`` reduces the statistics, computes `s` and folds it.
+public final class Smooth {
+    public let groups: [SmoothingGroup]
+    /// SmoothQuant's migration strength α.
+    public let alpha: Double
+    let processGroups: ProcessGroups
+    private var recorders: [String: SmoothingRecorder] = [:]
+
+    public init(groups: [SmoothingGroup], alpha: Double = 0.5, processGroups: ProcessGroups = .single) {
+        self.groups = groups
+        self.alpha = alpha
+        self.processGroups = processGroups
+    }
+
+    /// Wraps the first consumer of every group in a recorder of its input's channel maxima.
+    /// - Throws: ``LayerError`` when a declared path is missing.
+    public func prepare(_ model: Layer) throws {
+        for group in groups {
+            guard let first = group.consumers.first, let layer = model.sublayer(at: first) else {
+                throw LayerError.noSublayer(path: group.consumers.first ?? group.sourcePath, nearest: [])
+            }
+            let recorder = SmoothingRecorder(wrapping: layer)
+            try model.replaceSublayer(at: first, with: recorder)
+            recorders[group.sourcePath] = recorder
+        }
+    }
+
+    /// Removes the recorders, computes every group's factors (the same on every rank) and folds
+    /// them into the sources and consumers. Returns the factors by source path (this rank's part
+    /// for a feature-split source).
+    /// - Throws: ``QuantizationError/notCalibrated(path:observer:)`` when a recorder saw no data,
+    ///   ``CommunicatorError`` when a reduction fails.
+    @discardableResult
+    public func apply(to model: Layer) throws -> [String: [Float]] {
+        var result: [String: [Float]] = [:]
+        for group in groups {
+            guard let recorder = recorders[group.sourcePath] else { continue }
+            try model.replaceSublayer(at: group.consumers[0], with: recorder.wrapped)
+            guard var activation = recorder.maxima else {
+                throw QuantizationError.notCalibrated(path: group.consumers[0], observer: "smooth")
+            }
+            let consumers = try group.consumers.map { path throws -> Layer in
+                guard let layer = model.sublayer(at: path), layer.hasInputByOutputWeight, layer.parameters["weight"] != nil else {
+                    throw LayerError.noSublayer(path: path, nearest: [])
+                }
+                return layer
+            }
+            let featureSplit = consumers[0].sharding.input.isSplit
+            try (featureSplit ? processGroups.dataParallel : processGroups.world).allReduce(&activation, .maximum)
+            var weightMaxima = [Float](repeating: 0, count: activation.count)
+            for consumer in consumers {
+                let weight = consumer.parameter("weight")
+                var maxima = Self.rowMaxima(weight)
+                if consumer.sharding.parameter("weight").splitAxis == 1 {
+                    try processGroups.tensorParallel.allReduce(&maxima, .maximum)
+                }
+                precondition(maxima.count == weightMaxima.count, "smoothing group \(group.sourcePath): \(maxima.count) weight rows, \(activation.count) input channels")
+                for j in maxima.indices { weightMaxima[j] = Swift.max(weightMaxima[j], maxima[j]) }
+            }
+            let factors = Self.factors(activationMaxima: activation, weightMaxima: weightMaxima, alpha: alpha)
+            try fold(factors, group: group, consumers: consumers, model: model)
+            result[group.sourcePath] = factors
+        }
+        recorders = [:]
+        return result
+    }
+
+    /// `s_j = max(a_j^α / w_j^(1−α), 1e-5)`, 1 where either maximum is 0; computed in double
+    /// precision and rounded once, so every rank gets the same bits.
+    public static func factors(activationMaxima: [Float], weightMaxima: [Float], alpha: Double) -> [Float] {
+        zip(activationMaxima, weightMaxima).map { a, w in
+            guard a > 0, w > 0, a.isFinite, w.isFinite else { return 1 }
+            return Float(Swift.max(pow(Double(a), alpha) / pow(Double(w), 1 - alpha), 1e-5))
+        }
+    }
+
+    /// `max_k |W[j, k]|` of a `[in, out]` weight, per input row `j`.
+    static func rowMaxima(_ weight: Tensor) -> [Float] {
+        let columns = weight.shape[1]
+        return weight.scalars.withUnsafeBufferPointer { values in
+            (0..<weight.shape[0]).map { row in
+                var maximum: Float = 0
+                for column in 0..<columns { maximum = Swift.max(maximum, Swift.abs(values[row * columns + column])) }
+                return maximum
+            }
+        }
+    }
+
+    private func fold(_ factors: [Float], group: SmoothingGroup, consumers: [Layer], model: Layer) throws {
+        guard let source = model.sublayer(at: group.sourcePath) else { throw LayerError.noSublayer(path: group.sourcePath, nearest: []) }
+        switch group.source {
+        case .norm:
+            for name in ["weight", "bias"] {
+                guard let value = source.parameters[name] else { continue }
+                precondition(value.count == factors.count, "norm \(group.sourcePath): \(value.count) features, \(factors.count) factors")
+                source.parameters[name] = Tensor(shape: value.shape, scalars: zip(value.scalars, factors).map { $0 / $1 })
+            }
+        case .linear:
+            let weight = source.parameter("weight")
+            let columns = weight.shape[1]
+            precondition(columns == factors.count, "linear \(group.sourcePath): \(columns) outputs, \(factors.count) factors")
+            var scalars = weight.scalars
+            for index in scalars.indices { scalars[index] /= factors[index % columns] }
+            source.parameters["weight"] = Tensor(shape: weight.shape, scalars: scalars)
+            if let bias = source.parameters["bias"] {
+                source.parameters["bias"] = Tensor(shape: bias.shape, scalars: zip(bias.scalars, factors).map { $0 / $1 })
+            }
+        }
+        for consumer in consumers {
+            let weight = consumer.parameter("weight")
+            let columns = weight.shape[1]
+            var scalars = weight.scalars
+            for index in scalars.indices { scalars[index] *= factors[index / columns] }
+            consumer.parameters["weight"] = Tensor(shape: weight.shape, scalars: scalars)
+        }
+    }
+}
+
+/// Records the per-channel maximum of `|x|` over the last axis of every input, then runs the
+/// wrapped layer on it (PaddleSlim's forward pre-hook of `Smooth`).
+final class SmoothingRecorder: Layer {
+    let wrapped: Layer
+    private(set) var maxima: [Float]?
+
+    init(wrapping layer: Layer) {
+        wrapped = layer
+        super.init()
+        sharding = layer.sharding
+    }
+
+    override func forward(_ input: Tensor) -> Tensor {
+        let channels = input.shape.last ?? 0
+        var current = maxima ?? [Float](repeating: 0, count: channels)
+        input.scalars.withUnsafeBufferPointer { values in
+            for index in values.indices {
+                current[index % channels] = Swift.max(current[index % channels], Swift.abs(values[index]))
+            }
+        }
+        maxima = current
+        return wrapped(input)
+    }
+
+    override var hasInputByOutputWeight: Bool { wrapped.hasInputByOutputWeight }
+}

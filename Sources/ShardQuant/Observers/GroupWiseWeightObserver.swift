@@ -1,0 +1,100 @@
+import ShardNN
+import ShardTensor
+
+/// Group-wise abs-max of a Linear weight (PaddleSlim's `GroupWiseWeightObserver`): the weight
+/// `[in, out]` is cut along its input axis into groups of `G` consecutive rows, and each (group,
+/// output channel) gets the threshold
+///
+/// ```
+/// T[g, c] = max over in ∈ [g·G, (g+1)·G) of |W[in, c]|   (1e-8 where that is 0)
+/// ```
+///
+/// stored `[in/G, out]` (PaddleSlim's layout), each a threshold (the float value mapped to `qmax`;
+/// the step is `T / qmax`). First call only. Nothing crosses ranks: a column-parallel shard holds
+/// whole output channels, and a row-parallel shard must hold whole groups (every rank's part of
+/// the input axis a multiple of `G`, refused otherwise), so each rank's groups are complete.
+///
+/// PaddleSlim asserts `G ∈ {64, 128}`; ShardQuant also takes 32 (GGUF's block size) and any other
+/// size from 8 up that divides the input features (`docs/compatibility.md`).
+public struct GroupWiseWeightObserver: QuanterFactory {
+    public let quantBits: Int
+    /// Elements of the input axis per group.
+    public let groupSize: Int
+    /// PaddleSlim's default group size.
+    public static let defaultGroupSize = 128
+
+    public init(quantBits: Int = 8, groupSize: Int = GroupWiseWeightObserver.defaultGroupSize) {
+        self.quantBits = quantBits
+        self.groupSize = groupSize
+    }
+
+    public var name: String { "group_wise" }
+    public var isWeightOnly: Bool { true }
+
+    public func makeQuanter(for layer: Layer, role: QuanterRole, reducer: StatisticReducer) throws(QuantizationError) -> BaseQuanter {
+        guard layer.hasInputByOutputWeight, let weight = layer.parameters["weight"], weight.rank == 2 else {
+            throw QuantizationError.unsupportedLayer(path: "", type: layer.typeName, observer: name)
+        }
+        try Self.checkGroups(inputFeatures: weight.shape[0], sharding: layer.sharding.parameter("weight"), groupSize: groupSize)
+        return GroupWiseWeightObserverLayer(quantBits: quantBits, groupSize: groupSize, reducer: reducer)
+    }
+
+    /// Refuses a group size that does not divide the input features, or a row-parallel split
+    /// whose parts are not whole groups, with the reason.
+    static func checkGroups(inputFeatures: Int, sharding: ShardSpec, groupSize: Int) throws(QuantizationError) {
+        guard groupSize >= 8 else {
+            throw QuantizationError.unsupportedGroup(path: "", reason: "group size \(groupSize) is below 8")
+        }
+        if sharding.splitAxis == 0, let parts = sharding.parts, parts.count > 1 {
+            guard parts.allSatisfy({ $0 % groupSize == 0 }) else {
+                throw QuantizationError.unsupportedGroup(
+                    path: "", reason: "its input features are split over the tensor-parallel ranks as \(parts.map(String.init).joined(separator: " + ")), and every part must be whole groups of \(groupSize)")
+            }
+            return
+        }
+        guard inputFeatures % groupSize == 0 else {
+            throw QuantizationError.unsupportedGroup(path: "", reason: "\(inputFeatures) input features are not a multiple of the group size \(groupSize)")
+        }
+    }
+}
+
+/// The per-layer state of ``GroupWiseWeightObserver``.
+public final class GroupWiseWeightObserverLayer: BaseQuanter {
+    /// Elements of the input axis per group.
+    public let size: Int
+    /// `[in/G · out]` thresholds, group-major, after the first call.
+    public private(set) var groupMaxima: [Float]?
+
+    public init(quantBits: Int = 8, groupSize: Int, reducer: StatisticReducer = LocalReducer()) {
+        size = groupSize
+        super.init(observerName: "group_wise", bitLength: quantBits, quantAxis: 1, reducer: reducer)
+    }
+
+    public override var groupSize: Int? { size }
+
+    public override func observe(_ input: Tensor) {
+        guard groupMaxima == nil else { return }
+        precondition(input.rank == 2 && input.shape[0] % size == 0, "group-wise weight \(input.shape) with group size \(size)")
+        let rows = input.shape[0], columns = input.shape[1]
+        var maxima = [Float](repeating: 0, count: rows / size * columns)
+        input.scalars.withUnsafeBufferPointer { weight in
+            for row in 0..<rows {
+                let base = (row / size) * columns
+                for column in 0..<columns {
+                    maxima[base + column] = Swift.max(maxima[base + column], Swift.abs(weight[row * columns + column]))
+                }
+            }
+        }
+        groupMaxima = maxima.map { $0 == 0 ? 1e-8 : $0 }
+    }
+
+    public override var checksEveryCall: Bool { false }
+
+    public override func scales() -> [Float]? { groupMaxima }
+
+    public override var arguments: [String: String] { ["bits": String(bitLength), "group_size": String(size)] }
+
+    public override func makeCopy() -> Layer {
+        GroupWiseWeightObserverLayer(quantBits: bitLength, groupSize: size, reducer: reducer)
+    }
+}
