@@ -199,6 +199,7 @@ public struct CalibrationJob {
             if !layers.allSatisfy({ $0.activation?.zeroPoint == nil }) {
                 notes.append("PaddleNLP scale files (weight_scales.json, act_scales.json) not written: they hold thresholds only, and this run's activation quantizers are affine (--asymmetric)")
             }
+            if let obstacle = LlamaGGUFExport.obstacle(model: s.model, layers: layers), !obstacle.isEmpty { notes.append(obstacle) }
             report!.notes = notes.isEmpty ? nil : notes
             report!.run = .init(command: s.commandLine, config: s.configPath, version: s.toolVersion, date: ISO8601DateFormatter().string(from: Date()))
         }

@@ -32,14 +32,15 @@ public enum ModelExport {
 
     /// Writes the checkpoint formats into `folder`: `model.safetensors` + `config.json`
     /// (compressed-tensors), `shards/` for `tensorParallel` ranks, `model.onnx` from `converted`
-    /// (the single-process model rebuilt from the checkpoint), and the model's companion files;
-    /// the three writers run concurrently. Returns the seconds each took.
+    /// (the single-process model rebuilt from the checkpoint), `model.gguf` for a Llama whose
+    /// weights GGUF holds exactly (``LlamaGGUFExport``), and the model's companion files; the
+    /// writers run concurrently. Returns the seconds each took.
     public static func write(checkpoint: QuantizedCheckpoint, layers: [LayerScales], converted: Layer, model: any ModelDefinition,
                              tensorParallel: Int, version: String, to folder: URL) throws -> [String: Double] {
         let quantizable = converted.namedSublayers().filter { ["Linear", "Conv2D"].contains($0.layer.typeName) }
         let floatLayers = quantizable.map { (path: $0.path, type: $0.layer.typeName) }
         let configData = try CompressedTensorsConfig.configFile(model: model.configDescription(), layers: layers, floatLayers: floatLayers)
-        let writers: [(String, () throws -> Void)] = [
+        var writers: [(String, () throws -> Void)] = [
             ("safetensors", {
                 try AtomicFile.write(checkpoint.safetensors(), to: folder.appendingPathComponent("model.safetensors"))
                 try AtomicFile.write(configData, to: folder.appendingPathComponent("config.json"))
@@ -47,6 +48,9 @@ public enum ModelExport {
             ("shards", { try ShardManifest.write(checkpoint, count: tensorParallel, to: folder.appendingPathComponent("shards")) }),
             ("onnx", { try AtomicFile.write(try ONNXExporter.export(converted, producerVersion: version), to: folder.appendingPathComponent("model.onnx")) }),
         ]
+        if let llama = model as? LlamaDefinition, LlamaGGUFExport.obstacle(model: model, layers: layers) == nil {
+            writers.append(("gguf", { try AtomicFile.write(try LlamaGGUFExport.data(converted: converted, model: llama), to: folder.appendingPathComponent("model.gguf")) }))
+        }
         for (name, data) in try model.generatedFiles() {
             try AtomicFile.write(data, to: folder.appendingPathComponent(name))
         }

@@ -15,7 +15,9 @@ import ShardTensor
 /// the input axis a multiple of `G`, refused otherwise), so each rank's groups are complete.
 ///
 /// PaddleSlim asserts `G ∈ {64, 128}`; ShardQuant also takes 32 (GGUF's block size) and any other
-/// size from 8 up that divides the input features (`docs/compatibility.md`).
+/// size from 8 up that divides the input features (`docs/compatibility.md`). At `G = 32` with 4 or
+/// 8 bits (GGUF's Q4_0 and Q8_0), each step `T / qmax` is rounded to float16 (`T` changes by at
+/// most 2⁻¹¹ relative), so that `model.gguf` holds exactly the thresholds used.
 public struct GroupWiseWeightObserver: QuanterFactory {
     public let quantBits: Int
     /// Elements of the input axis per group.
@@ -86,6 +88,17 @@ public final class GroupWiseWeightObserverLayer: BaseQuanter {
             }
         }
         groupMaxima = maxima.map { $0 == 0 ? 1e-8 : $0 }
+        if size == 32 && (bitLength == 4 || bitLength == 8) {
+            // GGUF's Q4_0 / Q8_0 blocks: the step T / qmax rounded to float16 (the smallest
+            // float16 above 0 instead of 0), so a GGUF file holds exactly these steps. T = s · qmax
+            // is exact in float32 (11 + 7 significant bits), and so is T / qmax = s.
+            let qmax = Float(quantMaximum)
+            groupMaxima = groupMaxima!.map { threshold in
+                var step = Float(Float16(threshold / qmax))
+                if step == 0 { step = Float(Float16.leastNonzeroMagnitude) }
+                return step.isFinite ? step * qmax : threshold  // beyond float16: no GGUF (the export says so)
+            }
+        }
     }
 
     public override var checksEveryCall: Bool { false }

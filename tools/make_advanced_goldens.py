@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Runs the real PaddleSlim 2.6.0 (on Paddle 3.3.1, CPU) `GroupWiseWeightObserver` and
+`paddleslim.quant.advanced.Smooth` on committed small inputs and writes the golden fixture that
+Tests/ShardQuantTests/AdvancedGoldenTests.swift reads (tests never need Paddle).
+
+    bash ../shared/anchors/setup-paddle-reference.sh .venv-paddle
+    .venv-paddle/bin/python tools/make_advanced_goldens.py
+
+What is patched, and why:
+- `Smooth.update_weight` casts the activation maxima, the sampled input and the weight to float16
+  before `pow` and `clip`; Paddle 3.3.1 on CPU has no float16 `pow`/`clip`, so the generator runs
+  PaddleSlim's own source with those casts replaced by float32 (nothing else changed).
+- PaddleSlim's first forward only records the layer order (its pre-hook samples from the second
+  forward on): the generator runs the first batch once more before the calibration batches, so
+  PaddleSlim's statistics cover every batch, as ShardQuant's do.
+
+Writes Tests/ShardQuantTests/Fixtures/advanced/advanced.json: inputs and results as nested lists
+(float32 values printed with 9 significant digits, which round-trip exactly).
+"""
+import inspect
+import json
+import os
+import textwrap
+
+import numpy as np
+import paddle
+import paddleslim.quant.advanced.smooth as smooth_module
+from paddleslim.quant.observers import GroupWiseWeightObserver
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "ShardQuantTests", "Fixtures", "advanced")
+rng = np.random.default_rng(1130)
+
+
+def floats(array):
+    return [float(np.float32(v)) for v in np.asarray(array, dtype=np.float32).ravel()]
+
+
+def group_wise_cases():
+    """The observer's thresholds `[in/G, out]` on Linear weights `[in, out]`, with outliers and a
+    zero group (PaddleSlim's 1e-8)."""
+    cases = []
+    for name, (rows, columns), group in [("w256x24_g64", (256, 24), 64), ("w256x24_g128", (256, 24), 128), ("w128x10_g64", (128, 10), 64)]:
+        weight = rng.standard_normal((rows, columns)).astype(np.float32) * 0.05
+        weight[3, 2] = 1.7
+        weight[group:2 * group, 5] = 0  # an all-zero group
+        layer = paddle.nn.Linear(rows, columns)
+        layer.weight.set_value(weight)
+        observer = GroupWiseWeightObserver(quant_bits=4, group_size=group)._instance(layer)
+        observer(paddle.to_tensor(weight))
+        scales = observer.scales().numpy()
+        assert scales.shape == (rows // group, columns), scales.shape
+        cases.append({"name": name, "group_size": group, "shape": [rows, columns], "weight": floats(weight),
+                      "thresholds": floats(scales)})
+    return cases
+
+
+def patched_smooth_class():
+    """PaddleSlim's `Smooth` with its float16 casts made float32 (see the module comment)."""
+    source = textwrap.dedent(inspect.getsource(smooth_module.Smooth)).replace('"float16"', '"float32"')
+    namespace = dict(vars(smooth_module))
+    exec(compile(source, smooth_module.__file__, "exec"), namespace)
+    return namespace["Smooth"]
+
+
+class NormLinear(paddle.nn.Layer):
+    """A LayerNorm feeding one Linear (PaddleSlim pairs a norm with the next linear it sees)."""
+
+    def __init__(self, features, outputs):
+        super().__init__()
+        self.norm = paddle.nn.LayerNorm(features)
+        self.linear = paddle.nn.Linear(features, outputs)
+
+    def forward(self, x):
+        return self.linear(self.norm(x))
+
+
+def smooth_cases():
+    cases = []
+    Smooth = patched_smooth_class()
+    for alpha in (0.5, 0.75):
+        features, outputs = 16, 6
+        paddle.seed(7)
+        model = NormLinear(features, outputs)
+        model.norm.weight.set_value(rng.uniform(0.5, 1.5, features).astype(np.float32))
+        model.norm.bias.set_value(rng.uniform(-0.2, 0.2, features).astype(np.float32))
+        weight = (rng.standard_normal((features, outputs)) * 0.1).astype(np.float32)
+        weight[4, :] *= 8  # a channel with large weights
+        model.linear.weight.set_value(weight)
+        model.linear.bias.set_value(np.zeros(outputs, np.float32))
+        model.eval()
+        batches = []
+        for _ in range(3):
+            x = rng.standard_normal((2, 5, features)).astype(np.float32)
+            x[:, :, 9] *= 30  # an outlier channel
+            batches.append(x)
+        before = {"norm_weight": floats(model.norm.weight.numpy()), "norm_bias": floats(model.norm.bias.numpy()),
+                  "linear_weight": floats(model.linear.weight.numpy())}
+        smooth = Smooth(model, {"fused_qkv": True, "linear_flag": "linear", "norm_flag": "norm"}, alpha=alpha)
+        with paddle.no_grad():
+            model(paddle.to_tensor(batches[0]))  # records the layer order only
+            for batch in batches:
+                model(paddle.to_tensor(batch))
+                smooth.step += 1
+            smooth.update_weight()
+        factors = list(smooth.smooth_scale_dict.values())[0].numpy()
+        cases.append({"alpha": alpha, "features": features, "outputs": outputs, "inputs": [floats(b) for b in batches],
+                      "input_shape": list(batches[0].shape), "before": before,
+                      "factors": floats(factors),
+                      "norm_weight": floats(model.norm.weight.numpy()), "norm_bias": floats(model.norm.bias.numpy()),
+                      "linear_weight": floats(model.linear.weight.numpy())})
+    return cases
+
+
+def main():
+    os.makedirs(ROOT, exist_ok=True)
+    document = {"generator": "tools/make_advanced_goldens.py", "paddle": paddle.__version__,
+                "group_wise": group_wise_cases(), "smooth": smooth_cases()}
+    with open(os.path.join(ROOT, "advanced.json"), "w") as handle:
+        json.dump(document, handle, separators=(",", ":"))
+        handle.write("\n")
+    print("wrote", os.path.join(ROOT, "advanced.json"))
+
+
+if __name__ == "__main__":
+    main()
