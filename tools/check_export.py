@@ -148,6 +148,18 @@ def check_checkpoint(folder, scales):
                 problems.append(f"{path}: int8 weight and weight_scale")
                 continue
             qmax = 2 ** (weight["bits"] - 1) - 1
+            group = weight.get("group_size")
+            if group:
+                # Group-wise: thresholds [in/G, out] (scales.json), weight_scale [out, in/G]
+                # (compressed-tensors' group strategy), every integer within the bit width.
+                out, inputs = q.shape
+                thresholds = np.array(weight["threshold"], np.float32).reshape(inputs // group, out)
+                expected = np.float32(thresholds / np.float32(qmax)).T
+                if s.shape != (out, inputs // group) or not np.array_equal(s, expected):
+                    problems.append(f"{path}: group weight_scale {s.shape} != threshold.T / qmax")
+                if q.min() < -qmax - 1 or q.max() > qmax:
+                    problems.append(f"{path}: integers outside {weight['bits']} bits")
+                continue
             if layer["type"] != "Conv2D" and q.shape[0] != len(weight["threshold"]):
                 problems.append(f"{path}: weight not [out, in] ({q.shape})")
             expected = np.float32(np.array(weight["threshold"], np.float32) / np.float32(qmax))

@@ -12,7 +12,9 @@
 #  4. --reproducible calibration at T = 1, 2, 3: identical thresholds;
 #  5. a T = 2 output folder (uneven head shards) through tools/check_export.py (onnx.checker, onnxruntime
 #     against `infer`, compressed-tensors fields, shards, PaddleNLP files);
-#  6. weight-only W8 calibrated at T = 3: the converted folder's perplexity within 3 % of float.
+#  6. weight-only W8 calibrated at T = 3: the converted folder's perplexity within 3 % of float;
+#  7. --reproducible SmoothQuant (w8a8-smooth, all linears) at T = 1, 2, 3, 4: bit-identical folders;
+#  8. model.gguf of a w4a16 group-32 run at T = 3 equals the checkpoint's integers times steps.
 # Usage: tools/check_llama.sh PYTHON (numpy, gguf, tokenizers, onnx, onnxruntime, safetensors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -155,6 +157,72 @@ print(f"W8 {q:.4f} vs float {f:.4f} ({q / f - 1:+.2%})")
 sys.exit(0 if abs(q / f - 1) < 0.03 else 1)
 PY
 )"; then pass "weight-only W8 (T = 3) perplexity within 3 % of float: $message"; else fail "W8 perplexity too far from float: $message"; fi
+
+# 7. SmoothQuant (--scheme w8a8-smooth --smooth-all-linears) with --reproducible at T = 1, 2, 3, 4: the
+#    smoothed norms and weights and every threshold bit-identical (the factors are MAX-reduced over
+#    the ranks, never taken from a local shard as PaddleSlim does).
+for t in 1 2 3 4; do
+  run -np "$t" "${calibrate[@]}" --tp "$t" --scheme w8a8-smooth --smooth-all-linears --reproducible --out "$work/smooth$t" >/dev/null
+done
+for t in 2 3 4; do
+  if message="$("$python" - "$work/smooth1" "$work/smooth$t" <<'PY'
+import json, sys, numpy as np
+from safetensors.numpy import load_file
+a, b = sys.argv[1:3]
+sa, sb = (json.load(open(f"{p}/scales.json"))["layers"] for p in (a, b))
+same_scales = sa.keys() == sb.keys() and all(sa[k].get(part) == sb[k].get(part) for k in sa for part in ("activation", "weight"))
+ta, tb = load_file(f"{a}/model.safetensors"), load_file(f"{b}/model.safetensors")
+same_tensors = ta.keys() == tb.keys() and all(np.array_equal(ta[k], tb[k]) for k in ta)
+norm = "model.layers.0.input_layernorm.weight"
+print(f"{len(sa)} layers' thresholds, {len(ta)} tensors; {norm} smoothed to max {np.abs(ta[norm]).max():.4g}")
+sys.exit(0 if same_scales and same_tensors else 1)
+PY
+)"; then pass "--reproducible w8a8-smooth at T = $t bit-identical to T = 1: $message"; else fail "w8a8-smooth at T = $t differs from T = 1: $message"; fi
+done
+
+# 8. w4a16 with --group-size 32 at T = 3: model.gguf, read by the gguf package, dequantizes to exactly
+#    the compressed-tensors checkpoint's int4 values times its group steps (q/k rows in GGUF's pair
+#    order); the embedding is Q8_0 of the float table, the norms F32.
+run -np 3 "${calibrate[@]}" --tp 3 --scheme w4a16 --group-size 32 --out "$work/g32" >/dev/null
+if message="$("$python" - "$work/g32" <<'PY'
+import sys, numpy as np
+from gguf import GGUFReader
+from gguf.quants import dequantize
+from safetensors.numpy import load_file
+folder = sys.argv[1]
+reader, tensors = GGUFReader(f"{folder}/model.gguf"), load_file(f"{folder}/model.safetensors")
+d = int(reader.fields["llama.rope.dimension_count"].parts[-1][0])
+names = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
+         "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
+checked, types = 0, set()
+for tensor in reader.tensors:
+    parts = tensor.name.split(".")
+    if parts[0] != "blk" or parts[2] not in names:
+        continue
+    prefix = f"model.layers.{parts[1]}.{names[parts[2]]}"
+    q, scale = tensors[prefix + ".weight"].astype(np.float32), tensors[prefix + ".weight_scale"]
+    out, inputs = q.shape
+    expected = (q.reshape(out, inputs // 32, 32) * scale[:, :, None]).reshape(out, inputs)
+    if parts[2] in ("attn_q", "attn_k"):  # Hugging Face's half-split rows back to GGUF's pairs
+        heads = expected.reshape(out // d, 2, d // 2, inputs)
+        expected = heads.transpose(0, 2, 1, 3).reshape(out, inputs)
+    got = dequantize(tensor.data, tensor.tensor_type).reshape(out, inputs)
+    types.add(tensor.tensor_type.name)
+    if not np.array_equal(got, expected):
+        print(f"{tensor.name}: max |difference| {np.abs(got - expected).max():.3e}")
+        sys.exit(1)
+    checked += 1
+print(f"{checked} matrices ({', '.join(sorted(types))}) equal q x step exactly")
+sys.exit(0 if checked == 210 else 1)
+PY
+)"; then pass "model.gguf (w4a16, group 32, T = 3): $message"; else fail "model.gguf differs from the checkpoint: $message"; fi
+"$binary" infer --model "$work/g32" --input "$work/ids.npy" --output "$work/g32.npy"
+echo "[{\"folder\": \"$work/g32\", \"input\": \"$work/ids.npy\", \"infer\": \"$work/g32.npy\", \"model\": \"llama\", \"exact\": false, \"fused\": false}]" > "$work/case-g32.json"
+if "$python" tools/check_export.py "$work/case-g32.json" > "$work/export-g32.log"; then
+  pass "w4a16 group-32 folder (T = 3): $(tail -1 "$work/export-g32.log") (blocked int4 DequantizeLinear in onnxruntime = infer, group weight_scale [out, in/G], shards split in whole groups)"
+else
+  fail "w4a16 group-32 folder: $(grep FAIL "$work/export-g32.log" | head -3)"
+fi
 
 echo "check_llama: $failures failure(s)"
 [ "$failures" -eq 0 ]

@@ -43,10 +43,16 @@ extension Llama: GraphModel {
         let firstHalf = (writer.constant("rotary.first.starts", int64s: [0], shape: [1]), writer.constant("rotary.first.ends", int64s: [Int64(half)], shape: [1]))
         let secondEnds = writer.constant("rotary.second.ends", int64s: [Int64(d)], shape: [1])
         let lastAxis = writer.constant("rotary.axis", int64s: [3], shape: [1])
+        let featureAxis = writer.constant("rms_norm.axis", int64s: [-1], shape: [1])
+        let featureCount = writer.constant("rms_norm.features", floats: [Float(c.hidden)], shape: [])
 
         func norm(_ layer: Layer, _ name: String, _ input: String, into writer: inout some GraphWriter) -> String {
             let squares = writer.node("Mul", [input, input], name: name + ".squares")
-            let mean = writer.node("ReduceMean", [squares], name: name + ".mean", attributes: [.ints("axes", [-1]), .int("keepdims", 1)])
+            // ReduceSum with its axes as an input (opset 13 on), then ÷ features: valid at every opset
+            // the graph may need (ReduceMean's axes attribute is gone from opset 18, which int4
+            // and blocked weights require).
+            let sum = writer.node("ReduceSum", [squares, featureAxis], name: name + ".sum", attributes: [.int("keepdims", 1)])
+            let mean = writer.node("Div", [sum, featureCount], name: name + ".mean")
             let root = writer.node("Sqrt", [writer.node("Add", [mean, epsilon], name: name + ".shifted")], name: name + ".root")
             let normalized = writer.node("Div", [input, root], name: name + ".normalized")
             let gain = layer.parameter("weight")
