@@ -289,6 +289,16 @@ with tempfile.TemporaryDirectory() as work:
             (["calibrate", "--model", "llama", "--weights", path("truncated.gguf"), "--text", text, "--out", out], "truncated.gguf", 65),
             (["calibrate", "--model", "llama", "--text", path("invalid-utf8.txt"), "--out", out], "invalid-utf8.txt", 65),
             (["calibrate", "--model", "llama", "--hidden", "64", "--text", text, "--out", out], "--hidden", 64),
+            # Group-wise weights, schemes and SmoothQuant.
+            (["calibrate", "--model", "llama", "--seq", "32", "--steps", "1", "--observer", "none", "--group-size", "128", "--text", text, "--out", out],
+             "576 input features are not a multiple of the group size 128", 64),
+            (["calibrate", "--model", "llama", "--group-size", "4", "--text", text, "--out", out], "--group-size", 64),
+            (["calibrate", "--model", "llama", "--weight-observer", "abs_max_channel_wise", "--group-size", "32", "--text", text, "--out", out], "--group-size", 64),
+            (["calibrate", "--model", "llama", "--scheme", "w4a61", "--text", text, "--out", out], "--scheme", 64),
+            (["calibrate", "--model", "llama", "--smooth-alpha", "2", "--text", text, "--out", out], "--smooth-alpha", 64),
+            (["calibrate", "--model", "gpt", "--smooth", "--steps", "1", "--out", out], "--smooth", 64),
+            (["observe", "--observer", "group_wise", "--group-size", "64", npy(path("w3x5.npy"), [3, 5])], "w3x5.npy", 65),
+            (["observe", "--observer", "abs_max", "--group-size", "64", npy(path("w3x5.npy"), [3, 5])], "--group-size", 64),
         ]:
             bad(arguments, culprit, code=code)
     else:

@@ -33,7 +33,7 @@ public struct CalibrationJob {
         /// `--scheme`: a preset under the config file and the flags.
         public var scheme: QuantizationScheme?
         /// `--smooth` / `--smooth-alpha`: SmoothQuant before calibration, over the file's and the scheme's.
-        public var smooth: SmoothSettings?
+        public var smooth: SmoothSettings.Override?
         /// Layers kept in float after the sensitivity ranking (`--keep-float`).
         public var keepFloat = 0
         /// One-layer-at-a-time sensitivity ranking in the report.

@@ -21,14 +21,14 @@ public struct CalibrationPlan {
         QuantizationConfigFile.Settings.defaults.overridden(by: scheme?.settings ?? .init()).overridden(by: file.settings).overridden(by: overrides)
     }
 
-    /// `smoothOverride`: the flags' smoothing (`--smooth`, `--smooth-alpha`), which replaces the
-    /// file's and the scheme's.
+    /// `smoothOverride`: the flags' smoothing (`--smooth`, `--smooth-alpha`, `--smooth-all-linears`),
+    /// part by part over the file's or else the scheme's.
     public init(file: QuantizationConfigFile, overrides: QuantizationConfigFile.Settings, model: Layer,
-                scheme flagScheme: QuantizationScheme? = nil, smooth smoothOverride: SmoothSettings? = nil) throws(ConfigFileError) {
+                scheme flagScheme: QuantizationScheme? = nil, smooth smoothOverride: SmoothSettings.Override? = nil) throws(ConfigFileError) {
         self.file = file
         self.overrides = overrides
         scheme = flagScheme ?? file.scheme
-        smooth = smoothOverride ?? file.smooth ?? scheme?.smooth
+        smooth = SmoothSettings.resolved(file.smooth ?? scheme?.smooth, smoothOverride)
         (config, resolutions) = try file.quantConfig(for: model, overrides: overrides, scheme: scheme)
     }
 

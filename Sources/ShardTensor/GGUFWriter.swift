@@ -12,6 +12,10 @@ public struct GGUFWriter {
     public struct Failure: Error, CustomStringConvertible, Equatable {
         public let tensor: String
         public let reason: String
+        public init(tensor: String, reason: String) {
+            self.tensor = tensor
+            self.reason = reason
+        }
         public var description: String { "GGUF tensor \(tensor): \(reason)" }
     }
 

@@ -199,10 +199,10 @@ struct Calibrate: ParsableCommand {
                                         asymmetric: tuning.asymmetric ? true : nil, groupSize: tuning.groupSize)
     }
 
-    /// The flags' smoothing, or `nil` when no smoothing flag is given.
-    var smoothOverride: SmoothSettings? {
+    /// The flags' smoothing, part by part, or `nil` when no smoothing flag is given.
+    var smoothOverride: SmoothSettings.Override? {
         guard smooth || smoothAlpha != nil || smoothAllLinears else { return nil }
-        return SmoothSettings(alpha: smoothAlpha ?? 0.5, allLinears: smoothAllLinears)
+        return SmoothSettings.Override(alpha: smoothAlpha, allLinears: smoothAllLinears ? true : nil)
     }
 
     /// The config file (or the flags alone) resolved against `network`.

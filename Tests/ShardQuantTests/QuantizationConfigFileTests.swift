@@ -3,6 +3,7 @@ import ShardDistributed
 import ShardModels
 import ShardNN
 import ShardQuant
+import ShardTensor
 import Testing
 
 @Suite("LayerPattern")
@@ -54,7 +55,12 @@ struct QuantizationConfigFileTests {
         ("{", "quant.json: not valid JSON"),
         ("[1]", "quant.json: expected an object, got a list"),
         (#"{"observr": "kl"}"#, #"quant.json: observr: unknown key; did you mean "observer"?"#),
-        (#"{"zzzzzzzz": 1}"#, "quant.json: zzzzzzzz: unknown key; expected one of: format, observer, weight_observer, bits, activation_bits, weight_bits, bins, percent, asymmetric, types, rules, keep_float, mappings"),
+        (#"{"zzzzzzzz": 1}"#, "quant.json: zzzzzzzz: unknown key; expected one of: format, scheme, smooth, observer, weight_observer, bits, activation_bits, weight_bits, bins, percent, asymmetric, group_size, types, rules, keep_float, mappings"),
+        (#"{"scheme": "w4a61"}"#, #"quant.json: scheme: unknown scheme "w4a61"; did you mean "w4a16"?; expected one of: w8a8, w8a8-smooth, w4a16, w8a16"#),
+        (#"{"smooth": {"alpha": 1.5}}"#, "quant.json: smooth.alpha: must be in [0, 1], got 1.5"),
+        (#"{"smooth": {"alfa": 0.5}}"#, #"quant.json: smooth.alfa: unknown key; did you mean "alpha"?"#),
+        (#"{"group_size": 4}"#, "quant.json: group_size: must be 8 or more, got 4"),
+        (#"{"observer": "group_wise"}"#, #"quant.json: observer: "group_wise" observes weights only; use it as weight_observer"#),
         (#"{"format": "shardquant.config/2"}"#, #"quant.json: format: unsupported format "shardquant.config/2"; this version reads "shardquant.config/1""#),
         (#"{"observer": "kll"}"#, #"quant.json: observer: unknown observer "kll"; did you mean "kl"?"#),
         (#"{"observer": 3}"#, "quant.json: observer: expected a string, got 3"),
@@ -152,6 +158,32 @@ struct QuantizationConfigFileTests {
         let expected = try summary(fromFlags)
         #expect(expected.count == 13 && expected.allSatisfy { $0.hasSuffix("mse/4 mse_channel_wise/4") })
         #expect(try summary(fromFile) == expected)
+    }
+
+    @Test("a scheme expands into its settings, keeps lm_head float, and the file's keys and the flags override its parts")
+    func schemes() throws {
+        func summary(_ file: QuantizationConfigFile, overrides: QuantizationConfigFile.Settings = .init(), scheme: String? = nil) throws -> [String] {
+            let model = Layer()
+            model.addSublayer("body", Linear(inputFeatures: 64, outputFeatures: 8, generator: CounterRandom(seed: 1)))
+            model.addSublayer("lm_head", Linear(inputFeatures: 64, outputFeatures: 16, generator: CounterRandom(seed: 2)))
+            model.eval()
+            let (config, resolutions) = try file.quantConfig(for: model, overrides: overrides, scheme: scheme.flatMap(QuantizationScheme.named))
+            let observed = try PTQ(config).quantize(model, inplace: true)
+            return ["body", "lm_head"].map { path in
+                guard let quanted = observed.sublayer(at: path) as? ConvertibleQuantedLayer else { return "\(path) float [\(resolutions[path]?.rule ?? "-")]" }
+                let activation = quanted.activationQuanter as? BaseQuanter
+                let weight = quanted.weightQuanter
+                return "\(path) \(activation?.observerName ?? "-") \(weight?.observerName ?? "-")/\(weight?.bitLength ?? 0)/\(weight?.groupSize ?? 0)"
+            }
+        }
+        #expect(try summary(QuantizationConfigFile(), scheme: "w4a16") == ["body - group_wise/4/64", "lm_head float [scheme w4a16 (lm_head kept float)]"])
+        #expect(try summary(try parse(#"{"scheme": "w8a8"}"#)) == ["body mse abs_max_channel_wise/8/0", "lm_head float [scheme w8a8 (lm_head kept float)]"])
+        // The file's own keys override the scheme's parts; the flags override both.
+        #expect(try summary(try parse(#"{"scheme": "w4a16", "group_size": 32}"#))[0] == "body - group_wise/4/32")
+        #expect(try summary(try parse(#"{"scheme": "w4a16"}"#), overrides: .init(weightObserver: "abs_max_channel_wise"))[0] == "body - abs_max_channel_wise/4/0")
+        #expect(try summary(QuantizationConfigFile(), overrides: .init(weightBits: 8), scheme: "w4a16")[0] == "body - group_wise/8/64")
+        // A group size alone selects group_wise.
+        #expect(try summary(QuantizationConfigFile(settings: .init(observer: "none", groupSize: 16)))[0] == "body - group_wise/8/16")
     }
 
     @Test("YAML files say the same as JSON ones and get the same key-naming errors")

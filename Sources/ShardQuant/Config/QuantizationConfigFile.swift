@@ -578,7 +578,7 @@ private struct Reader {
         guard ObserverRegistry.names.contains(name) else {
             throw failure(key, "unknown observer \"\(name)\"" + QuantizationConfigFile.suggestion(name, among: ObserverRegistry.names + ["none"]))
         }
-        if !weight, ["abs_max_channel_wise", "mse_channel_wise"].contains(name) {
+        if !weight, ["abs_max_channel_wise", "mse_channel_wise", "group_wise"].contains(name) {
             throw failure(key, "\"\(name)\" observes weights only; use it as weight_observer")
         }
         return name

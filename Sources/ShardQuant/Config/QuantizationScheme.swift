@@ -19,8 +19,8 @@ public struct QuantizationScheme: Sendable, Equatable {
         QuantizationScheme(name: "w8a8", settings: .init(observer: "mse", weightObserver: "abs_max_channel_wise", bits: 8), smooth: nil,
                            expansion: "--observer mse --weight-observer abs_max_channel_wise --bits 8, lm_head kept float"),
         QuantizationScheme(name: "w8a8-smooth", settings: .init(observer: "mse", weightObserver: "abs_max_channel_wise", bits: 8),
-                           smooth: SmoothSettings(alpha: 0.5),
-                           expansion: "--smooth --smooth-alpha 0.5 --observer mse --weight-observer abs_max_channel_wise --bits 8, lm_head kept float"),
+                           smooth: SmoothSettings(alpha: 0.5, allLinears: true),
+                           expansion: "--smooth-alpha 0.5 --smooth-all-linears --observer mse --weight-observer abs_max_channel_wise --bits 8, lm_head kept float"),
         QuantizationScheme(name: "w4a16", settings: .init(observer: "none", weightObserver: "group_wise", weightBits: 4, groupSize: 64), smooth: nil,
                            expansion: "--observer none --weight-observer group_wise --weight-bits 4 --group-size 64, lm_head kept float"),
         QuantizationScheme(name: "w8a16", settings: .init(observer: "none", weightObserver: "group_wise", weightBits: 8, groupSize: 64), smooth: nil,
@@ -45,5 +45,25 @@ public struct SmoothSettings: Sendable, Equatable {
     public init(alpha: Double = 0.5, allLinears: Bool = false) {
         self.alpha = alpha
         self.allLinears = allLinears
+    }
+
+    /// The flags' part-by-part override of some base smoothing (`--smooth`, `--smooth-alpha`,
+    /// `--smooth-all-linears`): each given part replaces the base's.
+    public struct Override: Sendable, Equatable {
+        public var alpha: Double?
+        public var allLinears: Bool?
+        public init(alpha: Double? = nil, allLinears: Bool? = nil) {
+            self.alpha = alpha
+            self.allLinears = allLinears
+        }
+    }
+
+    /// `base` (or the defaults) with the override's given parts.
+    public static func resolved(_ base: SmoothSettings?, _ override: Override?) -> SmoothSettings? {
+        guard let override else { return base }
+        var result = base ?? SmoothSettings()
+        if let alpha = override.alpha { result.alpha = alpha }
+        if let allLinears = override.allLinears { result.allLinears = allLinears }
+        return result
     }
 }
