@@ -14,7 +14,9 @@
 #     against `infer`, compressed-tensors fields, shards, PaddleNLP files);
 #  6. weight-only W8 calibrated at T = 3: the converted folder's perplexity within 3 % of float;
 #  7. --reproducible SmoothQuant (w8a8-smooth, all linears) at T = 1, 2, 3, 4: bit-identical folders;
-#  8. model.gguf of a w4a16 group-32 run at T = 3 equals the checkpoint's integers times steps.
+#  8. model.gguf of a w4a16 group-32 run at T = 3 equals the checkpoint's integers times steps, its
+#     pack-quantized/ folder unpacks (a NumPy unpacker of our own) to the same int4 values, and the
+#     folder passes tools/check_export.py (onnxruntime's blocked DequantizeLinear = infer).
 # Usage: tools/check_llama.sh PYTHON (numpy, gguf, tokenizers, onnx, onnxruntime, safetensors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -216,6 +218,31 @@ print(f"{checked} matrices ({', '.join(sorted(types))}) equal q x step exactly")
 sys.exit(0 if checked == 210 else 1)
 PY
 )"; then pass "model.gguf (w4a16, group 32, T = 3): $message"; else fail "model.gguf differs from the checkpoint: $message"; fi
+if message="$("$python" - "$work/g32" <<'PY'
+import json, sys, numpy as np
+from safetensors.numpy import load_file
+folder = sys.argv[1]
+packed, reference = load_file(f"{folder}/pack-quantized/model.safetensors"), load_file(f"{folder}/model.safetensors")
+config = json.load(open(f"{folder}/pack-quantized/config.json"))["quantization_config"]
+assert config["format"] == "pack-quantized" and all(g["format"] == "pack-quantized" for g in config["config_groups"].values()), config["format"]
+weights = [g["weights"] for g in config["config_groups"].values()]
+assert all(w["num_bits"] == 4 and w["strategy"] == "group" and w["group_size"] == 32 and w["symmetric"] for w in weights), weights
+checked = 0
+for name, words in packed.items():
+    if not name.endswith(".weight_packed"):
+        continue
+    layer = name[: -len(".weight_packed")]
+    out, inputs = packed[layer + ".weight_shape"]
+    # Our own unpacker: eight 4-bit fields per int32, lowest nibble first, stored as q + 8.
+    nibbles = (words.astype(np.uint32)[:, :, None] >> (4 * np.arange(8, dtype=np.uint32))) & 0xF
+    values = nibbles.reshape(out, inputs).astype(np.int16) - 8
+    if not np.array_equal(values, reference[layer + ".weight"]) or not np.array_equal(packed[layer + ".weight_scale"], reference[layer + ".weight_scale"]):
+        print(f"{layer}: unpacked values or scales differ"); sys.exit(1)
+    checked += 1
+print(f"{checked} layers unpack to the int-quantized checkpoint's int4 values, scales equal")
+sys.exit(0 if checked == 210 else 1)
+PY
+)"; then pass "pack-quantized/ (w4a16, group 32): $message"; else fail "pack-quantized/ differs: $message"; fi
 "$binary" infer --model "$work/g32" --input "$work/ids.npy" --output "$work/g32.npy"
 echo "[{\"folder\": \"$work/g32\", \"input\": \"$work/ids.npy\", \"infer\": \"$work/g32.npy\", \"model\": \"llama\", \"exact\": false, \"fused\": false}]" > "$work/case-g32.json"
 if "$python" tools/check_export.py "$work/case-g32.json" > "$work/export-g32.log"; then

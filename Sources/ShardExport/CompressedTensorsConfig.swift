@@ -19,7 +19,8 @@ import ShardQuant
 /// in float are listed in `ignore`.
 public enum CompressedTensorsConfig {
     /// The `quantization_config` object. `floatLayers`: paths of Linear/Conv2D layers left in float.
-    public static func quantizationConfig(_ layers: [LayerScales], floatLayers: [(path: String, type: String)]) -> [String: Any] {
+    public static func quantizationConfig(_ layers: [LayerScales], floatLayers: [(path: String, type: String)],
+                                          format: String = "int-quantized") -> [String: Any] {
         struct Scheme: Hashable {
             var weight: TensorScales?
             var activation: TensorScales?
@@ -54,12 +55,12 @@ public enum CompressedTensorsConfig {
                 "weights": arguments(scheme.weight) as Any,
                 "input_activations": arguments(scheme.activation) as Any,
                 "output_activations": NSNull(),
-                "format": "int-quantized",
+                "format": format,
             ] as [String: Any]
         }
         return [
             "quant_method": "compressed-tensors",
-            "format": "int-quantized",
+            "format": format,
             "quantization_status": "compressed",
             "global_compression_ratio": NSNull(),
             "ignore": ignore.sorted(),
@@ -99,9 +100,10 @@ public enum CompressedTensorsConfig {
     }
 
     /// `config.json`: the model's own description (`model`) plus `quantization_config`.
-    public static func configFile(model: [String: Any], layers: [LayerScales], floatLayers: [(path: String, type: String)]) throws -> Data {
+    public static func configFile(model: [String: Any], layers: [LayerScales], floatLayers: [(path: String, type: String)],
+                                  format: String = "int-quantized") throws -> Data {
         var object = model
-        object["quantization_config"] = quantizationConfig(layers, floatLayers: floatLayers)
+        object["quantization_config"] = quantizationConfig(layers, floatLayers: floatLayers, format: format)
         return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     }
 }

@@ -48,6 +48,19 @@ public enum ModelExport {
             ("shards", { try ShardManifest.write(checkpoint, count: tensorParallel, to: folder.appendingPathComponent("shards")) }),
             ("onnx", { try AtomicFile.write(try ONNXExporter.export(converted, producerVersion: version), to: folder.appendingPathComponent("model.onnx")) }),
         ]
+        if PackQuantized.applies(to: layers), let packed = PackQuantized.checkpoint(checkpoint, layers: layers) {
+            // compressed-tensors' pack-quantized folder (vLLM's W4A16 loader) beside the int8 one.
+            let packedConfig = try CompressedTensorsConfig.configFile(model: model.configDescription(), layers: layers, floatLayers: floatLayers,
+                                                                      format: "pack-quantized")
+            let files = try model.generatedFiles()
+            writers.append(("pack-quantized", {
+                let subfolder = folder.appendingPathComponent("pack-quantized")
+                try FileManager.default.createDirectory(at: subfolder, withIntermediateDirectories: true)
+                try AtomicFile.write(packed.safetensors(), to: subfolder.appendingPathComponent("model.safetensors"))
+                try AtomicFile.write(packedConfig, to: subfolder.appendingPathComponent("config.json"))
+                for (name, data) in files { try AtomicFile.write(data, to: subfolder.appendingPathComponent(name)) }
+            }))
+        }
         if let llama = model as? LlamaDefinition, LlamaGGUFExport.obstacle(model: model, layers: layers) == nil {
             writers.append(("gguf", { try AtomicFile.write(try LlamaGGUFExport.data(converted: converted, model: llama), to: folder.appendingPathComponent("model.gguf")) }))
         }
