@@ -199,6 +199,10 @@ public struct CalibrationJob {
             if !layers.allSatisfy({ $0.activation?.zeroPoint == nil }) {
                 notes.append("PaddleNLP scale files (weight_scales.json, act_scales.json) not written: they hold thresholds only, and this run's activation quantizers are affine (--asymmetric)")
             }
+            if let scheme = plan.scheme { notes.append("scheme \(scheme.name): \(scheme.expansion) (flags and config keys given with it override its parts)") }
+            if let smoothing = plan.smooth {
+                notes.append("SmoothQuant (alpha \(smoothing.alpha)\(smoothing.allLinears ? ", all linears" : "")) folded into the float model before calibration; the same factors on every rank; the report's float reference is the unsmoothed model")
+            }
             if let obstacle = LlamaGGUFExport.obstacle(model: s.model, layers: layers), !obstacle.isEmpty { notes.append(obstacle) }
             report!.notes = notes.isEmpty ? nil : notes
             report!.run = .init(command: s.commandLine, config: s.configPath, version: s.toolVersion, date: ISO8601DateFormatter().string(from: Date()))
