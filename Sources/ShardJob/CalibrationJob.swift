@@ -203,7 +203,7 @@ public struct CalibrationJob {
             if let smoothing = plan.smooth {
                 notes.append("SmoothQuant (alpha \(smoothing.alpha)\(smoothing.allLinears ? ", all linears" : "")) folded into the float model before calibration; the same factors on every rank; the report's float reference is the unsmoothed model")
             }
-            if let obstacle = LlamaGGUFExport.obstacle(model: s.model, layers: layers), !obstacle.isEmpty { notes.append(obstacle) }
+            if let llama = s.model as? LlamaDefinition, let obstacle = LlamaGGUFExport.obstacle(model: llama, layers: layers) { notes.append(obstacle) }
             report!.notes = notes.isEmpty ? nil : notes
             report!.run = .init(command: s.commandLine, config: s.configPath, version: s.toolVersion, date: ISO8601DateFormatter().string(from: Date()))
         }

@@ -15,8 +15,7 @@ import ShardTensor
 /// set. Any other result gets no GGUF and a note saying why (never a failed run).
 enum LlamaGGUFExport {
     /// Why `layers` cannot be written as GGUF Q4_0/Q8_0, or `nil` when they can.
-    static func obstacle(model: any ModelDefinition, layers: [LayerScales]) -> String? {
-        guard let llama = model as? LlamaDefinition else { return "" }
+    static func obstacle(model llama: LlamaDefinition, layers: [LayerScales]) -> String? {
         guard let checkpoint = try? llama.checkpoint(), checkpoint.source is LlamaGGUFSource else {
             return "model.gguf not written: the checkpoint is not a GGUF file, so there is no llama.cpp metadata to carry over"
         }
@@ -56,8 +55,7 @@ enum LlamaGGUFExport {
                 continue
             }
             if info.dimensions.count == 1 {
-                guard let hfName = byGGUFName[name], let layerPath = Optional(String(hfName.dropLast(".weight".count))),
-                      let vector = converted.sublayer(at: layerPath)?.parameters["weight"] else {
+                guard let hfName = byGGUFName[name], let vector = converted.sublayer(at: String(hfName.dropLast(".weight".count)))?.parameters["weight"] else {
                     throw CheckpointFailure(file: "model.gguf", reason: "no parameter for \(name)")
                 }
                 tensors.append((name, vector.shape, .f32, GGUFWriter.f32(vector.scalars)))

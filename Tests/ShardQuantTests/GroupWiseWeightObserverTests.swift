@@ -45,6 +45,16 @@ struct AdvancedGoldens: Decodable {
     }()
 }
 
+/// `Sequential(Linear(64 → outputs))` with 4-bit weights in groups of 32, calibrated and converted.
+func groupWiseConvertedLinear(outputs: Int, seed: UInt64) throws -> Layer {
+    let model = Sequential(Linear(inputFeatures: 64, outputFeatures: outputs, generator: CounterRandom(seed: seed)))
+    model.eval()
+    let ptq = PTQ(QuantConfig(activation: nil, weight: GroupWiseWeightObserver(quantBits: 4, groupSize: 32)))
+    let observed = try ptq.quantize(model, inplace: false)
+    _ = observed(Tensor.zeros([1, 64]))
+    return try ptq.convert(observed, inplace: false)
+}
+
 @Suite("GroupWiseWeightObserver")
 struct GroupWiseWeightObserverTests {
     @Test("thresholds equal PaddleSlim's GroupWiseWeightObserver bit for bit ([in/G, out], 1e-8 for an all-zero group)",
@@ -137,12 +147,7 @@ struct GroupWiseWeightObserverTests {
 
     @Test("the checkpoint stores group steps [out, in/G] (compressed-tensors' group layout) and reads them back")
     func checkpointLayout() throws {
-        let model = Sequential(Linear(inputFeatures: 64, outputFeatures: 5, generator: CounterRandom(seed: 2)))
-        model.eval()
-        let ptq = PTQ(QuantConfig(activation: nil, weight: GroupWiseWeightObserver(quantBits: 4, groupSize: 32)))
-        let observed = try ptq.quantize(model, inplace: false)
-        _ = observed(Tensor.zeros([1, 64]))
-        let converted = try ptq.convert(observed, inplace: false)
+        let converted = try groupWiseConvertedLinear(outputs: 5, seed: 2)
         let checkpoint = try QuantizedCheckpoint.local(of: converted)
         let scale = try #require(checkpoint["0.weight_scale"])
         #expect(scale.shape == [5, 2])

@@ -9,12 +9,7 @@ import Testing
 struct PackQuantizedTests {
     @Test("int4 values pack eight to an int32 as q + 8, the first in the lowest nibble; weight_shape and scales follow")
     func packs() throws {
-        let model = Sequential(Linear(inputFeatures: 64, outputFeatures: 3, generator: CounterRandom(seed: 5)))
-        model.eval()
-        let ptq = PTQ(QuantConfig(activation: nil, weight: GroupWiseWeightObserver(quantBits: 4, groupSize: 32)))
-        let observed = try ptq.quantize(model, inplace: false)
-        _ = observed(Tensor.zeros([1, 64]))
-        let converted = try ptq.convert(observed, inplace: false)
+        let converted = try groupWiseConvertedLinear(outputs: 3, seed: 5)
         let layers = PTQ.layerScales(of: converted)
         #expect(PackQuantized.applies(to: layers))
         let source = try QuantizedCheckpoint.local(of: converted)

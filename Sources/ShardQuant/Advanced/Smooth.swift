@@ -74,7 +74,7 @@ public final class Smooth {
             var weightMaxima = [Float](repeating: 0, count: activation.count)
             for consumer in consumers {
                 let weight = consumer.parameter("weight")
-                var maxima = Self.rowMaxima(weight)
+                var maxima = weight.absMax(alongAxes: 1).scalars
                 if consumer.sharding.parameter("weight").splitAxis == 1 {
                     try processGroups.tensorParallel.allReduce(&maxima, .maximum)
                 }
@@ -95,18 +95,6 @@ public final class Smooth {
         zip(activationMaxima, weightMaxima).map { a, w in
             guard a > 0, w > 0, a.isFinite, w.isFinite else { return 1 }
             return Float(Swift.max(pow(Double(a), alpha) / pow(Double(w), 1 - alpha), 1e-5))
-        }
-    }
-
-    /// `max_k |W[j, k]|` of a `[in, out]` weight, per input row `j`.
-    static func rowMaxima(_ weight: Tensor) -> [Float] {
-        let columns = weight.shape[1]
-        return weight.scalars.withUnsafeBufferPointer { values in
-            (0..<weight.shape[0]).map { row in
-                var maximum: Float = 0
-                for column in 0..<columns { maximum = Swift.max(maximum, Swift.abs(values[row * columns + column])) }
-                return maximum
-            }
         }
     }
 
@@ -154,13 +142,9 @@ final class SmoothingRecorder: Layer {
 
     override func forward(_ input: Tensor) -> Tensor {
         let channels = input.shape.last ?? 0
-        var current = maxima ?? [Float](repeating: 0, count: channels)
-        input.scalars.withUnsafeBufferPointer { values in
-            for index in values.indices {
-                current[index % channels] = Swift.max(current[index % channels], Swift.abs(values[index]))
-            }
-        }
-        maxima = current
+        let batch = input.count == 0 ? [Float](repeating: 0, count: channels)
+            : input.reshaped([-1, channels]).absMax(alongAxes: 0).scalars
+        maxima = maxima.map { zip($0, batch).map { Swift.max($0, $1) } } ?? batch
         return wrapped(input)
     }
 

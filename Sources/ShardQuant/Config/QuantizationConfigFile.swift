@@ -89,8 +89,6 @@ public struct QuantizationConfigFile: Sendable {
 
         var effectiveActivationBits: Int { activationBits ?? bits ?? 8 }
         var effectiveWeightBits: Int { weightBits ?? bits ?? 8 }
-        /// The weight observer: the one named, else `group_wise` when a group size is set, else the default.
-        var effectiveWeightObserver: String { weightObserver ?? (groupSize != nil ? "group_wise" : ObserverRegistry.defaultWeight) }
         var options: ObserverRegistry.Options {
             .init(bins: bins ?? ObserverRegistry.Options.defaultBins, percent: percent ?? ObserverRegistry.Options.defaultPercent,
                   symmetric: !(asymmetric ?? false))
@@ -373,7 +371,7 @@ public struct QuantizationConfigFile: Sendable {
             config.addNameConfig(matched)
             for path in matched { floatChoice[path] = "keep_float[\(index)] (\(pattern))" }
         }
-        if let scheme, model.sublayer(at: QuantizationScheme.outputHead) != nil, Self.layerTypes[model.sublayer(at: QuantizationScheme.outputHead)!.typeName] != nil {
+        if let scheme, let head = model.sublayer(at: QuantizationScheme.outputHead), Self.layerTypes[head.typeName] != nil {
             config.addNameConfig([QuantizationScheme.outputHead])
             floatChoice[QuantizationScheme.outputHead] = "scheme \(scheme.name) (lm_head kept float)"
         }
@@ -420,7 +418,7 @@ public struct QuantizationConfigFile: Sendable {
             }
         }
         return (try make(observer, bits: settings.effectiveActivationBits, key: prefix + "observer", weight: false),
-                try make(settings.effectiveWeightObserver, bits: settings.effectiveWeightBits, key: prefix + "weight_observer", weight: true))
+                try make(settings.weightObserver ?? ObserverRegistry.defaultWeight, bits: settings.effectiveWeightBits, key: prefix + "weight_observer", weight: true))
     }
 
     /// The settings written at a key prefix (`""`: the top level; `rules[2].`: that rule).

@@ -77,16 +77,7 @@ public final class GroupWiseWeightObserverLayer: BaseQuanter {
     public override func observe(_ input: Tensor) {
         guard groupMaxima == nil else { return }
         precondition(input.rank == 2 && input.shape[0] % size == 0, "group-wise weight \(input.shape) with group size \(size)")
-        let rows = input.shape[0], columns = input.shape[1]
-        var maxima = [Float](repeating: 0, count: rows / size * columns)
-        input.scalars.withUnsafeBufferPointer { weight in
-            for row in 0..<rows {
-                let base = (row / size) * columns
-                for column in 0..<columns {
-                    maxima[base + column] = Swift.max(maxima[base + column], Swift.abs(weight[row * columns + column]))
-                }
-            }
-        }
+        let maxima = input.reshaped([input.shape[0] / size, size, input.shape[1]]).absMax(alongAxes: 1).scalars
         groupMaxima = maxima.map { $0 == 0 ? 1e-8 : $0 }
         if size == 32 && (bitLength == 4 || bitLength == 8) {
             // GGUF's Q4_0 / Q8_0 blocks: the step T / qmax rounded to float16 (the smallest
