@@ -176,3 +176,56 @@ extension Tensor {
         }
     }
 }
+
+/// Double-precision dense algebra for the algorithms that solve with a Hessian (GPTQ): OpenBLAS's
+/// `dsyrk` and LAPACK's Cholesky routines, single-threaded like every BLAS call here, so a result
+/// depends only on its input (the same on every rank).
+public enum DenseAlgebra {
+    /// `XᵀX` (`[columns, columns]`, both triangles) of a row-major `X` of `[rows, columns]`.
+    public static func gram(_ x: UnsafeBufferPointer<Double>, rows: Int, columns: Int) -> [Double] {
+        _ = BLAS.singleThreaded
+        precondition(x.count == rows * columns, "gram of \(x.count) values as [\(rows), \(columns)]")
+        var result = [Double](repeating: 0, count: columns * columns)
+        if rows == 0 || columns == 0 { return result }
+        result.withUnsafeMutableBufferPointer { c in
+            // Row-major XᵀX: the upper triangle of C from A = X read transposed.
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(columns), Int32(rows), 1,
+                        x.baseAddress!, Int32(columns), 0, c.baseAddress!, Int32(columns))
+            for i in 0..<columns {
+                for j in 0..<i { c[i * columns + j] = c[j * columns + i] }
+            }
+        }
+        return result
+    }
+
+    /// The upper Cholesky factor `U` of `A⁻¹` (`A⁻¹ = UᵀU`, row-major, zeros below the diagonal)
+    /// for a symmetric positive definite `A` of `[n, n]` (row-major): LAPACK's `dpotrf` and
+    /// `dpotri` give `A⁻¹`, then `dpotrf` factors it. Returns `nil` when `A` (or its computed
+    /// inverse) is not positive definite.
+    public static func upperCholeskyOfInverse(_ a: [Double], n: Int) -> [Double]? {
+        _ = BLAS.singleThreaded
+        precondition(a.count == n * n, "\(a.count) values for a [\(n), \(n)] matrix")
+        if n == 0 { return [] }
+        // A symmetric row-major matrix is its own column-major transpose: LAPACK's 'U' (column-major
+        // upper) is row-major's lower triangle, so ask for 'L' to work on the row-major upper one.
+        var matrix = a
+        var dimension = Int32(n), info: Int32 = 0
+        let lower: CChar = 0x4C  // "L"
+        let ok: Bool = withUnsafePointer(to: lower) { uplo in
+            matrix.withUnsafeMutableBufferPointer { buffer in
+                dpotrf_(uplo, &dimension, buffer.baseAddress!, &dimension, &info, 1)
+                guard info == 0 else { return false }
+                dpotri_(uplo, &dimension, buffer.baseAddress!, &dimension, &info, 1)
+                guard info == 0 else { return false }
+                dpotrf_(uplo, &dimension, buffer.baseAddress!, &dimension, &info, 1)
+                return info == 0
+            }
+        }
+        guard ok else { return nil }
+        // Column-major lower L (A⁻¹ = L Lᵀ) is row-major upper Lᵀ = U with A⁻¹ = UᵀU; clear the rest.
+        for i in 0..<n {
+            for j in 0..<i { matrix[i * n + j] = 0 }
+        }
+        return matrix
+    }
+}

@@ -41,6 +41,18 @@ public struct GroupWiseWeightObserver: QuanterFactory {
         return GroupWiseWeightObserverLayer(quantBits: quantBits, groupSize: groupSize, reducer: reducer)
     }
 
+    /// The threshold kept for a group's max |w|: unchanged, except at `G = 32` with 4 or 8 bits
+    /// (GGUF's Q4_0 / Q8_0 blocks), where the step `T / qmax` is rounded to float16 (the smallest
+    /// float16 above 0 instead of 0), so a GGUF file holds exactly these steps. `T = s · qmax` is
+    /// exact in float32 (11 + 7 significant bits), and so is `T / qmax = s`.
+    public static func storedThreshold(_ threshold: Float, bits: Int, groupSize: Int) -> Float {
+        guard groupSize == 32 && (bits == 4 || bits == 8) else { return threshold }
+        let qmax = Float(quantizationMaximum(bits: bits))
+        var step = Float(Float16(threshold / qmax))
+        if step == 0 { step = Float(Float16.leastNonzeroMagnitude) }
+        return step.isFinite ? step * qmax : threshold  // beyond float16: no GGUF (the export says so)
+    }
+
     /// Refuses a group size that does not divide the input features, or a row-parallel split
     /// whose parts are not whole groups, with the reason.
     static func checkGroups(inputFeatures: Int, sharding: ShardSpec, groupSize: Int) throws(QuantizationError) {
@@ -78,18 +90,7 @@ public final class GroupWiseWeightObserverLayer: BaseQuanter {
         guard groupMaxima == nil else { return }
         precondition(input.rank == 2 && input.shape[0] % size == 0, "group-wise weight \(input.shape) with group size \(size)")
         let maxima = input.reshaped([input.shape[0] / size, size, input.shape[1]]).absMax(alongAxes: 1).scalars
-        groupMaxima = maxima.map { $0 == 0 ? 1e-8 : $0 }
-        if size == 32 && (bitLength == 4 || bitLength == 8) {
-            // GGUF's Q4_0 / Q8_0 blocks: the step T / qmax rounded to float16 (the smallest
-            // float16 above 0 instead of 0), so a GGUF file holds exactly these steps. T = s · qmax
-            // is exact in float32 (11 + 7 significant bits), and so is T / qmax = s.
-            let qmax = Float(quantMaximum)
-            groupMaxima = groupMaxima!.map { threshold in
-                var step = Float(Float16(threshold / qmax))
-                if step == 0 { step = Float(Float16.leastNonzeroMagnitude) }
-                return step.isFinite ? step * qmax : threshold  // beyond float16: no GGUF (the export says so)
-            }
-        }
+        groupMaxima = maxima.map { GroupWiseWeightObserver.storedThreshold($0 == 0 ? 1e-8 : $0, bits: bitLength, groupSize: size) }
     }
 
     public override var checksEveryCall: Bool { false }
