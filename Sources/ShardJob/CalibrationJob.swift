@@ -34,6 +34,8 @@ public struct CalibrationJob {
         public var scheme: QuantizationScheme?
         /// `--smooth` / `--smooth-alpha`: SmoothQuant before calibration, over the file's and the scheme's.
         public var smooth: SmoothSettings.Override?
+        /// `--gptq` / `--gptq-damp` / `--gptq-act-order`: GPTQ on the weights, over the file's and the scheme's.
+        public var gptq: GPTQSettings.Override?
         /// Layers kept in float after the sensitivity ranking (`--keep-float`).
         public var keepFloat = 0
         /// One-layer-at-a-time sensitivity ranking in the report.
@@ -125,14 +127,20 @@ public struct CalibrationJob {
         let inputs = checkedInputs!
         let batchesUsed = inputs.batches.map { Swift.min($0.count, s.steps) } ?? s.steps
 
-        var prepared: (PTQ, Layer, [Tensor], Layer, EvaluationSet, CalibrationPlan)?
+        var built: (network: Layer, plan: CalibrationPlan, floatModel: Layer, batches: [Tensor], evaluation: EvaluationSet)?
         try agreement {
             try checkTensorParallel()
             let network = try s.model.build(seed: s.seed, group: groups.tensorParallel, seeded: true, loadWeights: true)
-            let plan = try CalibrationPlan(file: inputs.configFile, overrides: s.overrides, model: network, scheme: s.scheme, smooth: s.smooth)
-            let ptq = PTQ(plan.config, groups: groups)
-            let floatModel = network.deepCopy()
-            let batches = try calibrationBatches(inputs, groups: groups)
+            let plan = try CalibrationPlan(file: inputs.configFile, overrides: s.overrides, model: network, scheme: s.scheme, smooth: s.smooth, gptq: s.gptq)
+            if plan.gptq != nil { _ = try GPTQPass.layers(of: network, config: plan.config, settings: plan.gptq!) }
+            built = (network, plan, network.deepCopy(), try calibrationBatches(inputs, groups: groups), try evaluationSet(inputs))
+        }
+        let (network, plan, floatModel, batches, evaluation) = built!
+        let ptq = PTQ(plan.config, groups: groups)
+        // Smoothing and GPTQ run collectives, so they start only once every rank has built its
+        // part (a failure above is agreed first) and get an agreement of their own.
+        var observedModel: Layer?
+        try agreement {
             if let smoothing = plan.smooth {
                 // A float pass over the calibration batches for the activation maxima, then the
                 // factors (the same on every rank) fold into the float network before observing.
@@ -144,13 +152,15 @@ public struct CalibrationJob {
                 for batch in batches { _ = network(batch) }
                 try smooth.apply(to: network)
             }
+            let gptqPass = try plan.gptq.map { try runGPTQ(on: network, batches: batches, settings: $0, plan: plan, groups: groups, events: events) }
             let observed = try ptq.quantize(network, inplace: true)
+            try gptqPass?.install(in: observed)
             let quantizable = observed.namedSublayers().filter { $0.layer is ConvertibleQuantedLayer || $0.layer is ObserveWrapper }.count
             if s.keepFloat > quantizable { throw CalibrationJobError.keepFloatTooLarge(asked: s.keepFloat, quantizable: quantizable) }
             PTQ.setNonFiniteHandling(s.nonFinite, in: observed)
-            prepared = (ptq, observed, batches, floatModel, try evaluationSet(inputs), plan)
+            observedModel = observed
         }
-        let (ptq, observed, batches, floatModel, evaluation, plan) = prepared!
+        let observed = observedModel!
         let keptByConfig = CalibrationPlan.keptFloat(in: floatModel, resolutions: plan.resolutions)
 
         // This job's own tally of the calibration steps' collectives.
@@ -202,6 +212,9 @@ public struct CalibrationJob {
             if let scheme = plan.scheme { notes.append("scheme \(scheme.name): \(scheme.expansion) (flags and config keys given with it override its parts)") }
             if let smoothing = plan.smooth {
                 notes.append("SmoothQuant (alpha \(smoothing.alpha)\(smoothing.allLinears ? ", all linears" : "")) folded into the float model before calibration; the same factors on every rank; the report's float reference is the unsmoothed model")
+            }
+            if let gptq = plan.gptq {
+                notes.append("weights quantized by \(gptq.summary); the exported integers and thresholds are GPTQ's")
             }
             if let llama = s.model as? LlamaDefinition, let obstacle = LlamaGGUFExport.obstacle(model: llama, layers: layers) { notes.append(obstacle) }
             report!.notes = notes.isEmpty ? nil : notes
@@ -412,6 +425,8 @@ public enum CalibrationJobError: Error, CustomStringConvertible, Equatable {
     case noTensorParallelLayers(model: String, degree: Int)
     /// SmoothQuant asked for a model that declares no smoothing groups.
     case noSmoothingGroups(model: String)
+    /// GPTQ asked for, but the config quantizes no linear's weight.
+    case noGPTQLayers
 
     public var description: String {
         switch self {
@@ -421,6 +436,8 @@ public enum CalibrationJobError: Error, CustomStringConvertible, Equatable {
             return "tensor-parallel degree \(degree) does not divide \(what) (\(size)); use a degree that divides it"
         case .noTensorParallelLayers(let model, let degree):
             return "tensor-parallel degree \(degree): \(model) has no tensor-parallel layers; use data parallelism"
+        case .noGPTQLayers:
+            return "--gptq: the config quantizes no Linear or parallel linear weight; GPTQ needs weight quantization (a weight observer)"
         case .noSmoothingGroups(let model):
             return "--smooth: \(model) declares no norm or linear whose smoothing factors fold exactly; smoothing is for llama"
         }

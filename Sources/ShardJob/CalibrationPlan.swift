@@ -15,6 +15,8 @@ public struct CalibrationPlan {
     public let scheme: QuantizationScheme?
     /// SmoothQuant's settings after the scheme, the file and the flags (`nil`: no smoothing).
     public let smooth: SmoothSettings?
+    /// GPTQ's settings after the scheme, the file and the flags (`nil`: round to nearest).
+    public let gptq: GPTQSettings?
 
     /// The global settings after the defaults, the scheme, the file and the flags.
     public var global: QuantizationConfigFile.Settings {
@@ -24,11 +26,13 @@ public struct CalibrationPlan {
     /// `smoothOverride`: the flags' smoothing (`--smooth`, `--smooth-alpha`, `--smooth-all-linears`),
     /// part by part over the file's or else the scheme's.
     public init(file: QuantizationConfigFile, overrides: QuantizationConfigFile.Settings, model: Layer,
-                scheme flagScheme: QuantizationScheme? = nil, smooth smoothOverride: SmoothSettings.Override? = nil) throws(ConfigFileError) {
+                scheme flagScheme: QuantizationScheme? = nil, smooth smoothOverride: SmoothSettings.Override? = nil,
+                gptq gptqOverride: GPTQSettings.Override? = nil) throws(ConfigFileError) {
         self.file = file
         self.overrides = overrides
         scheme = flagScheme ?? file.scheme
         smooth = SmoothSettings.resolved(file.smooth ?? scheme?.smooth, smoothOverride)
+        gptq = GPTQSettings.resolved(file.gptq ?? scheme?.gptq, gptqOverride)
         (config, resolutions) = try file.quantConfig(for: model, overrides: overrides, scheme: scheme)
     }
 
@@ -47,13 +51,16 @@ public struct CalibrationPlan {
     /// statistics; then the layers kept in float.
     public static func describe(observed: Layer, resolutions: [String: QuantizationConfigFile.Resolution],
                          tensorParallel: Int, dataParallel: Int, configName: String,
-                         scheme: QuantizationScheme? = nil, smooth: SmoothSettings? = nil) -> String {
+                         scheme: QuantizationScheme? = nil, smooth: SmoothSettings? = nil, gptq: GPTQSettings? = nil) -> String {
         var lines = ["dry run: \(configName); T=\(tensorParallel), D=\(dataParallel); nothing is calibrated or written", ""]
         if let scheme {
             lines.insert("scheme \(scheme.name): \(scheme.expansion)", at: 1)
         }
         if let smooth {
             lines.insert("smooth: SmoothQuant before calibration, alpha \(smooth.alpha)\(smooth.allLinears ? ", all linears" : ""); factors MAX-reduced over TP (column-parallel weight rows) and DP (activations): the same on every rank", at: scheme == nil ? 1 : 2)
+        }
+        if let gptq {
+            lines.insert("gptq: \(gptq.summary)", at: lines.count - 1)
         }
         func quanter(_ layer: Layer?) -> String? {
             guard let quanter = (layer as? BaseQuanter) ?? (layer?.sublayers["_observer"] as? BaseQuanter) else { return nil }

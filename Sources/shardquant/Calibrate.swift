@@ -49,6 +49,15 @@ struct Calibrate: ParsableCommand {
     @Flag(help: "SmoothQuant also where a linear feeds a linear and the fold is exact (llama: up_proj -> down_proj; implies --smooth).")
     var smoothAllLinears = false
 
+    @Flag(help: "GPTQ on the weights (PaddleSlim's GPTQ.fasterquant): rounds each weight column and moves its error onto the columns not yet rounded through the inverse Hessian of the layer's input, block by block on the already-quantized model (llama); bits, thresholds and groups are the weight observer's (abs_max_channel_wise, group_wise or abs_max); the same weights at every T and D.")
+    var gptq = false
+
+    @Option(parsing: .unconditional, help: "GPTQ's damping as a fraction of the mean Hessian diagonal, in (0, 1] (PaddleSlim's percdamp; implies --gptq; default 0.01).")
+    var gptqDamp: Double?
+
+    @Option(help: "GPTQ visits columns by decreasing Hessian diagonal, with groups taken from the unpermuted weights: true or false (PaddleSlim's actorder; implies --gptq; default true).")
+    var gptqActOrder: Bool?
+
     @Option(help: "Activation observer for the inputs of Conv2D, Linear and the parallel linears: \(ObserverRegistry.activationNames.joined(separator: ", ")), or none (weight-only); default abs_max.")
     var observer: String?
 
@@ -133,6 +142,7 @@ struct Calibrate: ParsableCommand {
             throw ValidationError("--scheme: unknown scheme '\(scheme)'; expected one of: \(QuantizationScheme.names.joined(separator: ", "))")
         }
         if let smoothAlpha, !(0...1).contains(smoothAlpha) { throw ValidationError("--smooth-alpha must be in [0, 1], got \(smoothAlpha)") }
+        if let gptqDamp, !(gptqDamp > 0 && gptqDamp <= 1) { throw ValidationError("--gptq-damp must be in (0, 1], got \(gptqDamp)") }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard keepFloat >= 0 else { throw ValidationError("--keep-float must be 0 or more, got \(keepFloat)") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
@@ -205,10 +215,16 @@ struct Calibrate: ParsableCommand {
         return SmoothSettings.Override(alpha: smoothAlpha, allLinears: smoothAllLinears ? true : nil)
     }
 
+    /// The flags' GPTQ settings, part by part, or `nil` when no GPTQ flag is given.
+    var gptqOverride: GPTQSettings.Override? {
+        guard gptq || gptqDamp != nil || gptqActOrder != nil else { return nil }
+        return GPTQSettings.Override(percentDamp: gptqDamp, actOrder: gptqActOrder)
+    }
+
     /// The config file (or the flags alone) resolved against `network`.
     func plan(for network: Layer) throws -> CalibrationPlan {
         let file = try config.map { try QuantizationConfigFile.read(URL(fileURLWithPath: $0)) } ?? QuantizationConfigFile()
-        return try CalibrationPlan(file: file, overrides: overrides, model: network, scheme: scheme.flatMap(QuantizationScheme.named), smooth: smoothOverride)
+        return try CalibrationPlan(file: file, overrides: overrides, model: network, scheme: scheme.flatMap(QuantizationScheme.named), smooth: smoothOverride, gptq: gptqOverride)
     }
 
     /// `--dry-run`: builds the model on every rank of the job (or, without mpirun, on an in-process
@@ -223,7 +239,7 @@ struct Calibrate: ParsableCommand {
             guard world.rank == 0 else { return nil }
             return CalibrationPlan.describe(observed: observed, resolutions: plan.resolutions, tensorParallel: self.tp,
                                             dataParallel: dataParallel, configName: self.config ?? "command-line flags",
-                                            scheme: plan.scheme, smooth: plan.smooth)
+                                            scheme: plan.scheme, smooth: plan.smooth, gptq: plan.gptq)
         }
         if world.size == 1 && tp * dataParallel > 1 {
             return try ThreadGroup.run(size: tp * dataParallel, describe)[0]
@@ -289,6 +305,7 @@ struct Calibrate: ParsableCommand {
         settings.overrides = overrides
         settings.scheme = scheme.flatMap(QuantizationScheme.named)
         settings.smooth = smoothOverride
+        settings.gptq = gptqOverride
         settings.keepFloat = keepFloat
         settings.sensitivity = sensitivity
         settings.nonFinite = nonfinite

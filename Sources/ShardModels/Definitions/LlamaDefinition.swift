@@ -137,6 +137,14 @@ public struct LlamaDefinition: ModelDefinition {
         return groups
     }
 
+    /// `model.embed_tokens`, then every decoder layer `model.layers.i` (hidden states `[B, S, h]` in
+    /// and out; the final norm and the head come after).
+    public func sequentialBlocks(of network: Layer) -> SequentialBlocks? {
+        let layers = network.namedSublayers().filter { $0.layer is LlamaDecoderLayer }.map(\.path)
+        guard !layers.isEmpty, network.sublayer(at: "model.embed_tokens") != nil else { return nil }
+        return SequentialBlocks(prologue: "model.embed_tokens", blocks: layers)
+    }
+
     /// Per token: `2·(2·h² + 2·h·kv·d + 3·h·ffn)` per layer for the projections, `4·S·h` for
     /// attention's two products, and `2·h·vocab` for the head; times the batch's 16-token samples.
     public func floatingPointOperations(of network: Layer, batch: Int) -> Double? {

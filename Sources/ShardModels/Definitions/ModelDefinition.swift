@@ -73,6 +73,9 @@ public protocol ModelDefinition: Sendable {
     /// (SmoothQuant, Shift): the pre-norm groups, and with `allLinears` also the linear pairs
     /// where folding is exact (up → down). Empty for a model that declares none.
     func smoothingGroups(of network: Layer, allLinears: Bool) -> [SmoothingGroup]
+    /// The model as a chain of blocks (embedding, then decoder layers), for GPTQ's block-by-block
+    /// pass; `nil` (the default) for one pass over the whole model.
+    func sequentialBlocks(of network: Layer) -> SequentialBlocks?
 }
 
 extension ModelDefinition {
@@ -86,6 +89,7 @@ extension ModelDefinition {
     public static var weightsMayBeFileOrFolder: Bool { false }
     public func floatingPointOperations(of network: Layer, batch: Int) -> Double? { nil }
     public func smoothingGroups(of network: Layer, allLinears: Bool) -> [SmoothingGroup] { [] }
+    public func sequentialBlocks(of network: Layer) -> SequentialBlocks? { nil }
     public static var weightsAreFolder: Bool { false }
     public static var readsText: Bool { false }
     public static var helpNote: String? { nil }

@@ -133,68 +133,101 @@ public struct GPTQ: Sendable, Equatable {
             if thresholds[0] == 0 { thresholds[0] = Self.zeroThreshold }
         }
         let staticGroups = actOrder
-        let quantBits = quantBits
+        let quantBits = quantBits, method = weightQuantMethod
+        let tensorStep = method == .absMax ? Double(Self.step(thresholds[0], qmax: qmax)) : 0
+        // Rows in chunks: each row's arithmetic is the same whatever chunk it is in (its own
+        // updates, in column order), so the result does not depend on how rows are split; a chunk
+        // reads each row of U once for all its rows.
+        let chunk = 8
         integers.withUnsafeMutableBufferPointer { integerBuffer in
             thresholds.withUnsafeMutableBufferPointer { thresholdBuffer in
                 rowErrors.withUnsafeMutableBufferPointer { errorBuffer in
                     let integerOut = UncheckedPointer(integerBuffer.baseAddress!), thresholdOut = UncheckedPointer(thresholdBuffer.baseAddress!)
                     let errorOut = UncheckedPointer(errorBuffer.baseAddress!)
-                    let tensorThreshold = thresholdBuffer[0]
-                    Parallelism.forEach(rows) { row in
-                        let original = weight[(row * n)..<((row + 1) * n)]
-                        // Steps per input column (in input order) when they are fixed before the sweep.
-                        var columnStep = [Double](repeating: 0, count: n)
-                        switch (group, staticGroups, self.weightQuantMethod) {
-                        case (0, _, .absMax):
-                            columnStep = [Double](repeating: Double(Self.step(tensorThreshold, qmax: qmax)), count: n)
-                        case (0, _, .absMaxChannelWise):
-                            var threshold = original.reduce(Float(0)) { Swift.max($0, $1.magnitude) }
-                            if threshold == 0 { threshold = Self.zeroThreshold }
-                            thresholdOut.value[row] = threshold
-                            columnStep = [Double](repeating: Double(Self.step(threshold, qmax: qmax)), count: n)
-                        case (_, true, _):
-                            for g in 0..<groups {
-                                let threshold = Self.groupThreshold(original[(original.startIndex + g * group)..<(original.startIndex + (g + 1) * group)].map { Double($0) },
-                                                                    bits: quantBits, groupSize: group)
-                                thresholdOut.value[g * rows + row] = threshold
-                                for j in (g * group)..<((g + 1) * group) { columnStep[j] = Double(Self.step(threshold, qmax: qmax)) }
+                    Parallelism.forEach((rows + chunk - 1) / chunk) { chunkIndex in
+                        let first = chunkIndex * chunk, count = Swift.min(chunk, rows - first)
+                        // Steps per (row, input column) when fixed before the sweep; 0 for dynamic groups.
+                        var columnSteps = [Double](repeating: 0, count: count * n)
+                        var w = [Double](repeating: 0, count: count * n)
+                        for local in 0..<count {
+                            let row = first + local
+                            let original = weight[(row * n)..<((row + 1) * n)]
+                            switch (group, staticGroups, method) {
+                            case (0, _, .absMax):
+                                for j in 0..<n { columnSteps[local * n + j] = tensorStep }
+                            case (0, _, .absMaxChannelWise):
+                                var threshold = original.reduce(Float(0)) { Swift.max($0, $1.magnitude) }
+                                if threshold == 0 { threshold = Self.zeroThreshold }
+                                thresholdOut.value[row] = threshold
+                                let step = Double(Self.step(threshold, qmax: qmax))
+                                for j in 0..<n { columnSteps[local * n + j] = step }
+                            case (_, true, _):
+                                for g in 0..<groups {
+                                    let values = original[(original.startIndex + g * group)..<(original.startIndex + (g + 1) * group)].map { Double($0) }
+                                    let threshold = Self.groupThreshold(values, bits: quantBits, groupSize: group)
+                                    thresholdOut.value[g * rows + row] = threshold
+                                    let step = Double(Self.step(threshold, qmax: qmax))
+                                    for j in (g * group)..<((g + 1) * group) { columnSteps[local * n + j] = step }
+                                }
+                            default:
+                                break  // dynamic groups: set as the sweep reaches them
                             }
-                        default:
-                            break  // dynamic groups: set as the sweep reaches them
+                            for (k, column) in p.order.enumerated() {
+                                w[local * n + k] = p.dead[column] ? 0 : Double(original[original.startIndex + column])
+                            }
                         }
-                        var w = p.order.map { p.dead[$0] ? 0 : Double(original[original.startIndex + $0]) }
-                        var error = 0.0
-                        var step = 0.0
+                        var errors = [Double](repeating: 0, count: count)
+                        var steps = [Double](repeating: 0, count: count)
+                        var corrections = [Double](repeating: 0, count: count)
                         p.factor.withUnsafeBufferPointer { u in
                             w.withUnsafeMutableBufferPointer { w in
+                                let w = w.baseAddress!, u = u.baseAddress!
                                 for k in 0..<n {
                                     let column = p.order[k]
-                                    if group > 0 && !staticGroups && k % group == 0 {
-                                        // Without act-order, visiting order is input order.
-                                        let threshold = Self.groupThreshold(Array(w[k..<(k + group)]), bits: quantBits, groupSize: group)
-                                        thresholdOut.value[(k / group) * rows + row] = threshold
-                                        step = Double(Self.step(threshold, qmax: qmax))
-                                    } else if group == 0 || staticGroups {
-                                        step = columnStep[column]
-                                    }
-                                    let value = w[k]
-                                    let q = Swift.min(Swift.max((value / step).rounded(.toNearestOrEven), -qmax - 1), qmax)
-                                    integerOut.value[row * n + column] = Int8(q)
                                     let diagonal = u[k * n + k]
-                                    let residual = value - q * step
-                                    error += residual * residual / (diagonal * diagonal) / 2
-                                    let e = residual / diagonal
-                                    let base = k * n
-                                    for j in (k + 1)..<Swift.max(k + 1, n) { w[j] -= e * u[base + j] }
+                                    for local in 0..<count {
+                                        let row = first + local
+                                        let wk = w + local * n
+                                        if group > 0 && !staticGroups {
+                                            if k % group == 0 {
+                                                // Without act-order, visiting order is input order.
+                                                let threshold = Self.groupThreshold(Array(UnsafeBufferPointer(start: wk + k, count: group)), bits: quantBits, groupSize: group)
+                                                thresholdOut.value[(k / group) * rows + row] = threshold
+                                                steps[local] = Double(Self.step(threshold, qmax: qmax))
+                                            }
+                                        } else {
+                                            steps[local] = columnSteps[local * n + column]
+                                        }
+                                        let step = steps[local]
+                                        let value = wk[k]
+                                        let q = Swift.min(Swift.max((value / step).rounded(.toNearestOrEven), -qmax - 1), qmax)
+                                        integerOut.value[row * n + column] = Int8(q)
+                                        let residual = value - q * step
+                                        errors[local] += residual * residual / (diagonal * diagonal) / 2
+                                        corrections[local] = residual / diagonal
+                                    }
+                                    let remaining = n - k - 1
+                                    guard remaining > 0 else { continue }
+                                    let uk = u + k * n + k + 1
+                                    for local in 0..<count {
+                                        Self.subtractScaled(corrections[local], uk, from: w + local * n + k + 1, count: remaining)
+                                    }
                                 }
                             }
                         }
-                        errorOut.value[row] = error
+                        for local in 0..<count { errorOut.value[first + local] = errors[local] }
                     }
                 }
             }
         }
         return Result(integers: integers, thresholds: thresholds, rowErrors: rowErrors)
+    }
+
+    /// `y[i] −= e · x[i]` for `i < count` (a loop the compiler vectorizes; the same operations,
+    /// in the same order, for every row).
+    @inline(__always)
+    static func subtractScaled(_ e: Double, _ x: UnsafePointer<Double>, from y: UnsafeMutablePointer<Double>, count: Int) {
+        for i in 0..<count { y[i] -= e * x[i] }
     }
 
     /// `threshold / qmax` in single precision, the step convert and every export use.

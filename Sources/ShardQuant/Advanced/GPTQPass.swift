@@ -46,6 +46,41 @@ public final class GPTQPass {
         sharedInput = shared
     }
 
+    /// GPTQ's settings for every linear whose resolved config quantizes its weight, from that
+    /// weight config: `abs_max_channel_wise` (per channel), `group_wise` (its group size; the
+    /// groups are checked against the layer and its shards here, before any pass) or a symmetric
+    /// `abs_max` (one threshold per weight), at the config's bits.
+    /// - Throws: ``QuantizationError/unsupportedLayer(path:type:observer:)`` for another weight
+    ///   observer, ``QuantizationError/unsupportedGroup(path:reason:)`` for groups that do not fit.
+    public static func layers(of model: Layer, config: QuantConfig, settings: GPTQSettings) throws(QuantizationError) -> [String: GPTQ] {
+        var result: [String: GPTQ] = [:]
+        for (path, resolved) in try config.resolve(model) {
+            guard let factory = resolved.config.weight, let layer = model.sublayer(at: path), layer.hasInputByOutputWeight,
+                  let weight = layer.parameters["weight"], weight.rank == 2 else { continue }
+            var gptq: GPTQ
+            switch factory {
+            case let observer as GroupWiseWeightObserver:
+                do { _ = try observer.makeQuanter(for: layer, role: .weight, reducer: LocalReducer()) } catch {
+                    if case .unsupportedGroup(_, let reason) = error { throw .unsupportedGroup(path: path, reason: reason) }
+                    throw error
+                }
+                gptq = GPTQ(quantBits: observer.quantBits, weightQuantMethod: .absMaxChannelWise)
+                gptq.groupSize = observer.groupSize
+            case let observer as AbsMaxChannelWiseWeightObserver:
+                gptq = GPTQ(quantBits: observer.quantBits, weightQuantMethod: .absMaxChannelWise)
+            case let observer as AbsmaxObserver where observer.symmetric:
+                gptq = GPTQ(quantBits: observer.quantBits, weightQuantMethod: .absMax)
+            default:
+                throw .unsupportedLayer(path: path, type: layer.typeName, observer: factory.name + " weights with GPTQ (it takes abs_max_channel_wise, group_wise or abs_max)")
+            }
+            gptq.percentDamp = settings.percentDamp
+            gptq.actOrder = settings.actOrder
+            gptq.blockSize = settings.blockSize
+            result[path] = gptq
+        }
+        return result
+    }
+
     /// Wraps every linear of `paths` (those GPTQ quantizes) in a Hessian recorder.
     /// - Throws: ``LayerError`` when a path is missing.
     public func record(_ paths: [String], in model: Layer) throws {
@@ -70,13 +105,18 @@ public final class GPTQPass {
         for path in recorded {
             let recorder = recorders[path]!
             try model.replaceSublayer(at: path, with: recorder.wrapped)
-            if let problem = recorder.accumulator.problem { throw QuantizationError.nonFinite(path: path, detail: "GPTQ: \(problem)") }
+            // Agreed before the sums, so that no rank waits in a collective another has left.
+            var failed = [Int64(recorder.accumulator.problem == nil ? 0 : 1)]
+            try processGroups.world.allReduce(&failed, .maximum)
+            if failed[0] != 0 {
+                throw QuantizationError.nonFinite(path: path, detail: "GPTQ: " + (recorder.accumulator.problem ?? "another rank's input to this layer holds NaN, ±∞ or values beyond the Hessian's range"))
+            }
             var sum = recorder.accumulator.sum
             try processGroups.dataParallel.allReduceSum(&sum)
             var tokens = [Int64(recorder.accumulator.tokens)]
             try processGroups.dataParallel.allReduce(&tokens, .sum)
             guard tokens[0] > 0 else { throw QuantizationError.notCalibrated(path: path, observer: "gptq") }
-            let hessian = sum.map { Double($0) * 0x1p-64 }
+            let hessian = sum.map(HessianAccumulator.value)
             let columns = recorder.accumulator.columns
             let targets = order.filter { $0 == path || sharedInput[$0] == path }
             for target in targets {
@@ -125,6 +165,8 @@ public final class GPTQPass {
                 precondition(piece.count == parts[rank] * localOut, "\(path): rank \(rank)'s weight piece")
                 return piece
             }
+            // (A single-process group over a split layer sees its own rows only: PaddleSlim's
+            // per-rank behaviour, which the tests emulate.)
             precondition(full.count == columns * localOut, "\(path): \(full.count) weights for \(columns) × \(localOut)")
             let whole = Tensor(shape: [columns, localOut], scalars: full).transposed().scalars  // [out, in]
             let share = { (rank: Int) in (localOut * rank / tp.size)..<(localOut * (rank + 1) / tp.size) }
@@ -219,7 +261,7 @@ final class HessianRecorder: Layer {
         self.gatherFeatures = gatherFeatures
         let inputs = layer.parameters["weight"].map { $0.shape[0] } ?? 0
         let parts = layer.sharding.parameter("weight").parts
-        accumulator = HessianAccumulator(columns: gatherFeatures != nil ? (parts?.reduce(0, +) ?? inputs) : inputs)
+        accumulator = HessianAccumulator(columns: (gatherFeatures?.size ?? 1) > 1 ? (parts?.reduce(0, +) ?? inputs) : inputs)
         super.init()
         sharding = layer.sharding
     }
@@ -261,6 +303,28 @@ struct HessianAccumulator {
         sum = [Int128](repeating: 0, count: columns * columns)
     }
 
+    /// The integer nearest `scaled` (|scaled| < 2¹¹⁰), built from two native conversions of its
+    /// magnitude `m`: the high part `⌊m / 2⁶⁴⌋` and the low part `m − high · 2⁶⁴`, which a double
+    /// holds exactly (they are bits of `m`'s own significand); the sign is applied last.
+    @inline(__always)
+    static func gridInteger(_ scaled: Double) -> Int128 {
+        let magnitude = scaled.magnitude
+        let high = (magnitude * 0x1p-64).rounded(.down)
+        let low = (magnitude - high * 0x1p64).rounded(.toNearestOrEven)  // in [0, 2⁶⁴]
+        let lowInteger: Int128 = low >= 0x1p64 ? (Int128(1) << 64) : Int128(UInt64(low))
+        let integer = (Int128(UInt64(high)) << 64) + lowInteger
+        return scaled < 0 ? -integer : integer
+    }
+
+    /// The value of a grid sum (in units of 2⁻⁶⁴) in double precision, from the high and low 64
+    /// bits of its magnitude (within an ulp of the correctly rounded value, and a function of the
+    /// sum alone).
+    static func value(_ sum: Int128) -> Double {
+        let magnitude = sum.magnitude
+        let value = Double(UInt64(truncatingIfNeeded: magnitude >> 64)) + Double(UInt64(truncatingIfNeeded: magnitude)) * 0x1p-64
+        return sum < 0 ? -value : value
+    }
+
     mutating func add(_ input: Tensor) {
         let n = columns
         guard n > 0, input.count > 0, problem == nil else { return }
@@ -279,7 +343,7 @@ struct HessianAccumulator {
                         problem = scaled.isFinite ? "an input's xᵀx reaches \(gram[index]), beyond the Hessian's fixed-point range" : "the input holds NaN or ±∞"
                         return
                     }
-                    sum[index] += Int128(scaled.rounded(.toNearestOrEven))
+                    sum[index] += Self.gridInteger(scaled)
                 }
             }
         }

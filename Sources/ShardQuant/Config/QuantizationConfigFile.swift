@@ -123,6 +123,8 @@ public struct QuantizationConfigFile: Sendable {
     public var scheme: QuantizationScheme?
     /// `smooth`: SmoothQuant before calibration (`{"alpha": 0.5, "all_linears": false}` or `true`).
     public var smooth: SmoothSettings?
+    /// `gptq`: GPTQ on the weights (`{"percdamp": 0.01, "actorder": true}` or `true`).
+    public var gptq: GPTQSettings?
 
     /// The layer classes a config can name, by the names files use: those with a quantized form
     /// (every exporter writes them; an observer on another leaf would have no exported meaning).
@@ -145,7 +147,7 @@ public struct QuantizationConfigFile: Sendable {
     public static let asymmetricObservers: Set<String> = ["abs_max", "mse", "hist"]
 
     static let settingKeys = ["observer", "weight_observer", "bits", "activation_bits", "weight_bits", "bins", "percent", "asymmetric", "group_size"]
-    static let topKeys = ["format", "scheme", "smooth"] + settingKeys + ["types", "rules", "keep_float", "mappings"]
+    static let topKeys = ["format", "scheme", "smooth", "gptq"] + settingKeys + ["types", "rules", "keep_float", "mappings"]
     static let ruleKeys = ["name", "type"] + settingKeys
     /// The only format this version reads.
     public static let format = "shardquant.config/1"
@@ -284,6 +286,31 @@ public struct QuantizationConfigFile: Sendable {
                     settings.allLinears = flag
                 }
                 smooth = settings
+            }
+        }
+        if let value = top["gptq"] {
+            switch value {
+            case .bool(let flag): gptq = flag ? GPTQSettings() : nil
+            default:
+                let object = try reader.object(value, at: "gptq", allowed: ["percdamp", "actorder", "blocksize"])
+                var settings = GPTQSettings()
+                if let damp = object["percdamp"] {
+                    switch damp {
+                    case .real(let number): settings.percentDamp = number
+                    case .integer(let number): settings.percentDamp = Double(number)
+                    default: throw reader.failure("gptq.percdamp", "expected a number, got \(damp.kind)")
+                    }
+                    guard settings.percentDamp > 0 && settings.percentDamp <= 1 else { throw reader.failure("gptq.percdamp", "must be in (0, 1], got \(settings.percentDamp)") }
+                }
+                if let order = object["actorder"] {
+                    guard case .bool(let flag) = order else { throw reader.failure("gptq.actorder", "expected true or false, got \(order.kind)") }
+                    settings.actOrder = flag
+                }
+                if let block = object["blocksize"] {
+                    guard case .integer(let size) = block, size > 0 else { throw reader.failure("gptq.blocksize", "expected a positive integer, got \(block.kind)") }
+                    settings.blockSize = size
+                }
+                gptq = settings
             }
         }
         if let value = top["keep_float"] {

@@ -10,6 +10,8 @@ public struct QuantizationScheme: Sendable, Equatable {
     public let smooth: SmoothSettings?
     /// What it means, in flags (shown by `--dry-run` and the help).
     public let expansion: String
+    /// GPTQ on the weights, or `nil`.
+    public var gptq: GPTQSettings? = nil
 
     /// The layer name every scheme keeps in float when the model has it.
     public static let outputHead = "lm_head"
@@ -23,6 +25,9 @@ public struct QuantizationScheme: Sendable, Equatable {
                            expansion: "--smooth-alpha 0.5 --smooth-all-linears --observer mse --weight-observer abs_max_channel_wise --bits 8, lm_head kept float"),
         QuantizationScheme(name: "w4a16", settings: .init(observer: "none", weightObserver: "group_wise", weightBits: 4, groupSize: 64), smooth: nil,
                            expansion: "--observer none --weight-observer group_wise --weight-bits 4 --group-size 64, lm_head kept float"),
+        QuantizationScheme(name: "w4a16-gptq", settings: .init(observer: "none", weightObserver: "group_wise", weightBits: 4, groupSize: 64), smooth: nil,
+                           expansion: "--gptq --observer none --weight-observer group_wise --weight-bits 4 --group-size 64, lm_head kept float",
+                           gptq: GPTQSettings()),
         QuantizationScheme(name: "w8a16", settings: .init(observer: "none", weightObserver: "group_wise", weightBits: 8, groupSize: 64), smooth: nil,
                            expansion: "--observer none --weight-observer group_wise --weight-bits 8 --group-size 64, lm_head kept float"),
     ]

@@ -1,0 +1,52 @@
+import Foundation
+import ShardDistributed
+import ShardModels
+import ShardNN
+import ShardQuant
+import ShardTensor
+
+extension CalibrationJob {
+    /// GPTQ on the float `network` before observation (DESIGN.md §12): when the model declares
+    /// ``SequentialBlocks``, block by block — the embedding's output of every calibration batch is
+    /// kept, each block's linears record their Hessians on the output of the blocks already
+    /// quantized, are quantized, and the block is run again to give the next block's input (one
+    /// recording pass per block, as PaddleNLP's pipeline quantizes on quantized inputs). Linears
+    /// outside the blocks (and every linear of a model without blocks) get one pass over the whole
+    /// model afterwards. Every rank runs the same passes; the Hessians and sweeps are exact over
+    /// TP and DP (``GPTQPass``).
+    func runGPTQ(on network: Layer, batches: [Tensor], settings: GPTQSettings, plan: CalibrationPlan,
+                 groups: ProcessGroups, events: (Event) -> Void) throws -> GPTQPass {
+        let layers = try GPTQPass.layers(of: network, config: plan.config, settings: settings)
+        guard !layers.isEmpty else { throw CalibrationJobError.noGPTQLayers }
+        let shared = settings.shareHessians ? self.settings.model.smoothingGroups(of: network, allLinears: false).map(\.consumers) : []
+        let pass = GPTQPass(layers: layers, sharedInputs: shared, processGroups: groups)
+        let start = DispatchTime.now().uptimeNanoseconds
+        var passes = 0
+        if let structure = self.settings.model.sequentialBlocks(of: network), let prologue = network.sublayer(at: structure.prologue) {
+            events(.note("gptq: \(layers.count) linears, block by block over \(structure.blocks.count) blocks and \(batches.count) batches"))
+            var hidden = batches.map { prologue($0) }
+            for blockPath in structure.blocks {
+                guard let block = network.sublayer(at: blockPath) else { throw LayerError.noSublayer(path: blockPath, nearest: []) }
+                let targets = layers.keys.filter { $0.hasPrefix(blockPath + ".") }.sorted()
+                if !targets.isEmpty {
+                    try pass.record(targets, in: network)
+                    for input in hidden { _ = block(input) }
+                    try pass.quantizeRecorded(in: network)
+                    passes += 1
+                }
+                hidden = hidden.map { block($0) }
+            }
+        }
+        let remaining = layers.keys.filter { !pass.completed.contains($0) }.sorted()
+        if !remaining.isEmpty {
+            events(.note("gptq: \(remaining.count) linears in one pass over the whole model"))
+            try pass.record(remaining, in: network)
+            for batch in batches { _ = network(batch) }
+            try pass.quantizeRecorded(in: network)
+            passes += 1
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        events(.note(String(format: "gptq: %d linears quantized in %d passes, %.1f s", pass.completed.count, passes, seconds)))
+        return pass
+    }
+}
