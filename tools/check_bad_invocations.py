@@ -215,6 +215,8 @@ with tempfile.TemporaryDirectory() as work:
         "unknown.json": ('{"observr": "kl"}', "observr"),
         "type.json": ('{"bits": "eight"}', "bits"),
         "range.json": ('{"bits": 99}', "bits"),
+        "gptq.json": ('{"gptq": {"percdamp": 2}}', "gptq.percdamp"),
+        "gptq-key.json": ('{"gptq": {"act_order": true}}', "act_order"),
         "broken.json": ('{"bits": 8', "broken.json"),
         "neither": ("{: [", "neither"),
         "nested.yaml": ("a:\n" + "".join("  " * i + "- \n" for i in range(1, 80)), "nested.yaml"),
@@ -297,6 +299,13 @@ with tempfile.TemporaryDirectory() as work:
             (["calibrate", "--model", "llama", "--scheme", "w4a61", "--text", text, "--out", out], "--scheme", 64),
             (["calibrate", "--model", "llama", "--smooth-alpha", "2", "--text", text, "--out", out], "--smooth-alpha", 64),
             (["calibrate", "--model", "gpt", "--smooth", "--steps", "1", "--out", out], "--smooth", 64),
+            # GPTQ.
+            (["calibrate", "--model", "llama", "--gptq-damp", "0", "--text", text, "--out", out], "--gptq-damp", 64),
+            (["calibrate", "--model", "llama", "--gptq-act-order", "maybe", "--text", text, "--out", out], "--gptq-act-order", 64),
+            (["calibrate", "--model", "llama", "--seq", "32", "--steps", "1", "--gptq", "--weight-observer", "mse_channel_wise", "--text", text, "--out", out],
+             ["mse_channel_wise", "model.layers.0"], 64),
+            (["calibrate", "--model", "llama", "--seq", "32", "--steps", "1", "--gptq", "--observer", "abs_max", "--weight-observer", "none", "--text", text, "--out", out],
+             "--gptq", 64),
             (["observe", "--observer", "group_wise", "--group-size", "64", npy(path("w3x5.npy"), [3, 5])], "w3x5.npy", 65),
             (["observe", "--observer", "abs_max", "--group-size", "64", npy(path("w3x5.npy"), [3, 5])], "--group-size", 64),
         ]:

@@ -16,7 +16,9 @@
 #  7. --reproducible SmoothQuant (w8a8-smooth, all linears) at T = 1, 2, 3, 4: bit-identical folders;
 #  8. model.gguf of a w4a16 group-32 run at T = 3 equals the checkpoint's integers times steps, its
 #     pack-quantized/ folder unpacks (a NumPy unpacker of our own) to the same int4 values, and the
-#     folder passes tools/check_export.py (onnxruntime's blocked DequantizeLinear = infer).
+#     folder passes tools/check_export.py (onnxruntime's blocked DequantizeLinear = infer);
+#  9. --reproducible GPTQ (w4a16-gptq, group 32) at T = 1, 2, 3, 4: bit-identical folders, integers
+#     moved from round-to-nearest's, model.gguf = GPTQ's integers times steps.
 # Usage: tools/check_llama.sh PYTHON (numpy, gguf, tokenizers, onnx, onnxruntime, safetensors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -182,11 +184,8 @@ PY
 )"; then pass "--reproducible w8a8-smooth at T = $t bit-identical to T = 1: $message"; else fail "w8a8-smooth at T = $t differs from T = 1: $message"; fi
 done
 
-# 8. w4a16 with --group-size 32 at T = 3: model.gguf, read by the gguf package, dequantizes to exactly
-#    the compressed-tensors checkpoint's int4 values times its group steps (q/k rows in GGUF's pair
-#    order); the embedding is Q8_0 of the float table, the norms F32.
-run -np 3 "${calibrate[@]}" --tp 3 --scheme w4a16 --group-size 32 --out "$work/g32" >/dev/null
-if message="$("$python" - "$work/g32" <<'PY'
+check_gguf() {  # check_gguf FOLDER -> message; exit status 0 when model.gguf = q x step for all 210 matrices
+  "$python" - "$1" <<'PY'
 import sys, numpy as np
 from gguf import GGUFReader
 from gguf.quants import dequantize
@@ -217,7 +216,13 @@ for tensor in reader.tensors:
 print(f"{checked} matrices ({', '.join(sorted(types))}) equal q x step exactly")
 sys.exit(0 if checked == 210 else 1)
 PY
-)"; then pass "model.gguf (w4a16, group 32, T = 3): $message"; else fail "model.gguf differs from the checkpoint: $message"; fi
+}
+
+# 8. w4a16 with --group-size 32 at T = 3: model.gguf, read by the gguf package, dequantizes to exactly
+#    the compressed-tensors checkpoint's int4 values times its group steps (q/k rows in GGUF's pair
+#    order); the embedding is Q8_0 of the float table, the norms F32.
+run -np 3 "${calibrate[@]}" --tp 3 --scheme w4a16 --group-size 32 --out "$work/g32" >/dev/null
+if message="$(check_gguf "$work/g32")"; then pass "model.gguf (w4a16, group 32, T = 3): $message"; else fail "model.gguf differs from the checkpoint: $message"; fi
 if message="$("$python" - "$work/g32" <<'PY'
 import json, sys, numpy as np
 from safetensors.numpy import load_file
@@ -250,6 +255,31 @@ if "$python" tools/check_export.py "$work/case-g32.json" > "$work/export-g32.log
 else
   fail "w4a16 group-32 folder: $(grep FAIL "$work/export-g32.log" | head -3)"
 fi
+
+# 9. GPTQ (--scheme w4a16-gptq --group-size 32, act-order with static groups) with --reproducible at
+#    T = 1, 2, 3, 4: weights and thresholds bit-identical (the Hessian of the full input, exact over
+#    the ranks; PaddleSlim's is each rank's diagonal block), GPTQ's integers differ from
+#    round-to-nearest's, and model.gguf holds exactly GPTQ's integers times its steps.
+for t in 1 2 3 4; do
+  run -np "$t" "${calibrate[@]}" --tp "$t" --scheme w4a16-gptq --group-size 32 --reproducible --out "$work/gptq$t" >/dev/null
+done
+for t in 2 3 4; do
+  if message="$("$python" - "$work/gptq1" "$work/gptq$t" "$work/g32" <<'PY'
+import json, sys, numpy as np
+from safetensors.numpy import load_file
+a, b, nearest = sys.argv[1:4]
+sa, sb = (json.load(open(f"{p}/scales.json"))["layers"] for p in (a, b))
+same_scales = sa.keys() == sb.keys() and all(sa[k].get("weight") == sb[k].get("weight") for k in sa)
+ta, tb, tn = (load_file(f"{p}/model.safetensors") for p in (a, b, nearest))
+same_tensors = ta.keys() == tb.keys() and all(np.array_equal(ta[k], tb[k]) for k in ta)
+weights = [k for k in ta if k.endswith("_proj.weight")]
+moved = sum(int((ta[k] != tn[k]).sum()) for k in weights) / sum(ta[k].size for k in weights)
+print(f"{len(sa)} layers' thresholds, {len(ta)} tensors; {moved:.1%} of the int4 weights differ from round-to-nearest's")
+sys.exit(0 if same_scales and same_tensors and 0.05 < moved < 0.9 else 1)
+PY
+)"; then pass "--reproducible w4a16-gptq at T = $t bit-identical to T = 1: $message"; else fail "w4a16-gptq at T = $t differs from T = 1: $message"; fi
+done
+if message="$(check_gguf "$work/gptq3")"; then pass "model.gguf of GPTQ (group 32, T = 3): $message"; else fail "GPTQ model.gguf differs from the checkpoint: $message"; fi
 
 echo "check_llama: $failures failure(s)"
 [ "$failures" -eq 0 ]

@@ -19,6 +19,8 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
     case nonFinite(path: String, detail: String)
     /// A group-wise weight quantizer whose groups do not fit the layer's weight or its shards.
     case unsupportedGroup(path: String, reason: String)
+    /// An algorithm (GPTQ) asked for a layer whose config it cannot serve.
+    case unsupportedAlgorithm(path: String, algorithm: String, reason: String)
 
     public var description: String {
         switch self {
@@ -40,6 +42,8 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
             return "layer '\(path)': \(detail)"
         case .unsupportedGroup(let path, let reason):
             return "layer '\(path)': group-wise weights cannot be used: \(reason)"
+        case .unsupportedAlgorithm(let path, let algorithm, let reason):
+            return "layer '\(path)': \(algorithm) cannot be used: \(reason)"
         }
     }
 }

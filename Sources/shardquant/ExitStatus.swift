@@ -36,6 +36,7 @@ enum ExitStatus {
             if case .nonFinite = quantization { return dataError }
             if case .unknownObserver = quantization { return usage }
             if case .unsupportedGroup = quantization { return usage }
+            if case .unsupportedAlgorithm = quantization { return usage }
             return failure
         case let exit as ExitCode: return exit.rawValue
         default: return failure

@@ -1,4 +1,5 @@
 import Foundation
+import ShardTensor
 import ShardTestSupport
 import Testing
 
@@ -26,6 +27,35 @@ struct ConfigCommandTests {
         #expect(status == 0, "\(error)")
         let golden = try String(contentsOf: Self.fixtures.appendingPathComponent("dry_run_gpt_t2.txt"), encoding: .utf8)
         #expect(output == golden.replacingOccurrences(of: "examples/configs/gpt.json", with: "examples/configs/gpt.yaml"))
+    }
+
+    @Test("--gptq: the dry run names it; a GPT run (no declared blocks: one pass over the whole model) moves the integers, keeps per-channel thresholds and says so in the report")
+    func gptq() throws {
+        let (status, output, _) = try ShardQuantExecutable.run(
+            ["calibrate", "--model", "gpt", "--dry-run", "--gptq", "--gptq-act-order", "false", "--out", "unused"], in: ShardQuantExecutable.root)
+        #expect(status == 0)
+        #expect(output.contains("gptq: GPTQ (percdamp 0.01, act-order off)"))
+        let nearest = ShardQuantExecutable.temporaryFolder(), gptq = ShardQuantExecutable.temporaryFolder()
+        for (folder, extra) in [(nearest, [String]()), (gptq, ["--gptq", "--gptq-damp", "0.02"])] {
+            let (code, _, error) = try ShardQuantExecutable.run(
+                ["calibrate", "--model", "gpt", "--steps", "2", "--quiet", "--out", folder.path] + extra, in: ShardQuantExecutable.root)
+            #expect(code == 0, "\(error)")
+        }
+        let report = try String(contentsOf: gptq.appendingPathComponent("report.json"), encoding: .utf8)
+        #expect(report.contains("weights quantized by GPTQ (percdamp 0.02, act-order on"))
+        let a = try SafetensorsFile(contentsOf: nearest.appendingPathComponent("model.safetensors"))
+        let b = try SafetensorsFile(contentsOf: gptq.appendingPathComponent("model.safetensors"))
+        var moved = 0, total = 0
+        for name in a.names where name.hasSuffix(".weight") && b.contains(name + "_scale") {
+            // Per-channel abs-max thresholds are GPTQ's too (taken from the original weights).
+            #expect(try a.bytes(name + "_scale") == b.bytes(name + "_scale"), "\(name)_scale")
+            let x = try a.bytes(name), y = try b.bytes(name)
+            total += x.count
+            moved += zip(x, y).filter { $0 != $1 }.count
+        }
+        #expect(total > 0 && moved > total / 100, "\(moved) of \(total) int8 weights moved")
+        try? FileManager.default.removeItem(at: nearest)
+        try? FileManager.default.removeItem(at: gptq)
     }
 
     @Test("a flag overrides the file's global setting in the plan")

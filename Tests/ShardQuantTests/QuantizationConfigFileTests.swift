@@ -55,8 +55,10 @@ struct QuantizationConfigFileTests {
         ("{", "quant.json: not valid JSON"),
         ("[1]", "quant.json: expected an object, got a list"),
         (#"{"observr": "kl"}"#, #"quant.json: observr: unknown key; did you mean "observer"?"#),
-        (#"{"zzzzzzzz": 1}"#, "quant.json: zzzzzzzz: unknown key; expected one of: format, scheme, smooth, observer, weight_observer, bits, activation_bits, weight_bits, bins, percent, asymmetric, group_size, types, rules, keep_float, mappings"),
-        (#"{"scheme": "w4a61"}"#, #"quant.json: scheme: unknown scheme "w4a61"; did you mean "w4a16"?; expected one of: w8a8, w8a8-smooth, w4a16, w8a16"#),
+        (#"{"zzzzzzzz": 1}"#, "quant.json: zzzzzzzz: unknown key; expected one of: format, scheme, smooth, gptq, observer, weight_observer, bits, activation_bits, weight_bits, bins, percent, asymmetric, group_size, types, rules, keep_float, mappings"),
+        (#"{"scheme": "w4a61"}"#, #"quant.json: scheme: unknown scheme "w4a61"; did you mean "w4a16"?; expected one of: w8a8, w8a8-smooth, w4a16, w4a16-gptq, w8a16"#),
+        (#"{"gptq": {"percdamp": 0}}"#, "quant.json: gptq.percdamp: must be in (0, 1], got 0.0"),
+        (#"{"gptq": {"act_order": false}}"#, #"quant.json: gptq.act_order: unknown key; did you mean "actorder"?"#),
         (#"{"smooth": {"alpha": 1.5}}"#, "quant.json: smooth.alpha: must be in [0, 1], got 1.5"),
         (#"{"smooth": {"alfa": 0.5}}"#, #"quant.json: smooth.alfa: unknown key; did you mean "alpha"?"#),
         (#"{"group_size": 4}"#, "quant.json: group_size: must be 8 or more, got 4"),
@@ -184,6 +186,19 @@ struct QuantizationConfigFileTests {
         #expect(try summary(QuantizationConfigFile(), overrides: .init(weightBits: 8), scheme: "w4a16")[0] == "body - group_wise/8/64")
         // A group size alone selects group_wise.
         #expect(try summary(QuantizationConfigFile(settings: .init(observer: "none", groupSize: 16)))[0] == "body - group_wise/8/16")
+    }
+
+    @Test("gptq: the key, the w4a16-gptq scheme and the flags resolve part by part (PaddleSlim's fasterquant defaults)")
+    func gptq() throws {
+        #expect(try parse(#"{"gptq": true}"#).gptq == GPTQSettings())
+        #expect(try parse(#"{"gptq": false}"#).gptq == nil)
+        #expect(try parse(#"{"gptq": {"percdamp": 0.05, "actorder": false, "blocksize": 64}}"#).gptq
+                == GPTQSettings(percentDamp: 0.05, actOrder: false, blockSize: 64))
+        let scheme = try #require(QuantizationScheme.named("w4a16-gptq"))
+        #expect(scheme.gptq == GPTQSettings() && scheme.settings.groupSize == 64 && scheme.settings.weightBits == 4)
+        #expect(GPTQSettings.resolved(scheme.gptq, .init(actOrder: false)) == GPTQSettings(actOrder: false))
+        #expect(GPTQSettings.resolved(nil, .init(percentDamp: 0.1)) == GPTQSettings(percentDamp: 0.1))
+        #expect(GPTQSettings.resolved(nil, nil) == nil)
     }
 
     @Test("YAML files say the same as JSON ones and get the same key-naming errors")

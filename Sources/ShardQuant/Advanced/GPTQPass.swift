@@ -50,8 +50,8 @@ public final class GPTQPass {
     /// weight config: `abs_max_channel_wise` (per channel), `group_wise` (its group size; the
     /// groups are checked against the layer and its shards here, before any pass) or a symmetric
     /// `abs_max` (one threshold per weight), at the config's bits.
-    /// - Throws: ``QuantizationError/unsupportedLayer(path:type:observer:)`` for another weight
-    ///   observer, ``QuantizationError/unsupportedGroup(path:reason:)`` for groups that do not fit.
+    /// - Throws: ``QuantizationError/unsupportedAlgorithm(path:algorithm:reason:)`` for another
+    ///   weight observer, ``QuantizationError/unsupportedGroup(path:reason:)`` for groups that do not fit.
     public static func layers(of model: Layer, config: QuantConfig, settings: GPTQSettings) throws(QuantizationError) -> [String: GPTQ] {
         var result: [String: GPTQ] = [:]
         for (path, resolved) in try config.resolve(model) {
@@ -71,7 +71,8 @@ public final class GPTQPass {
             case let observer as AbsmaxObserver where observer.symmetric:
                 gptq = GPTQ(quantBits: observer.quantBits, weightQuantMethod: .absMax)
             default:
-                throw .unsupportedLayer(path: path, type: layer.typeName, observer: factory.name + " weights with GPTQ (it takes abs_max_channel_wise, group_wise or abs_max)")
+                throw .unsupportedAlgorithm(path: path, algorithm: "--gptq",
+                                            reason: "its weight observer is \(factory.name); GPTQ chooses thresholds as abs_max_channel_wise, group_wise or a symmetric abs_max does, so use one of those")
             }
             gptq.percentDamp = settings.percentDamp
             gptq.actOrder = settings.actOrder
