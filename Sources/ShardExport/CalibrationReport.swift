@@ -156,6 +156,9 @@ public struct CalibrationReport: Codable, Sendable, Equatable {
         /// inputs to this layer, dB.
         public var sqnrDecibels: Double?
         public var histogram: Histogram
+        /// GPTQ's own error of the layer's weight, `Σ (w − q·s)² / U_jj² / 2` over every weight
+        /// (PaddleSlim's printed `error`), when GPTQ quantized it.
+        public var gptqError: Double?
 
         public init(path: String, type: String, observer: String?, bits: Int?, threshold: [Float]?, clipLow: Float?, clipHigh: Float?,
                     weightObserver: String?, weightBits: Int?, weightThresholdRange: [Float]?, absMax: Float,
@@ -188,6 +191,7 @@ public struct CalibrationReport: Codable, Sendable, Equatable {
             case inputMinimum = "input_min"
             case clippedFraction = "clipped_fraction"
             case sqnrDecibels = "sqnr_db"
+            case gptqError = "gptq_error"
         }
     }
 

@@ -140,6 +140,7 @@ public struct CalibrationJob {
         // Smoothing and GPTQ run collectives, so they start only once every rank has built its
         // part (a failure above is agreed first) and get an agreement of their own.
         var observedModel: Layer?
+        var gptqErrors: [String: Double] = [:]
         try agreement {
             if let smoothing = plan.smooth {
                 // A float pass over the calibration batches for the activation maxima, then the
@@ -155,6 +156,7 @@ public struct CalibrationJob {
             let gptqPass = try plan.gptq.map { try runGPTQ(on: network, batches: batches, settings: $0, plan: plan, groups: groups, events: events) }
             let observed = try ptq.quantize(network, inplace: true)
             try gptqPass?.install(in: observed)
+            gptqErrors = gptqPass?.errors ?? [:]
             let quantizable = observed.namedSublayers().filter { $0.layer is ConvertibleQuantedLayer || $0.layer is ObserveWrapper }.count
             if s.keepFloat > quantizable { throw CalibrationJobError.keepFloatTooLarge(asked: s.keepFloat, quantizable: quantizable) }
             PTQ.setNonFiniteHandling(s.nonFinite, in: observed)
@@ -196,6 +198,7 @@ public struct CalibrationJob {
             report = try measureReport(float: floatModel, converted: converted!, layers: &layers, on: evaluation,
                                        groups: groups, dataParallel: dataParallel, events: events)
             report!.nonFiniteSkipped = skipped
+            for index in report!.layers.indices { report!.layers[index].gptqError = gptqErrors[report!.layers[index].path] }
             report!.evaluation.warnings = evaluation.warnings.isEmpty ? nil : evaluation.warnings
             let keptBySensitivity = (report!.sensitivity?.keptFloat ?? []).map {
                 CalibrationReport.KeptFloatLayer(path: $0, type: floatModel.sublayer(at: $0)?.typeName ?? "", reason: "--keep-float \(s.keepFloat) (sensitivity ranking)")
