@@ -8,9 +8,10 @@ import ShardTensor
 extension CalibrationJob {
     /// GPTQ on the float `network` before observation (DESIGN.md §12): when the model declares
     /// ``SequentialBlocks``, block by block — the embedding's output of every calibration batch is
-    /// kept, each block's linears record their Hessians on the output of the blocks already
-    /// quantized, are quantized, and the block is run again to give the next block's input (one
-    /// recording pass per block, as PaddleNLP's pipeline quantizes on quantized inputs). Linears
+    /// kept; within a block, stage by stage (linears that read one input form a stage: q, k, v;
+    /// o; gate, up; down), each stage's linears record their Hessians on the output of everything
+    /// already quantized and are quantized; then the block is run again to give the next block its
+    /// input (PaddleNLP's pipeline quantizes each layer on the already-quantized model). Linears
     /// outside the blocks (and every linear of a model without blocks) get one pass over the whole
     /// model afterwards. Every rank runs the same passes; the Hessians and sweeps are exact over
     /// TP and DP (``GPTQPass``).
@@ -22,14 +23,17 @@ extension CalibrationJob {
         let pass = GPTQPass(layers: layers, sharedInputs: shared, processGroups: groups)
         let start = DispatchTime.now().uptimeNanoseconds
         var passes = 0
+        let order = network.namedSublayers().map(\.path)
         if let structure = self.settings.model.sequentialBlocks(of: network), let prologue = network.sublayer(at: structure.prologue) {
             events(.note("gptq: \(layers.count) linears, block by block over \(structure.blocks.count) blocks and \(batches.count) batches"))
             var hidden = batches.map { prologue($0) }
             for blockPath in structure.blocks {
                 guard let block = network.sublayer(at: blockPath) else { throw LayerError.noSublayer(path: blockPath, nearest: []) }
-                let targets = layers.keys.filter { $0.hasPrefix(blockPath + ".") }.sorted()
-                if !targets.isEmpty {
-                    try pass.record(targets, in: network)
+                let targets = order.filter { layers[$0] != nil && $0.hasPrefix(blockPath + ".") }
+                for stage in Self.stages(of: targets, sharedInputs: shared) {
+                    // One recording pass per stage: each stage's linears see the inputs that the
+                    // already-quantized stages before them give (q, k, v; o; gate, up; down).
+                    try pass.record(stage, in: network)
                     for input in hidden { _ = block(input) }
                     try pass.quantizeRecorded(in: network)
                     passes += 1
@@ -48,5 +52,20 @@ extension CalibrationJob {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         events(.note(String(format: "gptq: %d linears quantized in %d passes, %.1f s", pass.completed.count, passes, seconds)))
         return pass
+    }
+
+    /// `targets` (in model order) cut into stages: consecutive linears of one shared-input list
+    /// form a stage, any other linear is a stage of its own.
+    static func stages(of targets: [String], sharedInputs: [[String]]) -> [[String]] {
+        var stages: [[String]] = []
+        for path in targets {
+            let list = sharedInputs.first { $0.contains(path) }
+            if let last = stages.last?.last, let list, list.contains(last) {
+                stages[stages.count - 1].append(path)
+            } else {
+                stages.append([path])
+            }
+        }
+        return stages
     }
 }

@@ -82,7 +82,7 @@ public final class Smooth {
                 for j in maxima.indices { weightMaxima[j] = Swift.max(weightMaxima[j], maxima[j]) }
             }
             let factors = Self.factors(activationMaxima: activation, weightMaxima: weightMaxima, alpha: alpha)
-            try fold(factors, group: group, consumers: consumers, model: model)
+            try Self.fold(factors, group: group, consumers: consumers, model: model)
             result[group.sourcePath] = factors
         }
         recorders = [:]
@@ -98,7 +98,7 @@ public final class Smooth {
         }
     }
 
-    private func fold(_ factors: [Float], group: SmoothingGroup, consumers: [Layer], model: Layer) throws {
+    static func fold(_ factors: [Float], group: SmoothingGroup, consumers: [Layer], model: Layer) throws {
         guard let source = model.sublayer(at: group.sourcePath) else { throw LayerError.noSublayer(path: group.sourcePath, nearest: []) }
         switch group.source {
         case .norm:
