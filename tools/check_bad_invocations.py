@@ -217,6 +217,7 @@ with tempfile.TemporaryDirectory() as work:
         "range.json": ('{"bits": 99}', "bits"),
         "gptq.json": ('{"gptq": {"percdamp": 2}}', "gptq.percdamp"),
         "gptq-key.json": ('{"gptq": {"act_order": true}}', "act_order"),
+        "awq.json": ('{"awq": {"n_grid": "many"}}', "awq.n_grid"),
         "broken.json": ('{"bits": 8', "broken.json"),
         "neither": ("{: [", "neither"),
         "nested.yaml": ("a:\n" + "".join("  " * i + "- \n" for i in range(1, 80)), "nested.yaml"),
@@ -299,7 +300,11 @@ with tempfile.TemporaryDirectory() as work:
             (["calibrate", "--model", "llama", "--scheme", "w4a61", "--text", text, "--out", out], "--scheme", 64),
             (["calibrate", "--model", "llama", "--smooth-alpha", "2", "--text", text, "--out", out], "--smooth-alpha", 64),
             (["calibrate", "--model", "gpt", "--smooth", "--steps", "1", "--out", out], "--smooth", 64),
-            # GPTQ.
+            # GPTQ and AWQ.
+            (["calibrate", "--model", "gpt", "--awq", "--steps", "1", "--out", out], "--awq", 64),
+            (["calibrate", "--model", "llama", "--awq-grid", "0", "--text", text, "--out", out], "--awq-grid", 64),
+            (["calibrate", "--model", "llama", "--seq", "32", "--steps", "1", "--awq", "--weight-observer", "mse_channel_wise", "--text", text, "--out", out],
+             ["mse_channel_wise", "--awq"], 64),
             (["calibrate", "--model", "llama", "--gptq-damp", "0", "--text", text, "--out", out], "--gptq-damp", 64),
             (["calibrate", "--model", "llama", "--gptq-act-order", "maybe", "--text", text, "--out", out], "--gptq-act-order", 64),
             (["calibrate", "--model", "llama", "--seq", "32", "--steps", "1", "--gptq", "--weight-observer", "mse_channel_wise", "--text", text, "--out", out],

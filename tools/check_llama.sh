@@ -18,7 +18,8 @@
 #     pack-quantized/ folder unpacks (a NumPy unpacker of our own) to the same int4 values, and the
 #     folder passes tools/check_export.py (onnxruntime's blocked DequantizeLinear = infer);
 #  9. --reproducible GPTQ (w4a16-gptq, group 32) at T = 1, 2, 3, 4: bit-identical folders, integers
-#     moved from round-to-nearest's, model.gguf = GPTQ's integers times steps.
+#     moved from round-to-nearest's, model.gguf = GPTQ's integers times steps;
+# 10. --reproducible AWQ (w4a16-awq, group 32) at T = 1, 2, 3, 4: bit-identical folders.
 # Usage: tools/check_llama.sh PYTHON (numpy, gguf, tokenizers, onnx, onnxruntime, safetensors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -162,14 +163,8 @@ sys.exit(0 if abs(q / f - 1) < 0.03 else 1)
 PY
 )"; then pass "weight-only W8 (T = 3) perplexity within 3 % of float: $message"; else fail "W8 perplexity too far from float: $message"; fi
 
-# 7. SmoothQuant (--scheme w8a8-smooth --smooth-all-linears) with --reproducible at T = 1, 2, 3, 4: the
-#    smoothed norms and weights and every threshold bit-identical (the factors are MAX-reduced over
-#    the ranks, never taken from a local shard as PaddleSlim does).
-for t in 1 2 3 4; do
-  run -np "$t" "${calibrate[@]}" --tp "$t" --scheme w8a8-smooth --smooth-all-linears --reproducible --out "$work/smooth$t" >/dev/null
-done
-for t in 2 3 4; do
-  if message="$("$python" - "$work/smooth1" "$work/smooth$t" <<'PY'
+same_folders() {  # same_folders A B -> message; exit status 0 when scales.json layers and model.safetensors are bit-identical
+  "$python" - "$1" "$2" <<'PY'
 import json, sys, numpy as np
 from safetensors.numpy import load_file
 a, b = sys.argv[1:3]
@@ -181,7 +176,16 @@ norm = "model.layers.0.input_layernorm.weight"
 print(f"{len(sa)} layers' thresholds, {len(ta)} tensors; {norm} smoothed to max {np.abs(ta[norm]).max():.4g}")
 sys.exit(0 if same_scales and same_tensors else 1)
 PY
-)"; then pass "--reproducible w8a8-smooth at T = $t bit-identical to T = 1: $message"; else fail "w8a8-smooth at T = $t differs from T = 1: $message"; fi
+}
+
+# 7. SmoothQuant (--scheme w8a8-smooth --smooth-all-linears) with --reproducible at T = 1, 2, 3, 4: the
+#    smoothed norms and weights and every threshold bit-identical (the factors are MAX-reduced over
+#    the ranks, never taken from a local shard as PaddleSlim does).
+for t in 1 2 3 4; do
+  run -np "$t" "${calibrate[@]}" --tp "$t" --scheme w8a8-smooth --smooth-all-linears --reproducible --out "$work/smooth$t" >/dev/null
+done
+for t in 2 3 4; do
+  if message="$(same_folders "$work/smooth1" "$work/smooth$t")"; then pass "--reproducible w8a8-smooth at T = $t bit-identical to T = 1: $message"; else fail "w8a8-smooth at T = $t differs from T = 1: $message"; fi
 done
 
 check_gguf() {  # check_gguf FOLDER -> message; exit status 0 when model.gguf = q x step for all 210 matrices
@@ -280,6 +284,16 @@ PY
 )"; then pass "--reproducible w4a16-gptq at T = $t bit-identical to T = 1: $message"; else fail "w4a16-gptq at T = $t differs from T = 1: $message"; fi
 done
 if message="$(check_gguf "$work/gptq3")"; then pass "model.gguf of GPTQ (group 32, T = 3): $message"; else fail "GPTQ model.gguf differs from the checkpoint: $message"; fi
+
+# 10. AWQ (--scheme w4a16-awq --group-size 32) with --reproducible at T = 1, 2, 3, 4: one search on
+#     every rank (losses summed exactly over the ranks), so the scaled norms, weights and thresholds
+#     are bit-identical.
+for t in 1 2 3 4; do
+  run -np "$t" "${calibrate[@]}" --tp "$t" --scheme w4a16-awq --group-size 32 --reproducible --out "$work/awq$t" >/dev/null
+done
+for t in 2 3 4; do
+  if message="$(same_folders "$work/awq1" "$work/awq$t")"; then pass "--reproducible w4a16-awq at T = $t bit-identical to T = 1: $message"; else fail "w4a16-awq at T = $t differs from T = 1: $message"; fi
+done
 
 echo "check_llama: $failures failure(s)"
 [ "$failures" -eq 0 ]

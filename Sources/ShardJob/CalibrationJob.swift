@@ -36,6 +36,9 @@ public struct CalibrationJob {
         public var smooth: SmoothSettings.Override?
         /// `--gptq` / `--gptq-damp` / `--gptq-act-order`: GPTQ on the weights, over the file's and the scheme's.
         public var gptq: GPTQSettings.Override?
+        /// `--awq` / `--awq-grid`: AWQ's scale search, over the file's and the scheme's.
+        public var awq = false
+        public var awqGridSize: Int?
         /// Layers kept in float after the sensitivity ranking (`--keep-float`).
         public var keepFloat = 0
         /// One-layer-at-a-time sensitivity ranking in the report.
@@ -131,7 +134,7 @@ public struct CalibrationJob {
         try agreement {
             try checkTensorParallel()
             let network = try s.model.build(seed: s.seed, group: groups.tensorParallel, seeded: true, loadWeights: true)
-            let plan = try CalibrationPlan(file: inputs.configFile, overrides: s.overrides, model: network, scheme: s.scheme, smooth: s.smooth, gptq: s.gptq)
+            let plan = try CalibrationPlan(file: inputs.configFile, overrides: s.overrides, model: network, scheme: s.scheme, smooth: s.smooth, gptq: s.gptq, awq: s.awq, awqGridSize: s.awqGridSize)
             if plan.gptq != nil { _ = try GPTQPass.layers(of: network, config: plan.config, settings: plan.gptq!) }
             built = (network, plan, network.deepCopy(), try calibrationBatches(inputs, groups: groups), try evaluationSet(inputs))
         }
@@ -146,12 +149,25 @@ public struct CalibrationJob {
                 // A float pass over the calibration batches for the activation maxima, then the
                 // factors (the same on every rank) fold into the float network before observing.
                 let groupsToSmooth = s.model.smoothingGroups(of: network, allLinears: smoothing.allLinears)
-                guard !groupsToSmooth.isEmpty else { throw CalibrationJobError.noSmoothingGroups(model: type(of: s.model).name) }
+                guard !groupsToSmooth.isEmpty else { throw CalibrationJobError.noSmoothingGroups(model: type(of: s.model).name, flag: "--smooth") }
                 let smooth = Smooth(groups: groupsToSmooth, alpha: smoothing.alpha, processGroups: groups)
                 try smooth.prepare(network)
                 events(.note("smooth: SmoothQuant over \(groupsToSmooth.count) groups (alpha \(smoothing.alpha)), one float pass over \(batches.count) batches"))
                 for batch in batches { _ = network(batch) }
                 try smooth.apply(to: network)
+            }
+            if let awqSettings = plan.awq {
+                // A float pass for the channel means and the last batch, then one search per group.
+                let groupsToScale = s.model.smoothingGroups(of: network, allLinears: true)
+                guard !groupsToScale.isEmpty else { throw CalibrationJobError.noSmoothingGroups(model: type(of: s.model).name, flag: "--awq") }
+                let search = try awqSearch(for: groupsToScale, in: network, plan: plan, settings: awqSettings)
+                let awq = AWQ(groups: groupsToScale, search: search, processGroups: groups)
+                try awq.prepare(network)
+                events(.note("awq: scale search over \(groupsToScale.count) groups (\(search.bits) bits, \(search.groupSize.map { "groups of \($0)" } ?? "per channel"), n_grid \(search.gridSize)), one float pass over \(batches.count) batches"))
+                for batch in batches { _ = network(batch) }
+                try awq.apply(to: network)
+                let ratios = awq.ratios.values
+                events(.note(String(format: "awq: grid point r from %.2f to %.2f (mean %.2f)", ratios.min() ?? 0, ratios.max() ?? 0, ratios.reduce(0, +) / Double(Swift.max(ratios.count, 1)))))
             }
             let gptqPass = try plan.gptq.map { try runGPTQ(on: network, batches: batches, settings: $0, plan: plan, groups: groups, events: events) }
             let observed = try ptq.quantize(network, inplace: true)
@@ -215,6 +231,9 @@ public struct CalibrationJob {
             if let scheme = plan.scheme { notes.append("scheme \(scheme.name): \(scheme.expansion) (flags and config keys given with it override its parts)") }
             if let smoothing = plan.smooth {
                 notes.append("SmoothQuant (alpha \(smoothing.alpha)\(smoothing.allLinears ? ", all linears" : "")) folded into the float model before calibration; the same factors on every rank; the report's float reference is the unsmoothed model")
+            }
+            if let awq = plan.awq {
+                notes.append("\(awq.summary); the report's float reference is the unscaled model")
             }
             if let gptq = plan.gptq {
                 notes.append("weights quantized by \(gptq.summary); the exported integers and thresholds are GPTQ's")
@@ -426,8 +445,8 @@ public enum CalibrationJobError: Error, CustomStringConvertible, Equatable {
     case indivisible(what: String, size: Int, degree: Int)
     /// A tensor-parallel degree above 1 for a model without tensor-parallel layers.
     case noTensorParallelLayers(model: String, degree: Int)
-    /// SmoothQuant asked for a model that declares no smoothing groups.
-    case noSmoothingGroups(model: String)
+    /// SmoothQuant or AWQ (`flag`) asked for a model that declares no smoothing groups.
+    case noSmoothingGroups(model: String, flag: String)
     /// GPTQ asked for, but the config quantizes no linear's weight.
     case noGPTQLayers
 
@@ -441,8 +460,8 @@ public enum CalibrationJobError: Error, CustomStringConvertible, Equatable {
             return "tensor-parallel degree \(degree): \(model) has no tensor-parallel layers; use data parallelism"
         case .noGPTQLayers:
             return "--gptq: the config quantizes no Linear or parallel linear weight; GPTQ needs weight quantization (a weight observer)"
-        case .noSmoothingGroups(let model):
-            return "--smooth: \(model) declares no norm or linear whose smoothing factors fold exactly; smoothing is for llama"
+        case .noSmoothingGroups(let model, let flag):
+            return "\(flag): \(model) declares no norm or linear whose smoothing factors fold exactly; \(flag == "--awq" ? "AWQ" : "smoothing") is for llama"
         }
     }
 }

@@ -17,6 +17,8 @@ public struct CalibrationPlan {
     public let smooth: SmoothSettings?
     /// GPTQ's settings after the scheme, the file and the flags (`nil`: round to nearest).
     public let gptq: GPTQSettings?
+    /// AWQ's settings after the scheme, the file and the flags (`nil`: no AWQ).
+    public let awq: AWQSettings?
 
     /// The global settings after the defaults, the scheme, the file and the flags.
     public var global: QuantizationConfigFile.Settings {
@@ -27,12 +29,13 @@ public struct CalibrationPlan {
     /// part by part over the file's or else the scheme's.
     public init(file: QuantizationConfigFile, overrides: QuantizationConfigFile.Settings, model: Layer,
                 scheme flagScheme: QuantizationScheme? = nil, smooth smoothOverride: SmoothSettings.Override? = nil,
-                gptq gptqOverride: GPTQSettings.Override? = nil) throws(ConfigFileError) {
+                gptq gptqOverride: GPTQSettings.Override? = nil, awq awqFlag: Bool = false, awqGridSize: Int? = nil) throws(ConfigFileError) {
         self.file = file
         self.overrides = overrides
         scheme = flagScheme ?? file.scheme
         smooth = SmoothSettings.resolved(file.smooth ?? scheme?.smooth, smoothOverride)
         gptq = GPTQSettings.resolved(file.gptq ?? scheme?.gptq, gptqOverride)
+        awq = AWQSettings.resolved(file.awq ?? scheme?.awq, enabled: awqFlag, gridSize: awqGridSize)
         (config, resolutions) = try file.quantConfig(for: model, overrides: overrides, scheme: scheme)
     }
 
@@ -51,13 +54,16 @@ public struct CalibrationPlan {
     /// statistics; then the layers kept in float.
     public static func describe(observed: Layer, resolutions: [String: QuantizationConfigFile.Resolution],
                          tensorParallel: Int, dataParallel: Int, configName: String,
-                         scheme: QuantizationScheme? = nil, smooth: SmoothSettings? = nil, gptq: GPTQSettings? = nil) -> String {
+                         scheme: QuantizationScheme? = nil, smooth: SmoothSettings? = nil, gptq: GPTQSettings? = nil, awq: AWQSettings? = nil) -> String {
         var lines = ["dry run: \(configName); T=\(tensorParallel), D=\(dataParallel); nothing is calibrated or written", ""]
         if let scheme {
             lines.insert("scheme \(scheme.name): \(scheme.expansion)", at: 1)
         }
         if let smooth {
             lines.insert("smooth: SmoothQuant before calibration, alpha \(smooth.alpha)\(smooth.allLinears ? ", all linears" : ""); factors MAX-reduced over TP (column-parallel weight rows) and DP (activations): the same on every rank", at: scheme == nil ? 1 : 2)
+        }
+        if let awq {
+            lines.insert("awq: \(awq.summary)", at: lines.count - 1)
         }
         if let gptq {
             lines.insert("gptq: \(gptq.summary)", at: lines.count - 1)

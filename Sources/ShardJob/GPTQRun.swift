@@ -69,3 +69,22 @@ extension CalibrationJob {
         return stages
     }
 }
+
+extension CalibrationJob {
+    /// AWQ's search rounding: the bits and group size of the first consumer's weight config
+    /// (`group_wise`: its groups; `abs_max_channel_wise`: per channel), the same for every group.
+    func awqSearch(for groups: [SmoothingGroup], in network: Layer, plan: CalibrationPlan, settings: AWQSettings) throws -> AWQ.Search {
+        let resolved = try plan.config.resolve(network)
+        guard let first = groups.first?.consumers.first, let factory = resolved[first]?.config.weight else {
+            throw QuantizationError.unsupportedAlgorithm(path: groups.first?.consumers.first ?? "", algorithm: "--awq", reason: "its weight is not quantized; AWQ searches for the weight quantization")
+        }
+        switch factory {
+        case let observer as GroupWiseWeightObserver:
+            return AWQ.Search(gridSize: settings.gridSize, bits: observer.quantBits, groupSize: observer.groupSize)
+        case let observer as AbsMaxChannelWiseWeightObserver:
+            return AWQ.Search(gridSize: settings.gridSize, bits: observer.quantBits, groupSize: nil)
+        default:
+            throw QuantizationError.unsupportedAlgorithm(path: first, algorithm: "--awq", reason: "its weight observer is \(factory.name); AWQ's search rounds as group_wise or abs_max_channel_wise do")
+        }
+    }
+}

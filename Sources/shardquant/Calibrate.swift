@@ -58,6 +58,12 @@ struct Calibrate: ParsableCommand {
     @Option(help: "GPTQ visits columns by decreasing Hessian diagonal, with groups taken from the unpermuted weights: true or false (PaddleSlim's actorder; implies --gptq; default true).")
     var gptqActOrder: Bool?
 
+    @Flag(help: "AWQ's scale search before calibration (PaddleSlim's AWQSearch in Smooth(smooth_method='awq')): per smoothing group, factors s = a^r (a the channel means of |x|), r on a grid, chosen by the output error of the rounded weights on the last batch, folded like SmoothQuant's (llama: the pre-norms and up -> down); one search on every rank.")
+    var awq = false
+
+    @Option(help: "AWQ's grid size n_grid (r = 0, 1/n, ..., (n-1)/n; implies --awq; default 20).")
+    var awqGrid: Int?
+
     @Option(help: "Activation observer for the inputs of Conv2D, Linear and the parallel linears: \(ObserverRegistry.activationNames.joined(separator: ", ")), or none (weight-only); default abs_max.")
     var observer: String?
 
@@ -142,6 +148,7 @@ struct Calibrate: ParsableCommand {
             throw ValidationError("--scheme: unknown scheme '\(scheme)'; expected one of: \(QuantizationScheme.names.joined(separator: ", "))")
         }
         if let smoothAlpha, !(0...1).contains(smoothAlpha) { throw ValidationError("--smooth-alpha must be in [0, 1], got \(smoothAlpha)") }
+        if let awqGrid, !(1...1000).contains(awqGrid) { throw ValidationError("--awq-grid must be from 1 to 1000, got \(awqGrid)") }
         if let gptqDamp, !(gptqDamp > 0 && gptqDamp <= 1) { throw ValidationError("--gptq-damp must be in (0, 1], got \(gptqDamp)") }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard keepFloat >= 0 else { throw ValidationError("--keep-float must be 0 or more, got \(keepFloat)") }
@@ -224,7 +231,7 @@ struct Calibrate: ParsableCommand {
     /// The config file (or the flags alone) resolved against `network`.
     func plan(for network: Layer) throws -> CalibrationPlan {
         let file = try config.map { try QuantizationConfigFile.read(URL(fileURLWithPath: $0)) } ?? QuantizationConfigFile()
-        return try CalibrationPlan(file: file, overrides: overrides, model: network, scheme: scheme.flatMap(QuantizationScheme.named), smooth: smoothOverride, gptq: gptqOverride)
+        return try CalibrationPlan(file: file, overrides: overrides, model: network, scheme: scheme.flatMap(QuantizationScheme.named), smooth: smoothOverride, gptq: gptqOverride, awq: awq, awqGridSize: awqGrid)
     }
 
     /// `--dry-run`: builds the model on every rank of the job (or, without mpirun, on an in-process
@@ -239,7 +246,7 @@ struct Calibrate: ParsableCommand {
             guard world.rank == 0 else { return nil }
             return CalibrationPlan.describe(observed: observed, resolutions: plan.resolutions, tensorParallel: self.tp,
                                             dataParallel: dataParallel, configName: self.config ?? "command-line flags",
-                                            scheme: plan.scheme, smooth: plan.smooth, gptq: plan.gptq)
+                                            scheme: plan.scheme, smooth: plan.smooth, gptq: plan.gptq, awq: plan.awq)
         }
         if world.size == 1 && tp * dataParallel > 1 {
             return try ThreadGroup.run(size: tp * dataParallel, describe)[0]
@@ -306,6 +313,8 @@ struct Calibrate: ParsableCommand {
         settings.scheme = scheme.flatMap(QuantizationScheme.named)
         settings.smooth = smoothOverride
         settings.gptq = gptqOverride
+        settings.awq = awq
+        settings.awqGridSize = awqGrid
         settings.keepFloat = keepFloat
         settings.sensitivity = sensitivity
         settings.nonFinite = nonfinite

@@ -125,6 +125,8 @@ public struct QuantizationConfigFile: Sendable {
     public var smooth: SmoothSettings?
     /// `gptq`: GPTQ on the weights (`{"percdamp": 0.01, "actorder": true}` or `true`).
     public var gptq: GPTQSettings?
+    /// `awq`: AWQ's scale search before calibration (`{"n_grid": 20}` or `true`).
+    public var awq: AWQSettings?
 
     /// The layer classes a config can name, by the names files use: those with a quantized form
     /// (every exporter writes them; an observer on another leaf would have no exported meaning).
@@ -147,7 +149,7 @@ public struct QuantizationConfigFile: Sendable {
     public static let asymmetricObservers: Set<String> = ["abs_max", "mse", "hist"]
 
     static let settingKeys = ["observer", "weight_observer", "bits", "activation_bits", "weight_bits", "bins", "percent", "asymmetric", "group_size"]
-    static let topKeys = ["format", "scheme", "smooth", "gptq"] + settingKeys + ["types", "rules", "keep_float", "mappings"]
+    static let topKeys = ["format", "scheme", "smooth", "gptq", "awq"] + settingKeys + ["types", "rules", "keep_float", "mappings"]
     static let ruleKeys = ["name", "type"] + settingKeys
     /// The only format this version reads.
     public static let format = "shardquant.config/1"
@@ -311,6 +313,22 @@ public struct QuantizationConfigFile: Sendable {
                     settings.blockSize = size
                 }
                 gptq = settings
+            }
+        }
+        if let value = top["awq"] {
+            switch value {
+            case .bool(let flag): awq = flag ? AWQSettings() : nil
+            default:
+                let object = try reader.object(value, at: "awq", allowed: ["n_grid"])
+                var settings = AWQSettings()
+                if let grid = object["n_grid"] {
+                    switch grid {
+                    case .integer(let size) where (1...1000).contains(size): settings.gridSize = size
+                    case .integer(let size): throw reader.failure("awq.n_grid", "expected an integer from 1 to 1000, got \(size)")
+                    default: throw reader.failure("awq.n_grid", "expected an integer from 1 to 1000, got \(grid.kind)")
+                    }
+                }
+                awq = settings
             }
         }
         if let value = top["keep_float"] {

@@ -12,6 +12,8 @@ public struct QuantizationScheme: Sendable, Equatable {
     public let expansion: String
     /// GPTQ on the weights, or `nil`.
     public var gptq: GPTQSettings? = nil
+    /// AWQ's scale search before calibration, or `nil`.
+    public var awq: AWQSettings? = nil
 
     /// The layer name every scheme keeps in float when the model has it.
     public static let outputHead = "lm_head"
@@ -28,6 +30,9 @@ public struct QuantizationScheme: Sendable, Equatable {
         QuantizationScheme(name: "w4a16-gptq", settings: .init(observer: "none", weightObserver: "group_wise", weightBits: 4, groupSize: 64), smooth: nil,
                            expansion: "--gptq --observer none --weight-observer group_wise --weight-bits 4 --group-size 64, lm_head kept float",
                            gptq: GPTQSettings()),
+        QuantizationScheme(name: "w4a16-awq", settings: .init(observer: "none", weightObserver: "group_wise", weightBits: 4, groupSize: 64), smooth: nil,
+                           expansion: "--awq --observer none --weight-observer group_wise --weight-bits 4 --group-size 64, lm_head kept float (AutoClip not built yet)",
+                           awq: AWQSettings()),
         QuantizationScheme(name: "w8a16", settings: .init(observer: "none", weightObserver: "group_wise", weightBits: 8, groupSize: 64), smooth: nil,
                            expansion: "--observer none --weight-observer group_wise --weight-bits 8 --group-size 64, lm_head kept float"),
     ]
