@@ -303,6 +303,8 @@ with tempfile.TemporaryDirectory() as work:
             # GPTQ and AWQ.
             (["calibrate", "--model", "gpt", "--awq", "--steps", "1", "--out", out], "--awq", 64),
             (["calibrate", "--model", "llama", "--awq-grid", "0", "--text", text, "--out", out], "--awq-grid", 64),
+            (["calibrate", "--model", "llama", "--seq", "32", "--steps", "1", "--auto-clip", "--text", text, "--out", out],
+             ["abs_max_channel_wise", "--auto-clip"], 64),
             (["calibrate", "--model", "llama", "--seq", "32", "--steps", "1", "--awq", "--weight-observer", "mse_channel_wise", "--text", text, "--out", out],
              ["mse_channel_wise", "--awq"], 64),
             (["calibrate", "--model", "llama", "--gptq-damp", "0", "--text", text, "--out", out], "--gptq-damp", 64),

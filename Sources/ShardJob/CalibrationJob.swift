@@ -39,6 +39,8 @@ public struct CalibrationJob {
         /// `--awq` / `--awq-grid`: AWQ's scale search, over the file's and the scheme's.
         public var awq = false
         public var awqGridSize: Int?
+        /// `--auto-clip`: AutoClip, over the file's and the scheme's.
+        public var autoClip = false
         /// Layers kept in float after the sensitivity ranking (`--keep-float`).
         public var keepFloat = 0
         /// One-layer-at-a-time sensitivity ranking in the report.
@@ -134,7 +136,7 @@ public struct CalibrationJob {
         try agreement {
             try checkTensorParallel()
             let network = try s.model.build(seed: s.seed, group: groups.tensorParallel, seeded: true, loadWeights: true)
-            let plan = try CalibrationPlan(file: inputs.configFile, overrides: s.overrides, model: network, scheme: s.scheme, smooth: s.smooth, gptq: s.gptq, awq: s.awq, awqGridSize: s.awqGridSize)
+            let plan = try CalibrationPlan(file: inputs.configFile, overrides: s.overrides, model: network, scheme: s.scheme, smooth: s.smooth, gptq: s.gptq, awq: s.awq, awqGridSize: s.awqGridSize, autoClip: s.autoClip)
             if plan.gptq != nil { _ = try GPTQPass.layers(of: network, config: plan.config, settings: plan.gptq!) }
             built = (network, plan, network.deepCopy(), try calibrationBatches(inputs, groups: groups), try evaluationSet(inputs))
         }
@@ -168,6 +170,17 @@ public struct CalibrationJob {
                 try awq.apply(to: network)
                 let ratios = awq.ratios.values
                 events(.note(String(format: "awq: grid point r from %.2f to %.2f (mean %.2f)", ratios.min() ?? 0, ratios.max() ?? 0, ratios.reduce(0, +) / Double(Swift.max(ratios.count, 1)))))
+            }
+            if let clipSettings = plan.autoClip {
+                let clipLayers = try autoClipLayers(in: network, plan: plan)
+                let clip = AutoClip(layers: clipLayers, settings: .init(maxShrink: clipSettings.maxShrink, gridSize: clipSettings.gridSize, sampleTokens: clipSettings.sampleTokens),
+                                    processGroups: groups)
+                try clip.prepare(network)
+                events(.note("auto_clip: \(clipLayers.count) linears, one float pass over \(batches.count) batches"))
+                for batch in batches { _ = network(batch) }
+                try clip.apply(to: network)
+                let steps = clip.shrinkSteps.values.flatMap { $0 }
+                events(.note(String(format: "auto_clip: %.1f %% of the (group, channel) maxima clipped", 100 * Double(steps.filter { $0 > 0 }.count) / Double(Swift.max(steps.count, 1)))))
             }
             let gptqPass = try plan.gptq.map { try runGPTQ(on: network, batches: batches, settings: $0, plan: plan, groups: groups, events: events) }
             let observed = try ptq.quantize(network, inplace: true)
@@ -234,6 +247,9 @@ public struct CalibrationJob {
             }
             if let awq = plan.awq {
                 notes.append("\(awq.summary); the report's float reference is the unscaled model")
+            }
+            if let autoClip = plan.autoClip {
+                notes.append("\(autoClip.summary); the report's float reference is the unclipped model")
             }
             if let gptq = plan.gptq {
                 notes.append("weights quantized by \(gptq.summary); the exported integers and thresholds are GPTQ's")
@@ -447,8 +463,8 @@ public enum CalibrationJobError: Error, CustomStringConvertible, Equatable {
     case noTensorParallelLayers(model: String, degree: Int)
     /// SmoothQuant or AWQ (`flag`) asked for a model that declares no smoothing groups.
     case noSmoothingGroups(model: String, flag: String)
-    /// GPTQ asked for, but the config quantizes no linear's weight.
-    case noGPTQLayers
+    /// GPTQ or AutoClip (`flag`) asked for, but the config quantizes no linear's weight.
+    case noQuantizedWeights(flag: String)
 
     public var description: String {
         switch self {
@@ -458,8 +474,8 @@ public enum CalibrationJobError: Error, CustomStringConvertible, Equatable {
             return "tensor-parallel degree \(degree) does not divide \(what) (\(size)); use a degree that divides it"
         case .noTensorParallelLayers(let model, let degree):
             return "tensor-parallel degree \(degree): \(model) has no tensor-parallel layers; use data parallelism"
-        case .noGPTQLayers:
-            return "--gptq: the config quantizes no Linear or parallel linear weight; GPTQ needs weight quantization (a weight observer)"
+        case .noQuantizedWeights(let flag):
+            return "\(flag): the config quantizes no Linear or parallel linear weight; \(flag) needs weight quantization (a weight observer)"
         case .noSmoothingGroups(let model, let flag):
             return "\(flag): \(model) declares no norm or linear whose smoothing factors fold exactly; \(flag == "--awq" ? "AWQ" : "smoothing") is for llama"
         }

@@ -19,6 +19,8 @@ public struct CalibrationPlan {
     public let gptq: GPTQSettings?
     /// AWQ's settings after the scheme, the file and the flags (`nil`: no AWQ).
     public let awq: AWQSettings?
+    /// AutoClip's settings after the scheme, the file and the flag (`nil`: no clipping search).
+    public let autoClip: AutoClipSettings?
 
     /// The global settings after the defaults, the scheme, the file and the flags.
     public var global: QuantizationConfigFile.Settings {
@@ -29,13 +31,14 @@ public struct CalibrationPlan {
     /// part by part over the file's or else the scheme's.
     public init(file: QuantizationConfigFile, overrides: QuantizationConfigFile.Settings, model: Layer,
                 scheme flagScheme: QuantizationScheme? = nil, smooth smoothOverride: SmoothSettings.Override? = nil,
-                gptq gptqOverride: GPTQSettings.Override? = nil, awq awqFlag: Bool = false, awqGridSize: Int? = nil) throws(ConfigFileError) {
+                gptq gptqOverride: GPTQSettings.Override? = nil, awq awqFlag: Bool = false, awqGridSize: Int? = nil, autoClip autoClipFlag: Bool = false) throws(ConfigFileError) {
         self.file = file
         self.overrides = overrides
         scheme = flagScheme ?? file.scheme
         smooth = SmoothSettings.resolved(file.smooth ?? scheme?.smooth, smoothOverride)
         gptq = GPTQSettings.resolved(file.gptq ?? scheme?.gptq, gptqOverride)
         awq = AWQSettings.resolved(file.awq ?? scheme?.awq, enabled: awqFlag, gridSize: awqGridSize)
+        autoClip = file.autoClip ?? scheme?.autoClip ?? (autoClipFlag ? AutoClipSettings() : nil)
         (config, resolutions) = try file.quantConfig(for: model, overrides: overrides, scheme: scheme)
     }
 
@@ -54,7 +57,7 @@ public struct CalibrationPlan {
     /// statistics; then the layers kept in float.
     public static func describe(observed: Layer, resolutions: [String: QuantizationConfigFile.Resolution],
                          tensorParallel: Int, dataParallel: Int, configName: String,
-                         scheme: QuantizationScheme? = nil, smooth: SmoothSettings? = nil, gptq: GPTQSettings? = nil, awq: AWQSettings? = nil) -> String {
+                         scheme: QuantizationScheme? = nil, smooth: SmoothSettings? = nil, gptq: GPTQSettings? = nil, awq: AWQSettings? = nil, autoClip: AutoClipSettings? = nil) -> String {
         var lines = ["dry run: \(configName); T=\(tensorParallel), D=\(dataParallel); nothing is calibrated or written", ""]
         if let scheme {
             lines.insert("scheme \(scheme.name): \(scheme.expansion)", at: 1)
@@ -64,6 +67,9 @@ public struct CalibrationPlan {
         }
         if let awq {
             lines.insert("awq: \(awq.summary)", at: lines.count - 1)
+        }
+        if let autoClip {
+            lines.insert("auto_clip: \(autoClip.summary)", at: lines.count - 1)
         }
         if let gptq {
             lines.insert("gptq: \(gptq.summary)", at: lines.count - 1)

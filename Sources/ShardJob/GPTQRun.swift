@@ -18,7 +18,7 @@ extension CalibrationJob {
     func runGPTQ(on network: Layer, batches: [Tensor], settings: GPTQSettings, plan: CalibrationPlan,
                  groups: ProcessGroups, events: (Event) -> Void) throws -> GPTQPass {
         let layers = try GPTQPass.layers(of: network, config: plan.config, settings: settings)
-        guard !layers.isEmpty else { throw CalibrationJobError.noGPTQLayers }
+        guard !layers.isEmpty else { throw CalibrationJobError.noQuantizedWeights(flag: "--gptq") }
         let shared = settings.shareHessians ? self.settings.model.smoothingGroups(of: network, allLinears: false).map(\.consumers) : []
         let pass = GPTQPass(layers: layers, sharedInputs: shared, processGroups: groups)
         let start = DispatchTime.now().uptimeNanoseconds
@@ -86,5 +86,24 @@ extension CalibrationJob {
         default:
             throw QuantizationError.unsupportedAlgorithm(path: first, algorithm: "--awq", reason: "its weight observer is \(factory.name); AWQ's search rounds as group_wise or abs_max_channel_wise do")
         }
+    }
+}
+
+extension CalibrationJob {
+    /// AutoClip's linears: every linear whose weight config is `group_wise` (its bits and group
+    /// size); a quantized linear with another weight observer is refused.
+    func autoClipLayers(in network: Layer, plan: CalibrationPlan) throws -> [String: (bits: Int, groupSize: Int)] {
+        var result: [String: (bits: Int, groupSize: Int)] = [:]
+        for (path, resolved) in try plan.config.resolve(network) {
+            guard let factory = resolved.config.weight, let layer = network.sublayer(at: path), layer.hasInputByOutputWeight,
+                  layer.parameters["weight"]?.rank == 2 else { continue }
+            guard let observer = factory as? GroupWiseWeightObserver else {
+                throw QuantizationError.unsupportedAlgorithm(path: path, algorithm: "--auto-clip",
+                                                             reason: "its weight observer is \(factory.name); AutoClip searches per group (group_wise weights)")
+            }
+            result[path] = (observer.quantBits, observer.groupSize)
+        }
+        guard !result.isEmpty else { throw CalibrationJobError.noQuantizedWeights(flag: "--auto-clip") }
+        return result
     }
 }

@@ -64,6 +64,9 @@ struct Calibrate: ParsableCommand {
     @Option(help: "AWQ's grid size n_grid (r = 0, 1/n, ..., (n-1)/n; implies --awq; default 20).")
     var awqGrid: Int?
 
+    @Flag(help: "AutoClip before calibration (PaddleSlim's AutoClip): each (group, output channel) of a group_wise weight is clipped to the maximum (max|w| shrunk by up to 50 %) whose rounded weights give the least output error on the last batch; the same on every rank.")
+    var autoClip = false
+
     @Option(help: "Activation observer for the inputs of Conv2D, Linear and the parallel linears: \(ObserverRegistry.activationNames.joined(separator: ", ")), or none (weight-only); default abs_max.")
     var observer: String?
 
@@ -231,7 +234,7 @@ struct Calibrate: ParsableCommand {
     /// The config file (or the flags alone) resolved against `network`.
     func plan(for network: Layer) throws -> CalibrationPlan {
         let file = try config.map { try QuantizationConfigFile.read(URL(fileURLWithPath: $0)) } ?? QuantizationConfigFile()
-        return try CalibrationPlan(file: file, overrides: overrides, model: network, scheme: scheme.flatMap(QuantizationScheme.named), smooth: smoothOverride, gptq: gptqOverride, awq: awq, awqGridSize: awqGrid)
+        return try CalibrationPlan(file: file, overrides: overrides, model: network, scheme: scheme.flatMap(QuantizationScheme.named), smooth: smoothOverride, gptq: gptqOverride, awq: awq, awqGridSize: awqGrid, autoClip: autoClip)
     }
 
     /// `--dry-run`: builds the model on every rank of the job (or, without mpirun, on an in-process
@@ -246,7 +249,7 @@ struct Calibrate: ParsableCommand {
             guard world.rank == 0 else { return nil }
             return CalibrationPlan.describe(observed: observed, resolutions: plan.resolutions, tensorParallel: self.tp,
                                             dataParallel: dataParallel, configName: self.config ?? "command-line flags",
-                                            scheme: plan.scheme, smooth: plan.smooth, gptq: plan.gptq, awq: plan.awq)
+                                            scheme: plan.scheme, smooth: plan.smooth, gptq: plan.gptq, awq: plan.awq, autoClip: plan.autoClip)
         }
         if world.size == 1 && tp * dataParallel > 1 {
             return try ThreadGroup.run(size: tp * dataParallel, describe)[0]
@@ -315,6 +318,7 @@ struct Calibrate: ParsableCommand {
         settings.gptq = gptqOverride
         settings.awq = awq
         settings.awqGridSize = awqGrid
+        settings.autoClip = autoClip
         settings.keepFloat = keepFloat
         settings.sensitivity = sensitivity
         settings.nonFinite = nonfinite

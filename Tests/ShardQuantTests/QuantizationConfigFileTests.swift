@@ -55,8 +55,9 @@ struct QuantizationConfigFileTests {
         ("{", "quant.json: not valid JSON"),
         ("[1]", "quant.json: expected an object, got a list"),
         (#"{"observr": "kl"}"#, #"quant.json: observr: unknown key; did you mean "observer"?"#),
-        (#"{"zzzzzzzz": 1}"#, "quant.json: zzzzzzzz: unknown key; expected one of: format, scheme, smooth, gptq, awq, observer, weight_observer, bits, activation_bits, weight_bits, bins, percent, asymmetric, group_size, types, rules, keep_float, mappings"),
+        (#"{"zzzzzzzz": 1}"#, "quant.json: zzzzzzzz: unknown key; expected one of: format, scheme, smooth, gptq, awq, auto_clip, observer, weight_observer, bits, activation_bits, weight_bits, bins, percent, asymmetric, group_size, types, rules, keep_float, mappings"),
         (#"{"scheme": "w4a61"}"#, #"quant.json: scheme: unknown scheme "w4a61"; did you mean "w4a16"?; expected one of: w8a8, w8a8-smooth, w4a16, w4a16-gptq, w4a16-awq, w8a16"#),
+        (#"{"auto_clip": {"max_shrink": 1}}"#, "quant.json: auto_clip.max_shrink: must be in (0, 1), got 1.0"),
         (#"{"awq": {"n_grid": 0}}"#, "quant.json: awq.n_grid: expected an integer from 1 to 1000, got 0"),
         (#"{"gptq": {"percdamp": 0}}"#, "quant.json: gptq.percdamp: must be in (0, 1], got 0.0"),
         (#"{"gptq": {"act_order": false}}"#, #"quant.json: gptq.act_order: unknown key; did you mean "actorder"?"#),
@@ -207,6 +208,9 @@ struct QuantizationConfigFileTests {
         #expect(try parse(#"{"awq": true}"#).awq == AWQSettings())
         #expect(try parse(#"{"awq": {"n_grid": 10}}"#).awq == AWQSettings(gridSize: 10))
         #expect(QuantizationScheme.named("w4a16-awq")?.awq == AWQSettings())
+        #expect(QuantizationScheme.named("w4a16-awq")?.autoClip == AutoClipSettings())
+        #expect(try parse(#"{"auto_clip": {"max_shrink": 0.3, "n_grid": 10, "n_sample_token": 64}}"#).autoClip
+                == AutoClipSettings(maxShrink: 0.3, gridSize: 10, sampleTokens: 64))
         #expect(AWQSettings.resolved(nil, enabled: false, gridSize: nil) == nil)
         #expect(AWQSettings.resolved(nil, enabled: true, gridSize: nil) == AWQSettings())
         #expect(AWQSettings.resolved(AWQSettings(), enabled: false, gridSize: 5) == AWQSettings(gridSize: 5))

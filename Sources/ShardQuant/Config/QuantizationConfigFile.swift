@@ -127,6 +127,8 @@ public struct QuantizationConfigFile: Sendable {
     public var gptq: GPTQSettings?
     /// `awq`: AWQ's scale search before calibration (`{"n_grid": 20}` or `true`).
     public var awq: AWQSettings?
+    /// `auto_clip`: AutoClip before calibration (`{"max_shrink": 0.5, "n_grid": 20, "n_sample_token": 128}` or `true`).
+    public var autoClip: AutoClipSettings?
 
     /// The layer classes a config can name, by the names files use: those with a quantized form
     /// (every exporter writes them; an observer on another leaf would have no exported meaning).
@@ -149,7 +151,7 @@ public struct QuantizationConfigFile: Sendable {
     public static let asymmetricObservers: Set<String> = ["abs_max", "mse", "hist"]
 
     static let settingKeys = ["observer", "weight_observer", "bits", "activation_bits", "weight_bits", "bins", "percent", "asymmetric", "group_size"]
-    static let topKeys = ["format", "scheme", "smooth", "gptq", "awq"] + settingKeys + ["types", "rules", "keep_float", "mappings"]
+    static let topKeys = ["format", "scheme", "smooth", "gptq", "awq", "auto_clip"] + settingKeys + ["types", "rules", "keep_float", "mappings"]
     static let ruleKeys = ["name", "type"] + settingKeys
     /// The only format this version reads.
     public static let format = "shardquant.config/1"
@@ -329,6 +331,32 @@ public struct QuantizationConfigFile: Sendable {
                     }
                 }
                 awq = settings
+            }
+        }
+        if let value = top["auto_clip"] {
+            switch value {
+            case .bool(let flag): autoClip = flag ? AutoClipSettings() : nil
+            default:
+                let object = try reader.object(value, at: "auto_clip", allowed: ["max_shrink", "n_grid", "n_sample_token"])
+                var settings = AutoClipSettings()
+                if let shrink = object["max_shrink"] {
+                    switch shrink {
+                    case .real(let number): settings.maxShrink = number
+                    case .integer(let number): settings.maxShrink = Double(number)
+                    default: throw reader.failure("auto_clip.max_shrink", "expected a number, got \(shrink.kind)")
+                    }
+                    guard settings.maxShrink > 0 && settings.maxShrink < 1 else { throw reader.failure("auto_clip.max_shrink", "must be in (0, 1), got \(settings.maxShrink)") }
+                }
+                for (key, minimum) in [("n_grid", 1), ("n_sample_token", 1)] {
+                    guard let entry = object[key] else { continue }
+                    switch entry {
+                    case .integer(let size) where size >= minimum && size <= 1_000_000:
+                        if key == "n_grid" { settings.gridSize = size } else { settings.sampleTokens = size }
+                    case .integer(let size): throw reader.failure("auto_clip." + key, "expected a positive integer, got \(size)")
+                    default: throw reader.failure("auto_clip." + key, "expected a positive integer, got \(entry.kind)")
+                    }
+                }
+                autoClip = settings
             }
         }
         if let value = top["keep_float"] {

@@ -14,6 +14,8 @@ public struct QuantizationScheme: Sendable, Equatable {
     public var gptq: GPTQSettings? = nil
     /// AWQ's scale search before calibration, or `nil`.
     public var awq: AWQSettings? = nil
+    /// AutoClip before calibration, or `nil`.
+    public var autoClip: AutoClipSettings? = nil
 
     /// The layer name every scheme keeps in float when the model has it.
     public static let outputHead = "lm_head"
@@ -31,8 +33,8 @@ public struct QuantizationScheme: Sendable, Equatable {
                            expansion: "--gptq --observer none --weight-observer group_wise --weight-bits 4 --group-size 64, lm_head kept float",
                            gptq: GPTQSettings()),
         QuantizationScheme(name: "w4a16-awq", settings: .init(observer: "none", weightObserver: "group_wise", weightBits: 4, groupSize: 64), smooth: nil,
-                           expansion: "--awq --observer none --weight-observer group_wise --weight-bits 4 --group-size 64, lm_head kept float (AutoClip not built yet)",
-                           awq: AWQSettings()),
+                           expansion: "--awq --auto-clip --observer none --weight-observer group_wise --weight-bits 4 --group-size 64, lm_head kept float",
+                           awq: AWQSettings(), autoClip: AutoClipSettings()),
         QuantizationScheme(name: "w8a16", settings: .init(observer: "none", weightObserver: "group_wise", weightBits: 8, groupSize: 64), smooth: nil,
                            expansion: "--observer none --weight-observer group_wise --weight-bits 8 --group-size 64, lm_head kept float"),
     ]
