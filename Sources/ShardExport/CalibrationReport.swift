@@ -159,10 +159,14 @@ public struct CalibrationReport: Codable, Sendable, Equatable {
         /// GPTQ's own error of the layer's weight, `Σ (w − q·s)² / U_jj² / 2` over every weight
         /// (PaddleSlim's printed `error`), when GPTQ quantized it.
         public var gptqError: Double?
+        /// PaddleSlim's `LayerWiseQuantError` (`mse_loss`): the mean of `(ŷ − y)²` over the layer's
+        /// output values, quantized against float, both fed the float model's input to the layer.
+        public var outputMeanSquaredError: Double?
 
         public init(path: String, type: String, observer: String?, bits: Int?, threshold: [Float]?, clipLow: Float?, clipHigh: Float?,
                     weightObserver: String?, weightBits: Int?, weightThresholdRange: [Float]?, absMax: Float,
-                    inputMinimum: Float? = nil, clippedFraction: Double, sqnrDecibels: Double?, histogram: Histogram) {
+                    inputMinimum: Float? = nil, clippedFraction: Double, sqnrDecibels: Double?, histogram: Histogram,
+                    outputMeanSquaredError: Double? = nil) {
             self.path = path
             self.type = type
             self.observer = observer
@@ -178,6 +182,7 @@ public struct CalibrationReport: Codable, Sendable, Equatable {
             self.clippedFraction = clippedFraction
             self.sqnrDecibels = sqnrDecibels
             self.histogram = histogram
+            self.outputMeanSquaredError = outputMeanSquaredError
         }
 
         enum CodingKeys: String, CodingKey {
@@ -192,6 +197,7 @@ public struct CalibrationReport: Codable, Sendable, Equatable {
             case clippedFraction = "clipped_fraction"
             case sqnrDecibels = "sqnr_db"
             case gptqError = "gptq_error"
+            case outputMeanSquaredError = "output_mse"
         }
     }
 

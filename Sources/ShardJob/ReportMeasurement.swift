@@ -85,7 +85,7 @@ enum ReportMeasurement {
             let probe = entry.probe
             var counts = probe.counts + [probe.clipped, probe.total]
             if probe.inputIsSharded { try group.allReduce(&counts, .sum) }
-            var energies = [probe.signal, probe.noise]
+            var energies = [probe.signal, probe.noise, probe.outputCount]
             if probe.outputIsSharded { try group.allReduce(&energies, .sum) }
             let total = counts.removeLast(), clipped = counts.removeLast()
             let activation = entry.scales.activation, weight = entry.scales.weight
@@ -97,7 +97,8 @@ enum ReportMeasurement {
                 absMax: try probe.absMaximum(group: group), inputMinimum: minimums[entry.path].flatMap { $0.isFinite ? $0 : nil },
                 clippedFraction: total > 0 ? Double(clipped) / Double(total) : 0,
                 sqnrDecibels: CalibrationReport.decibels(signal: energies[0], noise: energies[1]),
-                histogram: .init(low: probe.histogramRange!.low, high: probe.histogramRange!.high, counts: counts)))
+                histogram: .init(low: probe.histogramRange!.low, high: probe.histogramRange!.high, counts: counts),
+                outputMeanSquaredError: energies[2] > 0 ? energies[1] / energies[2] : nil))
         }
         return reports
     }
@@ -145,6 +146,8 @@ final class LayerProbe: Layer {
     private(set) var total: Int64 = 0
     private(set) var signal = 0.0
     private(set) var noise = 0.0
+    /// Output values compared (the layer's own, per rank).
+    private(set) var outputCount = 0.0
 
     init(reference: Layer, quantized: Layer, clip: (low: Float, high: Float)?, bins: Int) {
         self.reference = reference
@@ -190,6 +193,7 @@ final class LayerProbe: Layer {
                     let u = Double(y[i]), difference = Double(q[i]) - u
                     signal += u * u
                     noise += difference * difference
+                    outputCount += 1
                 }
             }
         }

@@ -43,7 +43,7 @@ struct ConfigCommandTests {
         }
         let report = try String(contentsOf: gptq.appendingPathComponent("report.json"), encoding: .utf8)
         #expect(report.contains("weights quantized by GPTQ (percdamp 0.02, act-order on"))
-        #expect(report.contains("\"gptq_error\""))
+        #expect(report.contains("\"gptq_error\"") && report.contains("\"output_mse\""))
         let a = try SafetensorsFile(contentsOf: nearest.appendingPathComponent("model.safetensors"))
         let b = try SafetensorsFile(contentsOf: gptq.appendingPathComponent("model.safetensors"))
         var moved = 0, total = 0
