@@ -173,8 +173,7 @@ public struct CalibrationJob {
             }
             if let clipSettings = plan.autoClip {
                 let clipLayers = try autoClipLayers(in: network, plan: plan)
-                let clip = AutoClip(layers: clipLayers, settings: .init(maxShrink: clipSettings.maxShrink, gridSize: clipSettings.gridSize, sampleTokens: clipSettings.sampleTokens),
-                                    processGroups: groups)
+                let clip = AutoClip(layers: clipLayers, settings: clipSettings, processGroups: groups)
                 try clip.prepare(network)
                 events(.note("auto_clip: \(clipLayers.count) linears, one float pass over \(batches.count) batches"))
                 for batch in batches { _ = network(batch) }

@@ -94,8 +94,10 @@ extension CalibrationJob {
     /// size); a quantized linear with another weight observer is refused.
     func autoClipLayers(in network: Layer, plan: CalibrationPlan) throws -> [String: (bits: Int, groupSize: Int)] {
         var result: [String: (bits: Int, groupSize: Int)] = [:]
-        for (path, resolved) in try plan.config.resolve(network) {
-            guard let factory = resolved.config.weight, let layer = network.sublayer(at: path), layer.hasInputByOutputWeight,
+        let resolution = try plan.config.resolve(network)
+        // In model order, so that a refusal names the first layer.
+        for (path, layer) in network.namedSublayers() {
+            guard let resolved = resolution[path], let factory = resolved.config.weight, layer.hasInputByOutputWeight,
                   layer.parameters["weight"]?.rank == 2 else { continue }
             guard let observer = factory as? GroupWiseWeightObserver else {
                 throw QuantizationError.unsupportedAlgorithm(path: path, algorithm: "--auto-clip",

@@ -37,7 +37,7 @@ public final class AWQ {
     public let groups: [SmoothingGroup]
     public let search: Search
     let processGroups: ProcessGroups
-    private var recorders: [String: AWQRecorder] = [:]
+    private var recorders: [String: LastInputRecorder] = [:]
     /// The chosen grid point `r` per group source, after ``apply(to:)``.
     public private(set) var ratios: [String: Double] = [:]
 
@@ -50,12 +50,7 @@ public final class AWQ {
     /// Wraps the first consumer of every group in a recorder of `Σ|x_j|` and of the last input.
     public func prepare(_ model: Layer) throws {
         for group in groups {
-            guard let first = group.consumers.first, let layer = model.sublayer(at: first) else {
-                throw LayerError.noSublayer(path: group.consumers.first ?? group.sourcePath, nearest: [])
-            }
-            let recorder = AWQRecorder(wrapping: layer)
-            try model.replaceSublayer(at: first, with: recorder)
-            recorders[group.sourcePath] = recorder
+            recorders[group.sourcePath] = try group.wrapFirstConsumer(in: model) { LastInputRecorder(wrapping: $0, summingMagnitudes: true) }
         }
     }
 
@@ -67,14 +62,9 @@ public final class AWQ {
         for group in groups {
             guard let recorder = recorders[group.sourcePath] else { continue }
             try model.replaceSublayer(at: group.consumers[0], with: recorder.wrapped)
-            let consumers = try group.consumers.map { path throws -> Layer in
-                guard let layer = model.sublayer(at: path), layer.hasInputByOutputWeight, layer.parameters["weight"] != nil else {
-                    throw LayerError.noSublayer(path: path, nearest: [])
-                }
-                return layer
-            }
+            let consumers = try group.consumerLayers(in: model)
             let featureSplit = consumers[0].sharding.input.isSplit
-            var sums = recorder.absoluteSums
+            var sums = recorder.magnitudeSums
             try processGroups.dataParallel.allReduceSum(&sums)
             var tokens = [Int64(recorder.tokens)]
             try processGroups.dataParallel.allReduce(&tokens, .sum)
@@ -158,36 +148,4 @@ public final class AWQ {
         }
         return QuantizedTensor(quantizing: weight, thresholds: thresholds, axis: 1, bits: search.bits, groupSize: search.groupSize).dequantized()
     }
-}
-
-/// Records `Σ|x_j|` over every token (exactly, on the 2⁻⁶⁴ grid) and keeps the last input, then
-/// runs the wrapped layer (PaddleSlim's forward pre-hook of `Smooth` with `smooth_method='awq'`).
-final class AWQRecorder: Layer {
-    let wrapped: Layer
-    private(set) var absoluteSums: [Int128] = []
-    private(set) var tokens = 0
-    private(set) var lastInput: Tensor?
-
-    init(wrapping layer: Layer) {
-        wrapped = layer
-        super.init()
-        sharding = layer.sharding
-    }
-
-    override func forward(_ input: Tensor) -> Tensor {
-        let channels = input.shape.last ?? 0
-        if absoluteSums.isEmpty { absoluteSums = [Int128](repeating: 0, count: channels) }
-        if channels > 0 {
-            input.scalars.withUnsafeBufferPointer { x in
-                for index in 0..<x.count where x[index].isFinite {
-                    absoluteSums[index % channels] += HessianAccumulator.gridInteger(Double(x[index].magnitude) * 0x1p64)
-                }
-            }
-            tokens += input.count / channels
-        }
-        lastInput = input
-        return wrapped(input)
-    }
-
-    override var hasInputByOutputWeight: Bool { wrapped.hasInputByOutputWeight }
 }

@@ -23,28 +23,15 @@ import ShardTensor
 /// token sums cross ranks: exact sums (a 2⁻⁶⁴ grid in 128-bit integers) over the data-parallel
 /// ranks. Under `--reproducible` the products run in the layer's fixed column chunks.
 public final class AutoClip {
-    public struct Settings: Sendable, Equatable {
-        /// The largest shrink searched (`max_shrink`).
-        public var maxShrink: Double
-        public var gridSize: Int
-        /// Tokens sampled from the last batch (`n_sample_token`).
-        public var sampleTokens: Int
-        public init(maxShrink: Double = 0.5, gridSize: Int = 20, sampleTokens: Int = 128) {
-            self.maxShrink = maxShrink
-            self.gridSize = gridSize
-            self.sampleTokens = sampleTokens
-        }
-    }
-
     /// Bits and group size by linear path.
     public let layers: [String: (bits: Int, groupSize: Int)]
-    public let settings: Settings
+    public let settings: AutoClipSettings
     let processGroups: ProcessGroups
     private var recorders: [String: LastInputRecorder] = [:]
     /// The chosen shrink step `i` per (group, channel) by path (this rank's layout `[in/G, out]`).
     public private(set) var shrinkSteps: [String: [Int]] = [:]
 
-    public init(layers: [String: (bits: Int, groupSize: Int)], settings: Settings = Settings(), processGroups: ProcessGroups = .single) {
+    public init(layers: [String: (bits: Int, groupSize: Int)], settings: AutoClipSettings = AutoClipSettings(), processGroups: ProcessGroups = .single) {
         self.layers = layers
         self.settings = settings
         self.processGroups = processGroups
@@ -150,19 +137,34 @@ public final class AutoClip {
     }
 }
 
-/// Keeps the last input of the wrapped layer (AutoClip's forward pre-hook).
+/// Keeps the last input of the wrapped layer (AutoClip's and AWQ's forward pre-hook), and with
+/// `summingMagnitudes` also `Σ|x_j|` over every token (exactly, on the 2⁻⁶⁴ grid) and the token count.
 final class LastInputRecorder: Layer {
     let wrapped: Layer
+    let summingMagnitudes: Bool
     private(set) var lastInput: Tensor?
+    private(set) var magnitudeSums: [Int128] = []
+    private(set) var tokens = 0
 
-    init(wrapping layer: Layer) {
+    init(wrapping layer: Layer, summingMagnitudes: Bool = false) {
         wrapped = layer
+        self.summingMagnitudes = summingMagnitudes
         super.init()
         sharding = layer.sharding
     }
 
     override func forward(_ input: Tensor) -> Tensor {
         lastInput = input
+        let channels = input.shape.last ?? 0
+        if summingMagnitudes && channels > 0 {
+            if magnitudeSums.isEmpty { magnitudeSums = [Int128](repeating: 0, count: channels) }
+            input.scalars.withUnsafeBufferPointer { x in
+                for index in 0..<x.count where x[index].isFinite {
+                    magnitudeSums[index % channels] += HessianAccumulator.gridInteger(Double(x[index].magnitude) * 0x1p64)
+                }
+            }
+            tokens += input.count / channels
+        }
         return wrapped(input)
     }
 

@@ -54,8 +54,10 @@ public final class GPTQPass {
     ///   weight observer, ``QuantizationError/unsupportedGroup(path:reason:)`` for groups that do not fit.
     public static func layers(of model: Layer, config: QuantConfig, settings: GPTQSettings) throws(QuantizationError) -> [String: GPTQ] {
         var result: [String: GPTQ] = [:]
-        for (path, resolved) in try config.resolve(model) {
-            guard let factory = resolved.config.weight, let layer = model.sublayer(at: path), layer.hasInputByOutputWeight,
+        let resolution = try config.resolve(model)
+        // In model order, so that a refusal names the first layer.
+        for (path, layer) in model.namedSublayers() {
+            guard let resolved = resolution[path], let factory = resolved.config.weight, layer.hasInputByOutputWeight,
                   let weight = layer.parameters["weight"], weight.rank == 2 else { continue }
             var gptq: GPTQ
             switch factory {

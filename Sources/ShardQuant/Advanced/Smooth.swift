@@ -40,12 +40,7 @@ public final class Smooth {
     /// - Throws: ``LayerError`` when a declared path is missing.
     public func prepare(_ model: Layer) throws {
         for group in groups {
-            guard let first = group.consumers.first, let layer = model.sublayer(at: first) else {
-                throw LayerError.noSublayer(path: group.consumers.first ?? group.sourcePath, nearest: [])
-            }
-            let recorder = SmoothingRecorder(wrapping: layer)
-            try model.replaceSublayer(at: first, with: recorder)
-            recorders[group.sourcePath] = recorder
+            recorders[group.sourcePath] = try group.wrapFirstConsumer(in: model) { SmoothingRecorder(wrapping: $0) }
         }
     }
 
@@ -63,12 +58,7 @@ public final class Smooth {
             guard var activation = recorder.maxima else {
                 throw QuantizationError.notCalibrated(path: group.consumers[0], observer: "smooth")
             }
-            let consumers = try group.consumers.map { path throws -> Layer in
-                guard let layer = model.sublayer(at: path), layer.hasInputByOutputWeight, layer.parameters["weight"] != nil else {
-                    throw LayerError.noSublayer(path: path, nearest: [])
-                }
-                return layer
-            }
+            let consumers = try group.consumerLayers(in: model)
             let featureSplit = consumers[0].sharding.input.isSplit
             try (featureSplit ? processGroups.dataParallel : processGroups.world).allReduce(&activation, .maximum)
             var weightMaxima = [Float](repeating: 0, count: activation.count)
@@ -149,4 +139,28 @@ final class SmoothingRecorder: Layer {
     }
 
     override var hasInputByOutputWeight: Bool { wrapped.hasInputByOutputWeight }
+}
+
+extension SmoothingGroup {
+    /// Replaces the first consumer with `make(consumer)` (a recorder that runs it) and returns that.
+    /// - Throws: ``LayerError`` when a declared path is missing.
+    func wrapFirstConsumer<Recorder: Layer>(in model: Layer, _ make: (Layer) -> Recorder) throws -> Recorder {
+        guard let first = consumers.first, let layer = model.sublayer(at: first) else {
+            throw LayerError.noSublayer(path: consumers.first ?? sourcePath, nearest: [])
+        }
+        let recorder = make(layer)
+        try model.replaceSublayer(at: first, with: recorder)
+        return recorder
+    }
+
+    /// The consumers, each a layer with an `[in, out]` weight.
+    /// - Throws: ``LayerError`` when one is missing or has no such weight.
+    func consumerLayers(in model: Layer) throws -> [Layer] {
+        try consumers.map { path throws -> Layer in
+            guard let layer = model.sublayer(at: path), layer.hasInputByOutputWeight, layer.parameters["weight"] != nil else {
+                throw LayerError.noSublayer(path: path, nearest: [])
+            }
+            return layer
+        }
+    }
 }
