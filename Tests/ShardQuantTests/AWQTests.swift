@@ -7,18 +7,14 @@ import Testing
 
 /// The fixture of tools/make_awq_goldens.py (the real PaddleSlim 2.6.0 `Smooth(smooth_method='awq')`).
 struct AWQGoldens: Decodable {
+    /// The smoothing goldens' layout, with the search's group size in place of α.
     struct Case: Decodable, CustomTestStringConvertible, Sendable {
-        struct Before: Decodable, Sendable {
-            let norm_weight: [Float]
-            let norm_bias: [Float]
-            let linear_weight: [Float]
-        }
         let group_size: Int
         let features: Int
         let outputs: Int
         let inputs: [[Float]]
         let input_shape: [Int]
-        let before: Before
+        let before: AdvancedGoldens.SmoothCase.Before
         let factors: [Float]
         let norm_weight: [Float]
         let norm_bias: [Float]
@@ -38,13 +34,7 @@ struct AWQTests {
     @Test("the searched factors, the norm and the linear equal PaddleSlim's AWQ (float16 casts patched to float32)",
           arguments: AWQGoldens.loaded.awq)
     func golden(_ golden: AWQGoldens.Case) throws {
-        let norm = LayerNorm(features: golden.features)
-        norm.parameters["weight"] = Tensor(shape: [golden.features], scalars: golden.before.norm_weight)
-        norm.parameters["bias"] = Tensor(shape: [golden.features], scalars: golden.before.norm_bias)
-        let linear = Linear(weight: Tensor(shape: [golden.features, golden.outputs], scalars: golden.before.linear_weight),
-                            bias: Tensor.zeros([golden.outputs]))
-        let model = Sequential(norm, linear)
-        model.eval()
+        let model = SmoothTests.normLinear(features: golden.features, outputs: golden.outputs, before: golden.before)
         let awq = AWQ(groups: [SmoothingGroup(source: .norm("0"), consumers: ["1"])],
                       search: .init(gridSize: 20, bits: 4, groupSize: golden.group_size))
         try awq.prepare(model)

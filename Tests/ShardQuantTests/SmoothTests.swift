@@ -10,13 +10,7 @@ struct SmoothTests {
     @Test("factors, the norm and the linear equal PaddleSlim's Smooth (float16 casts patched to float32)",
           arguments: AdvancedGoldens.loaded.smooth)
     func golden(_ golden: AdvancedGoldens.SmoothCase) throws {
-        let norm = LayerNorm(features: golden.features)
-        norm.parameters["weight"] = Tensor(shape: [golden.features], scalars: golden.before.norm_weight)
-        norm.parameters["bias"] = Tensor(shape: [golden.features], scalars: golden.before.norm_bias)
-        let linear = Linear(weight: Tensor(shape: [golden.features, golden.outputs], scalars: golden.before.linear_weight),
-                            bias: Tensor.zeros([golden.outputs]))
-        let model = Sequential(norm, linear)
-        model.eval()
+        let model = Self.normLinear(features: golden.features, outputs: golden.outputs, before: golden.before)
         let smooth = Smooth(groups: [SmoothingGroup(source: .norm("0"), consumers: ["1"])], alpha: golden.alpha)
         try smooth.prepare(model)
         for input in golden.inputs { _ = model(Tensor(shape: golden.input_shape, scalars: input)) }
@@ -32,6 +26,17 @@ struct SmoothTests {
         #expect(close(model.sublayer(at: "1")!.parameter("weight").scalars, golden.linear_weight))
         // The recorder is gone: the model is the float layers again.
         #expect(model.sublayer(at: "1") is Linear)
+    }
+
+    /// The golden generators' LayerNorm → Linear (zero bias) with PaddleSlim's weights before smoothing.
+    static func normLinear(features: Int, outputs: Int, before: AdvancedGoldens.SmoothCase.Before) -> Layer {
+        let norm = LayerNorm(features: features)
+        norm.parameters["weight"] = Tensor(shape: [features], scalars: before.norm_weight)
+        norm.parameters["bias"] = Tensor(shape: [features], scalars: before.norm_bias)
+        let linear = Linear(weight: Tensor(shape: [features, outputs], scalars: before.linear_weight), bias: Tensor.zeros([outputs]))
+        let model = Sequential(norm, linear)
+        model.eval()
+        return model
     }
 
     /// RMSNorm → column-parallel `[16, 12]` → row-parallel `[12, 8]`: groups norm → column and
