@@ -73,12 +73,13 @@ public final class AutoClip {
                 for g in 0..<groups {
                     // ΔW = Q(clip(W, ±m)) − W on this group's rows, `[G, out]`.
                     var difference = [Float](repeating: 0, count: group * columns)
+                    // Each channel's candidate maximum and step, once per group (not per row).
+                    let maxima = (0..<columns).map { originalMaxima[g * columns + $0] * shrink }
+                    let steps = maxima.map { GroupWiseWeightObserver.storedThreshold($0 == 0 ? 1e-8 : $0, bits: bits, groupSize: group) / qmax }
                     for r in 0..<group {
                         for c in 0..<columns {
                             let w = values[(g * group + r) * columns + c]
-                            let maximum = originalMaxima[g * columns + c] * shrink
-                            let threshold = GroupWiseWeightObserver.storedThreshold(maximum == 0 ? 1e-8 : maximum, bits: bits, groupSize: group)
-                            let step = threshold / qmax
+                            let maximum = maxima[c], step = steps[c]
                             let clipped = Swift.min(Swift.max(w, -maximum), maximum)
                             let q = Swift.min(Swift.max((clipped / step).rounded(.toNearestOrEven), -qmax - 1), qmax)
                             difference[r * columns + c] = q * step - w

@@ -278,11 +278,7 @@ public struct QuantizationConfigFile: Sendable {
                 let object = try reader.object(value, at: "smooth", allowed: ["alpha", "all_linears"])
                 var settings = SmoothSettings()
                 if let alpha = object["alpha"] {
-                    switch alpha {
-                    case .real(let number): settings.alpha = number
-                    case .integer(let number): settings.alpha = Double(number)
-                    default: throw reader.failure("smooth.alpha", "expected a number, got \(alpha.kind)")
-                    }
+                    settings.alpha = try reader.number(alpha, at: "smooth.alpha")
                     guard (0...1).contains(settings.alpha) else { throw reader.failure("smooth.alpha", "must be in [0, 1], got \(settings.alpha)") }
                 }
                 if let all = object["all_linears"] {
@@ -299,11 +295,7 @@ public struct QuantizationConfigFile: Sendable {
                 let object = try reader.object(value, at: "gptq", allowed: ["percdamp", "actorder", "blocksize"])
                 var settings = GPTQSettings()
                 if let damp = object["percdamp"] {
-                    switch damp {
-                    case .real(let number): settings.percentDamp = number
-                    case .integer(let number): settings.percentDamp = Double(number)
-                    default: throw reader.failure("gptq.percdamp", "expected a number, got \(damp.kind)")
-                    }
+                    settings.percentDamp = try reader.number(damp, at: "gptq.percdamp")
                     guard settings.percentDamp > 0 && settings.percentDamp <= 1 else { throw reader.failure("gptq.percdamp", "must be in (0, 1], got \(settings.percentDamp)") }
                 }
                 if let order = object["actorder"] {
@@ -340,11 +332,7 @@ public struct QuantizationConfigFile: Sendable {
                 let object = try reader.object(value, at: "auto_clip", allowed: ["max_shrink", "n_grid", "n_sample_token"])
                 var settings = AutoClipSettings()
                 if let shrink = object["max_shrink"] {
-                    switch shrink {
-                    case .real(let number): settings.maxShrink = number
-                    case .integer(let number): settings.maxShrink = Double(number)
-                    default: throw reader.failure("auto_clip.max_shrink", "expected a number, got \(shrink.kind)")
-                    }
+                    settings.maxShrink = try reader.number(shrink, at: "auto_clip.max_shrink")
                     guard settings.maxShrink > 0 && settings.maxShrink < 1 else { throw reader.failure("auto_clip.max_shrink", "must be in (0, 1), got \(settings.maxShrink)") }
                 }
                 for (key, minimum) in [("n_grid", 1), ("n_sample_token", 1)] {
@@ -618,6 +606,15 @@ private struct Reader {
         return items
     }
 
+    /// A real or an integer, as a double.
+    func number(_ value: JSONValue, at key: String) throws(ConfigFileError) -> Double {
+        switch value {
+        case .real(let number): return number
+        case .integer(let number): return Double(number)
+        default: throw failure(key, "expected a number, got \(value.kind)")
+        }
+    }
+
     func string(_ value: JSONValue, at key: String) throws(ConfigFileError) -> String {
         guard case .string(let text) = value else { throw failure(key, "expected a string, got \(value.kind)") }
         return text
@@ -671,12 +668,7 @@ private struct Reader {
             settings.bins = bins
         }
         if let value = object["percent"] {
-            let percent: Double
-            switch value {
-            case .real(let number): percent = number
-            case .integer(let number): percent = Double(number)
-            default: throw failure(prefix + "percent", "expected a number, got \(value.kind)")
-            }
+            let percent = try number(value, at: prefix + "percent")
             guard percent > 0 && percent <= 1 else { throw failure(prefix + "percent", "must be in (0, 1], got \(percent)") }
             settings.percent = percent
         }
