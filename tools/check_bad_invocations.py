@@ -366,6 +366,17 @@ with tempfile.TemporaryDirectory() as work:
     check(result.returncode != 0 and "--heads (5)" in result.stderr and result.stderr.count("Error:") == 1
           and not any(marker in result.stderr for marker in TRAP_MARKERS), f"indivisible heads under mpirun: {result.stderr[-800:]}")
 
+    if os.path.exists(smollm2):
+        # AWQ/AutoClip run before observation: groups that a row-parallel shard cuts (1536 / 3 = 512
+        # is not a multiple of 96) are refused first, naming the layer, never a trap in the search.
+        result = subprocess.run([LAUNCH, "-np", "3", "calibrate", "--model", "llama", "--tp", "3", "--seq", "32", "--steps", "1",
+                                 "--scheme", "w4a16-awq", "--group-size", "96", "--text", text, "--out", out],
+                                capture_output=True, text=True, timeout=600, env=mpi_env)
+        cases += 1
+        check(result.returncode == 64 and "down_proj" in result.stderr and "whole groups of 96" in result.stderr
+              and not any(marker in result.stderr for marker in TRAP_MARKERS) and not os.path.exists(out),
+              f"AWQ groups cut by a row-parallel shard under mpirun: {result.stderr[-800:]}")
+
     interrupted = path("interrupted")
     process = subprocess.Popen([LAUNCH, "-np", "2", "calibrate", *gpt, "--tp", "2", "--steps", "2", "--quiet",
                                 "--inject-failure", "0:export:pause", "--out", interrupted],

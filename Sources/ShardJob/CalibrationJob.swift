@@ -137,6 +137,8 @@ public struct CalibrationJob {
             try checkTensorParallel()
             let network = try s.model.build(seed: s.seed, group: groups.tensorParallel, seeded: true, loadWeights: true)
             let plan = try CalibrationPlan(file: inputs.configFile, overrides: s.overrides, model: network, scheme: s.scheme, smooth: s.smooth, gptq: s.gptq, awq: s.awq, awqGridSize: s.awqGridSize, autoClip: s.autoClip)
+            // Before any pass: the algorithms that run ahead of observation need fitting groups.
+            if plan.awq != nil || plan.autoClip != nil { try plan.config.checkWeightGroups(in: network) }
             if plan.gptq != nil { _ = try GPTQPass.layers(of: network, config: plan.config, settings: plan.gptq!) }
             built = (network, plan, network.deepCopy(), try calibrationBatches(inputs, groups: groups), try evaluationSet(inputs))
         }

@@ -54,6 +54,7 @@ public final class GPTQPass {
     ///   weight observer, ``QuantizationError/unsupportedGroup(path:reason:)`` for groups that do not fit.
     public static func layers(of model: Layer, config: QuantConfig, settings: GPTQSettings) throws(QuantizationError) -> [String: GPTQ] {
         var result: [String: GPTQ] = [:]
+        try config.checkWeightGroups(in: model)
         let resolution = try config.resolve(model)
         // In model order, so that a refusal names the first layer.
         for (path, layer) in model.namedSublayers() {
@@ -62,10 +63,6 @@ public final class GPTQPass {
             var gptq: GPTQ
             switch factory {
             case let observer as GroupWiseWeightObserver:
-                do { _ = try observer.makeQuanter(for: layer, role: .weight, reducer: LocalReducer()) } catch {
-                    if case .unsupportedGroup(_, let reason) = error { throw .unsupportedGroup(path: path, reason: reason) }
-                    throw error
-                }
                 gptq = GPTQ(quantBits: observer.quantBits, weightQuantMethod: .absMaxChannelWise)
                 gptq.groupSize = observer.groupSize
             case let observer as AbsMaxChannelWiseWeightObserver:
@@ -239,6 +236,22 @@ public final class GPTQPass {
             precondition(values.count == (observer.boundedScalesCount(for: layer) ?? values.count), "\(path): \(values.count) GPTQ thresholds")
             let preset = PresetWeightQuanter(replacing: observer, thresholds: values, algorithm: "gptq")
             try observed.replaceSublayer(at: path + ".weight_quanter", with: preset)
+        }
+    }
+}
+
+extension QuantConfig {
+    /// Refuses, naming the layer, a group-wise weight config whose groups do not fit a layer or its
+    /// shards: what ``PTQ/quantize(_:inplace:)`` checks, for the algorithms that run before it
+    /// (GPTQ, AWQ, AutoClip).
+    public func checkWeightGroups(in model: Layer) throws(QuantizationError) {
+        let resolution = try resolve(model)
+        for (path, layer) in model.namedSublayers() {
+            guard let observer = resolution[path]?.config.weight as? GroupWiseWeightObserver else { continue }
+            do { _ = try observer.makeQuanter(for: layer, role: .weight, reducer: LocalReducer()) } catch {
+                if case .unsupportedGroup(_, let reason) = error { throw .unsupportedGroup(path: path, reason: reason) }
+                throw error
+            }
         }
     }
 }
