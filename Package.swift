@@ -38,12 +38,14 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // CPUID and XCR0, header-only: what the processor and the OS allow (BLAS kernel selection).
+        .systemLibrary(name: "CProcessor"),
 
         // MARK: - Libraries
 
         .target(
             name: "ShardTensor",
-            dependencies: ["CBLAS"]
+            dependencies: ["CBLAS", "CProcessor"]
         ),
         .target(
             name: "ShardNN",

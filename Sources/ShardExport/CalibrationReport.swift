@@ -1,4 +1,5 @@
 import Foundation
+import ShardTensor
 
 /// `report.json`: what calibration did to each layer and to the model, measured on evaluation
 /// batches after conversion (format `shardquant.report/1`, docs/formats.md).
@@ -83,11 +84,18 @@ public struct CalibrationReport: Codable, Sendable, Equatable {
         public var version: String
         /// ISO 8601, UTC.
         public var date: String
-        public init(command: String, config: String?, version: String, date: String) {
+        /// The OpenBLAS kernel rank 0 ran, who chose it and why (``BLASKernelSelection/Outcome``).
+        public var blasKernel: BLASKernelSelection.Outcome?
+        public init(command: String, config: String?, version: String, date: String, blasKernel: BLASKernelSelection.Outcome? = nil) {
             self.command = command
             self.config = config
             self.version = version
             self.date = date
+            self.blasKernel = blasKernel
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case command, config, version, date, blasKernel = "blas_kernel"
         }
     }
 

@@ -257,7 +257,7 @@ public struct CalibrationJob {
             }
             if let llama = s.model as? LlamaDefinition, let obstacle = LlamaGGUFExport.obstacle(model: llama, layers: layers) { notes.append(obstacle) }
             report!.notes = notes.isEmpty ? nil : notes
-            report!.run = .init(command: s.commandLine, config: s.configPath, version: s.toolVersion, date: ISO8601DateFormatter().string(from: Date()))
+            report!.run = .init(command: s.commandLine, config: s.configPath, version: s.toolVersion, date: ISO8601DateFormatter().string(from: Date()), blasKernel: BLASKernelSelection.outcome)
         }
         var exportSeconds: [String: Double] = [:]
         var writerSeconds: [String: Double] = [:]

@@ -10,7 +10,7 @@ import ShardTensor
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure performance; prints JSON.",
-        subcommands: [Forward.self, GEMM.self, CalibrateTiming.self]
+        subcommands: [Forward.self, GEMM.self, CalibrateTiming.self, Kernel.self]
     )
 
     /// `shardquant bench forward --model mobilenet_v1 --batch 4 [--steps N]`.
@@ -76,6 +76,7 @@ struct Bench: ParsableCommand {
                 "seconds_per_batch": median, "seconds_all": seconds,
                 "gflop_per_batch": operations / 1e9, "gflops": operations / median / 1e9,
                 "threads": Parallelism.threadCount, "blas_threads": BLAS.threadCount, "blas_core": BLAS.coreName,
+                "blas_kernel": BenchmarkStatistics.kernel,
             ])
         }
     }
@@ -112,7 +113,22 @@ struct Bench: ParsableCommand {
             }
             try BenchmarkStatistics.printJSON([
                 "benchmark": "gemm", "blas_threads": BLAS.threadCount, "blas_core": BLAS.coreName, "sizes": results,
+                "blas_kernel": BenchmarkStatistics.kernel,
             ])
+        }
+    }
+}
+
+extension Bench {
+    /// `shardquant bench kernel`: the BLAS kernel this process runs, who chose it and why.
+    struct Kernel: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the OpenBLAS kernel in use, who chose it (library, user or ShardQuant) and why, and the processor's usable vector extensions.")
+
+        func run() throws {
+            try ExitStatus.running(Self.self) {
+                try BenchmarkStatistics.printJSON(["benchmark": "kernel", "blas_core": BLAS.coreName, "blas_kernel": BenchmarkStatistics.kernel])
+            }
         }
     }
 }
@@ -178,6 +194,7 @@ extension Bench {
                 "calibration_seconds_per_batch": calibration, "convert_seconds": convert,
                 "float_forward_seconds": forward, "quant_forward_seconds": quantForward,
                 "calibration_over_forward": calibration / forward, "threads": Parallelism.threadCount,
+                "blas_core": BLAS.coreName, "blas_kernel": BenchmarkStatistics.kernel,
             ])
         }
     }
@@ -190,6 +207,15 @@ enum BenchmarkStatistics {
         let sorted = values.sorted()
         let middle = sorted.count / 2
         return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+
+    /// ``BLASKernelSelection/outcome`` as a JSON object.
+    static var kernel: [String: Any] {
+        let outcome = BLASKernelSelection.outcome
+        return [
+            "core": outcome.core, "library_core": outcome.libraryCore, "source": outcome.source.rawValue,
+            "reason": outcome.reason, "processor": outcome.processor, "extensions": outcome.extensions,
+        ]
     }
 
     /// Prints a JSON object with sorted keys.

@@ -87,9 +87,11 @@ extension ExitStatus {
 }
 
 extension ShardQuantCommand {
-    /// Parses and runs the command; errors exit with ``ExitStatus``'s codes. A first argument
+    /// Chooses OpenBLAS's kernel first (``BLASKernelSelection``; it may re-execute the process),
+    /// then parses and runs the command; errors exit with ``ExitStatus``'s codes. A first argument
     /// that is no command and no option gets the nearest command's name.
     static func main() {
+        BLASKernelSelection.prepareProcess()
         let arguments = Array(CommandLine.arguments.dropFirst())
         let names = configuration.subcommands.map { $0._commandName }
         if let first = arguments.first, !first.hasPrefix("-"), !names.contains(first), first != "help" {

@@ -17,12 +17,18 @@ public enum ShardQuantExecutable {
         return folder.deletingLastPathComponent().appendingPathComponent("shardquant")
     }
 
-    /// (exit code, standard output, standard error)
-    public static func run(_ arguments: [String], in folder: URL? = nil) throws -> (Int32, String, String) {
+    /// (exit code, standard output, standard error). `environment` changes the inherited
+    /// environment: a nil value removes the variable.
+    public static func run(_ arguments: [String], in folder: URL? = nil, environment: [String: String?] = [:]) throws -> (Int32, String, String) {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = folder
+        if !environment.isEmpty {
+            var inherited = ProcessInfo.processInfo.environment
+            for (name, value) in environment { inherited[name] = value }
+            process.environment = inherited
+        }
         let output = Pipe(), error = Pipe()
         process.standardOutput = output
         process.standardError = error
