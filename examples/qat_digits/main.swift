@@ -16,6 +16,7 @@ import ShardQuant
 import ShardTensor
 import ShardTrain
 
+BLASKernelSelection.prepareProcess()  // OpenBLAS's best kernel for this processor (may re-execute)
 let arguments = CommandLine.arguments.dropFirst()
 let retrain = arguments.contains("--retrain")
 let out = arguments.firstIndex(of: "--out").flatMap { arguments.index(after: $0) < arguments.endIndex ? arguments[arguments.index(after: $0)] : nil }

@@ -10,7 +10,9 @@ import ShardDistributed
 import ShardJob
 import ShardModels
 import ShardQuant
+import ShardTensor
 
+BLASKernelSelection.prepareProcess()  // OpenBLAS's best kernel for this processor (may re-execute)
 let out = URL(fileURLWithPath: CommandLine.arguments.dropFirst().first ?? "tp-job-out")
 let world: Communicator = MPICommunicator.isLaunchedByMPI ? try MPICommunicator.world() : SingleProcessCommunicator()
 
