@@ -23,7 +23,12 @@ struct UniformHistogram: Sendable {
         let edges = (0...bins).map { $0 == bins ? Float(last) : Float(Double($0) * step + first) }
         let firstFloat = Float(first), lastFloat = Float(last)
         let denominator = Float(last - first)
-        let binsFloat = Float(bins)
+        // bins / (last − first): a multiply per value instead of a divide. The estimate may be one
+        // bin off at an edge; the comparisons with the edges below settle it exactly (NumPy's rule).
+        let binsPerUnit = Float(Double(bins) / (last - first))
+        // A range wider than Float's (values near ±3.4e38), or so narrow that bins per unit
+        // overflow a Float (denormal data), is binned in Double.
+        let binsInFloat = denominator.isFinite && binsPerUnit.isFinite
         // Each thread counts a contiguous share into its own histogram; integer counts add up the
         // same in any order.
         let threads = Swift.max(1, Swift.min(Parallelism.threadCount, values.count / 65_536))
@@ -32,23 +37,36 @@ struct UniformHistogram: Sendable {
             edges.withUnsafeBufferPointer { edges in
                 partials.withUnsafeMutableBufferPointer { partials in
                     Parallelism.forEach(threads) { part in
-                        var counts = [Int64](repeating: 0, count: bins)
+                        // Four interleaved sub-histograms: runs of equal values (ReLU's zeros) would
+                        // otherwise chain every increment on the one before it.
+                        var counts = [Int64](repeating: 0, count: 4 * bins)
                         counts.withUnsafeMutableBufferPointer { counts in
-                            for i in (x.count * part / threads)..<(x.count * (part + 1) / threads) {
-                                let value = x[i]
-                                guard value >= firstFloat && value <= lastFloat else { continue }
-                                // A range wider than Float's (values near ±3.4e38) is binned in Double.
-                                let position = denominator.isFinite
-                                    ? (value - firstFloat) / denominator * binsFloat
+                            @inline(__always) func count(_ value: Float, into lane: Int) {
+                                guard value >= firstFloat && value <= lastFloat else { return }
+                                let position = binsInFloat
+                                    ? (value - firstFloat) * binsPerUnit
                                     : Float((Double(value) - first) / (last - first) * Double(bins))
                                 var index = Swift.min(Swift.max(Int(position), 0), bins)
                                 if index == bins { index -= 1 }
                                 if value < edges[index] { index -= 1 }
                                 if index != bins - 1 && value >= edges[index + 1] { index += 1 }
-                                counts[index] += 1
+                                counts[lane &* bins &+ index] &+= 1
+                            }
+                            let begin = x.count * part / threads, end = x.count * (part + 1) / threads
+                            var i = begin
+                            while i + 4 <= end {
+                                count(x[i], into: 0)
+                                count(x[i + 1], into: 1)
+                                count(x[i + 2], into: 2)
+                                count(x[i + 3], into: 3)
+                                i += 4
+                            }
+                            while i < end {
+                                count(x[i], into: 0)
+                                i += 1
                             }
                         }
-                        partials[part] = counts
+                        partials[part] = (0..<bins).map { counts[$0] + counts[bins + $0] + counts[2 * bins + $0] + counts[3 * bins + $0] }
                     }
                 }
             }
@@ -67,10 +85,15 @@ struct UniformHistogram: Sendable {
         values.withUnsafeBufferPointer { x in
             partials.withUnsafeMutableBufferPointer { partials in
                 Parallelism.forEach(threads) { part in
+                    let share = UnsafeBufferPointer(rebasing: x[(x.count * part / threads)..<(x.count * (part + 1) / threads)])
+                    if let range = Tensor.finiteRange(of: share) {
+                        partials[part] = range  // the common case: one vector pass
+                        return
+                    }
                     var low = Float.infinity, high = -Float.infinity
-                    for i in (x.count * part / threads)..<(x.count * (part + 1) / threads) where x[i].isFinite {
-                        low = Swift.min(low, x[i])
-                        high = Swift.max(high, x[i])
+                    for value in share where value.isFinite {
+                        low = Swift.min(low, value)
+                        high = Swift.max(high, value)
                     }
                     partials[part] = (low, high)
                 }
@@ -79,10 +102,6 @@ struct UniformHistogram: Sendable {
         return partials.reduce((Float.infinity, -Float.infinity)) { (Swift.min($0.0, $1.0), Swift.max($0.1, $1.1)) }
     }
 
-    /// PaddleSlim's `_relax_min_max` and `_merge_histograms`: grows the range to cover
-    /// `[newMinimum, newMaximum]`, spreading each old bin uniformly over the new bins it overlaps,
-    /// then adds `batchCounts` (already binned on the returned range). Returns the grown range
-    /// first so the caller can bin the batch; call ``merge(_:)`` after.
     static func grownRange(oldMinimum: Double, oldMaximum: Double, newMinimum: Double, newMaximum: Double, bins: Int)
         -> (minimum: Double, maximum: Double, downsample: Int, start: Int)
     {
