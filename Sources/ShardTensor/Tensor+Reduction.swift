@@ -200,34 +200,10 @@ extension Tensor {
         return check == 0 ? (low, high) : nil
     }
 
-    /// Whether every element of a run is finite: one vector pass summing `x − x` (0 exactly when
-    /// every element is finite; NaN once any is NaN or ±∞).
+    /// Whether every element of a run is finite: ``finiteRange(of:)``'s one vector pass, which
+    /// sums `x − x` (0 exactly when every element is finite; NaN once any is NaN or ±∞).
     public static func allFinite(_ run: UnsafeBufferPointer<Float>) -> Bool {
-        guard let base = run.baseAddress else { return true }
-        let count = run.count
-        var index = 0
-        var check: Float = 0
-        if count >= 32 {
-            let raw = UnsafeRawPointer(base)
-            var check0 = SIMD8<Float>(), check1 = check0, check2 = check0, check3 = check0
-            while index + 32 <= count {
-                let value0 = raw.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self)
-                let value1 = raw.loadUnaligned(fromByteOffset: (index + 8) * 4, as: SIMD8<Float>.self)
-                let value2 = raw.loadUnaligned(fromByteOffset: (index + 16) * 4, as: SIMD8<Float>.self)
-                let value3 = raw.loadUnaligned(fromByteOffset: (index + 24) * 4, as: SIMD8<Float>.self)
-                check0 += value0 - value0
-                check1 += value1 - value1
-                check2 += value2 - value2
-                check3 += value3 - value3
-                index += 32
-            }
-            check = (check0 + check1 + check2 + check3).sum()
-        }
-        while index < count {
-            check += base[index] - base[index]
-            index += 1
-        }
-        return check == 0
+        run.isEmpty || finiteRange(of: run) != nil
     }
 
     /// How many elements are NaN or ±∞: a vector pass that proves most tensors finite

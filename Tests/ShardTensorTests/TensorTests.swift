@@ -110,6 +110,38 @@ struct TensorArithmeticTests {
         #expect(t.absMax().isNaN)
         #expect(Tensor([-5, 2]).absMax() == 5)
     }
+
+    @Test("vector extremes, finite ranges and non-finite counts equal a scalar scan at every length and position")
+    func vectorPassesMatchScalar() {
+        // Lengths around the 8-, 16- and 32-wide blocks and their tails; one special value placed
+        // at each position (first, in a block, in the tail, last).
+        var generator = SystemRandomNumberGenerator()
+        for length in [1, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100] {
+            let base = (0..<length).map { _ in Float.random(in: -4...4, using: &generator) }
+            for special in [Float.nan, .infinity, -.infinity, 1e30, -1e30] {
+                for position in Set([0, length / 2, length - 1]) {
+                    var values = base
+                    values[position] = special
+                    let run = values
+                    run.withUnsafeBufferPointer { buffer in
+                        let hasNaN = run.contains { $0.isNaN }
+                        let scalarMax = hasNaN ? Float.nan : run.reduce(-Float.infinity) { Swift.max($0, $1) }
+                        let scalarMin = hasNaN ? Float.nan : run.reduce(Float.infinity) { Swift.min($0, $1) }
+                        let scalarAbs = hasNaN ? Float.nan : run.reduce(-Float.infinity) { Swift.max($0, Swift.abs($1)) }
+                        for (kind, expected) in [(ReductionKind.max, scalarMax), (.min, scalarMin), (.absMax, scalarAbs)] {
+                            let got = Tensor.extreme(of: buffer, kind)
+                            #expect(got == expected || (got.isNaN && expected.isNaN), "\(kind) of \(length) with \(special) at \(position)")
+                        }
+                        let finite = run.allSatisfy(\.isFinite)
+                        #expect(Tensor.allFinite(buffer) == finite)
+                        let range = Tensor.finiteRange(of: buffer)
+                        #expect(finite ? range.map { $0 == (scalarMin, scalarMax) } == true : range == nil)
+                        #expect(Tensor(shape: [length], scalars: run).nonFiniteCount() == run.filter { !$0.isFinite }.count)
+                    }
+                }
+            }
+        }
+    }
 }
 
 @Suite("Tensor: matrix products")
