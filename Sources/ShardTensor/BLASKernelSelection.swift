@@ -152,10 +152,20 @@ public enum BLASKernelSelection {
             if environment[selectedVariable] == requested {
                 return .keep(.shardquant, reason: environment[reasonVariable] ?? "selected by ShardQuant")
             }
-            return .keep(.user, reason: "\(coreTypeVariable)=\(requested) was set by the user and is honoured")
+            let running = libraryCore.lowercased() == requested.lowercased()
+                ? "" : "; OpenBLAS runs \(libraryCore) (it did not take \"\(requested)\")"
+            return .keep(.user, reason: "\(coreTypeVariable)=\(requested) was set by the user and is honoured" + running)
         }
         if let setting = environment[switchVariable]?.lowercased(), ["off", "library", "0"].contains(setting) {
             return .keep(.library, reason: "\(switchVariable)=\(setting): OpenBLAS's own choice is kept")
+        }
+        if let setting = environment[switchVariable], !["on", "auto", "1", ""].contains(setting.lowercased()) {
+            let decided = plan(environment: environment.filter { $0.key != switchVariable }, libraryCore: libraryCore, processor: processor)
+            let note = "\(switchVariable)=\(setting) is not one of off, library, 0, on, auto, 1; the selection ran: "
+            switch decided {
+            case .keep(let source, let reason): return .keep(source, reason: note + reason)
+            case .check(let core, let reason): return .check(core: core, reason: note + reason)
+            }
         }
         let assumed = environment[assumeLibraryCoreVariable] == nil ? "" : " (assumed through \(assumeLibraryCoreVariable))"
         let library = environment[assumeLibraryCoreVariable] ?? libraryCore

@@ -40,9 +40,13 @@ struct BLASKernelSelectionTests {
     @Test("a user's OPENBLAS_CORETYPE is always honoured, whatever the library or the processor")
     func userChoiceHonoured() {
         for requested in ["Prescott", "Haswell", "SkylakeX", "SomethingNew"] {
-            let plan = BLASKernelSelection.plan(environment: ["OPENBLAS_CORETYPE": requested], libraryCore: "Prescott", processor: Self.avx512Xeon)
+            // libraryCore is what OpenBLAS runs after reading the request.
+            let plan = BLASKernelSelection.plan(environment: ["OPENBLAS_CORETYPE": requested], libraryCore: requested, processor: Self.avx512Xeon)
             #expect(plan == .keep(.user, reason: "OPENBLAS_CORETYPE=\(requested) was set by the user and is honoured"))
         }
+        // A name OpenBLAS does not take is still the user's; the report says what runs instead.
+        let unknown = BLASKernelSelection.plan(environment: ["OPENBLAS_CORETYPE": "garbage"], libraryCore: "Haswell", processor: Self.zen2)
+        #expect(unknown == .keep(.user, reason: "OPENBLAS_CORETYPE=garbage was set by the user and is honoured; OpenBLAS runs Haswell (it did not take \"garbage\")"))
         // The value is this selection's own only when the marker it sets names the same core.
         let ours = BLASKernelSelection.plan(
             environment: ["OPENBLAS_CORETYPE": "SkylakeX", "SHARDQUANT_BLAS_SELECTED": "SkylakeX", "SHARDQUANT_BLAS_SELECTION_REASON": "why"],
@@ -80,6 +84,13 @@ struct BLASKernelSelectionTests {
             Issue.record("SHARDQUANT_BLAS_SELECTION=off keeps the library's kernel")
             return
         }
+        // An unknown switch value does not silently change anything: the selection runs, and says so.
+        guard case .check(core: "SkylakeX", let noted) = BLASKernelSelection.plan(
+            environment: ["SHARDQUANT_BLAS_SELECTION": "maybe"], libraryCore: "Prescott", processor: Self.avx512Xeon) else {
+            Issue.record("SHARDQUANT_BLAS_SELECTION=maybe runs the selection")
+            return
+        }
+        #expect(noted.hasPrefix("SHARDQUANT_BLAS_SELECTION=maybe is not one of off, library, 0, on, auto, 1"))
     }
 
     @Test("a failed self-check keeps the library's kernel and says why; a passed one re-executes")
