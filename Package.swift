@@ -40,6 +40,9 @@ let package = Package(
         ),
         // CPUID and XCR0, header-only: what the processor and the OS allow (BLAS kernel selection).
         .systemLibrary(name: "CProcessor"),
+        // AVX2 kernels of the observers' threshold searches (function-level target attribute; callers
+        // check the processor first).
+        .target(name: "CKernels"),
 
         // MARK: - Libraries
 
@@ -66,7 +69,7 @@ let package = Package(
         .target(
             name: "ShardQuant",
             dependencies: [
-                "ShardDistributed", "ShardNN", "ShardTensor",
+                "CKernels", "ShardDistributed", "ShardNN", "ShardTensor",
                 .product(name: "Yams", package: "Yams"),  // YAML config files
             ]
         ),

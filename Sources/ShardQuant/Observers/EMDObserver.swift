@@ -46,52 +46,38 @@ public final class EMDObserverLayer: BaseQuanter {
         // Data below 1e-30 (denormals) would make 1/(factor · a) overflow a Float.
         absMax = Swift.max(absMax, 1e-30)
         let factors = SearchGrid.factors
-        let qmax = Float(quantMaximum)
         let reciprocal = Float(1.0 / Double(quantMaximum))
         let levels = 2 * quantMaximum + 2  // −qmax − 1 … qmax
         // The data's moments: exact fixed-point sums in two passes (Σx, then Σ(x − mean)²), with
         // x shifted by a so every term is non-negative (Σ(x + a) = Σx + N·a on every share).
         let sumGrid = FixedPointGrid(maximumTerm: 2 * absMax)
-        var moments = [input.scalars.withUnsafeBufferPointer { x in
-            fixedPointSum(count: x.count, grid: sumGrid) { Double(x[$0]) + absMax }
-        }, Int128(input.count)]
+        var moments = input.scalars.withUnsafeBufferPointer { x in
+            CandidateSweep.sums(count: x.count, candidates: 1) { range, _ in
+                var partial: Int64 = 0
+                for i in range { partial &+= sumGrid.nonNegativeInteger(Double(x[i]) + absMax) }
+                return partial
+            }
+        } + [Int128(input.count)]
         reducer.reduceSum(&moments)  // the sum and the count in one collective
         let count = Double(moments[1])
         let mean = count > 0 ? sumGrid.value(moments[0]) / count - absMax : 0
         let squareGrid = FixedPointGrid(maximumTerm: 4 * absMax * absMax)
         let squares = input.scalars.withUnsafeBufferPointer { x in
-            fixedPointSum(count: x.count, grid: squareGrid) { let d = Double(x[$0]) - mean; return d * d }
-        }
+            CandidateSweep.sums(count: x.count, candidates: 1) { range, _ in
+                var partial: Int64 = 0
+                for i in range {
+                    let d = Double(x[i]) - mean
+                    partial &+= squareGrid.nonNegativeInteger(d * d)
+                }
+                return partial
+            }
+        }[0]
         // Each candidate's dequantized values take only `levels` values, so their moments follow
         // exactly from integer level counts (SUM-reduced, order-free).
-        var counts = [Int64](repeating: 0, count: factors.count * levels)
-        input.scalars.withUnsafeBufferPointer { x in
-            counts.withUnsafeMutableBufferPointer { counts in
-                Parallelism.forEach(factors.count) { k in
-                    let inverse = Float(1.0 / (factors[k] * absMax))
-                    // Four interleaved tallies so consecutive increments rarely hit the same counter.
-                    var tallies = [Int64](repeating: 0, count: 4 * levels)
-                    tallies.withUnsafeMutableBufferPointer { tallies in
-                        let offset = quantMaximum + 1
-                        var i = 0
-                        while i + 4 <= x.count {
-                            tallies[offset + quantizedLevelIndex(x[i] * inverse * qmax, quantMaximum: qmax)] += 1
-                            tallies[levels + offset + quantizedLevelIndex(x[i + 1] * inverse * qmax, quantMaximum: qmax)] += 1
-                            tallies[2 * levels + offset + quantizedLevelIndex(x[i + 2] * inverse * qmax, quantMaximum: qmax)] += 1
-                            tallies[3 * levels + offset + quantizedLevelIndex(x[i + 3] * inverse * qmax, quantMaximum: qmax)] += 1
-                            i += 4
-                        }
-                        while i < x.count {
-                            tallies[offset + quantizedLevelIndex(x[i] * inverse * qmax, quantMaximum: qmax)] += 1
-                            i += 1
-                        }
-                    }
-                    for level in 0..<levels {
-                        counts[k * levels + level] = tallies[level] + tallies[levels + level] + tallies[2 * levels + level] + tallies[3 * levels + level]
-                    }
-                }
-            }
-        }
+        let inverses = factors.map { Float(1.0 / ($0 * absMax)) }
+        var counts = input.nonFiniteCount() == 0
+            ? EMDLevelCounts.bySorting(input.scalars, inverses: inverses, quantMaximum: quantMaximum)
+            : EMDLevelCounts.byPasses(input.scalars, inverses: inverses, quantMaximum: quantMaximum)
         // The squared deviations and every level count in one collective.
         var combined = [squares] + counts.map { Int128($0) }
         reducer.reduceSum(&combined)
@@ -129,4 +115,92 @@ public final class EMDObserverLayer: BaseQuanter {
     }
 
     public override func makeCopy() -> Layer { EMDObserverLayer(quantBits: bitLength, reducer: reducer) }
+}
+
+/// The integer counts per quantization level of every EMD candidate: `counts[k · levels + j]` is
+/// how many values quantize to level `j − qmax − 1` under threshold `T_k`, the level being
+/// `clip(round(x · (1/T_k) · qmax), −qmax − 1, qmax)` in float32.
+enum EMDLevelCounts {
+    /// From sorted values: the level is a non-decreasing function of a finite `x` (a product with
+    /// positive constants, a clamp and a rounding, each monotone in IEEE arithmetic), so the values
+    /// of one level are a contiguous run of the sorted array, and its bounds are found by binary
+    /// search with the same float32 expression. One radix sort replaces a pass per candidate;
+    /// zeros (level 0 under every threshold) are counted, not sorted. Finite values only.
+    static func bySorting(_ values: [Float], inverses: [Float], quantMaximum: Int) -> [Int64] {
+        let levels = 2 * quantMaximum + 2
+        let offset = quantMaximum + 1
+        let qmax = Float(quantMaximum)
+        let nonZero = CandidateSweep.nonZeroValues(values)
+        // Runs of at least 64 Ki values per thread, each sorted and counted on its own.
+        let parts = Swift.max(1, Swift.min(Parallelism.threadCount, nonZero.count / 65_536))
+        var partCounts = [[Int64]](repeating: [], count: parts)
+        nonZero.withUnsafeBufferPointer { x in
+            partCounts.withUnsafeMutableBufferPointer { partCounts in
+                Parallelism.forEach(parts) { part in
+                    let range = (x.count * part / parts)..<(x.count * (part + 1) / parts)
+                    let sorted = RadixSort.sorted(UnsafeBufferPointer(rebasing: x[range]))
+                    var counts = [Int64](repeating: 0, count: inverses.count * levels)
+                    sorted.withUnsafeBufferPointer { sorted in
+                        for (candidate, inverse) in inverses.enumerated() {
+                            func level(_ index: Int) -> Int {
+                                quantizedLevelIndex(sorted[index] * inverse * qmax, quantMaximum: qmax) + offset
+                            }
+                            // start: the first index whose level is at least `bound`.
+                            var start = 0
+                            for bound in 1..<levels {
+                                var (low, high) = (start, sorted.count)
+                                while low < high {
+                                    let middle = (low + high) / 2
+                                    if level(middle) >= bound { high = middle } else { low = middle + 1 }
+                                }
+                                counts[candidate * levels + bound - 1] = Int64(low - start)
+                                start = low
+                            }
+                            counts[candidate * levels + levels - 1] = Int64(sorted.count - start)
+                        }
+                    }
+                    partCounts[part] = counts
+                }
+            }
+        }
+        var counts = partCounts.dropFirst().reduce(partCounts[0]) { total, part in zip(total, part).map { $0 + $1 } }
+        let zeros = Int64(values.count - nonZero.count)
+        for candidate in inverses.indices { counts[candidate * levels + offset] += zeros }
+        return counts
+    }
+
+    /// One pass per candidate (any input, NaN counting as the lowest level): the definition.
+    static func byPasses(_ values: [Float], inverses: [Float], quantMaximum: Int) -> [Int64] {
+        let levels = 2 * quantMaximum + 2
+        let qmax = Float(quantMaximum)
+        var counts = [Int64](repeating: 0, count: inverses.count * levels)
+        values.withUnsafeBufferPointer { x in
+            counts.withUnsafeMutableBufferPointer { counts in
+                Parallelism.forEach(inverses.count) { k in
+                    let inverse = inverses[k]
+                    // Four interleaved tallies so consecutive increments rarely hit the same counter.
+                    var tallies = [Int64](repeating: 0, count: 4 * levels)
+                    tallies.withUnsafeMutableBufferPointer { tallies in
+                        let offset = quantMaximum + 1
+                        var i = 0
+                        while i + 4 <= x.count {
+                            tallies[offset + quantizedLevelIndex(x[i] * inverse * qmax, quantMaximum: qmax)] += 1
+                            tallies[levels + offset + quantizedLevelIndex(x[i + 1] * inverse * qmax, quantMaximum: qmax)] += 1
+                            tallies[2 * levels + offset + quantizedLevelIndex(x[i + 2] * inverse * qmax, quantMaximum: qmax)] += 1
+                            tallies[3 * levels + offset + quantizedLevelIndex(x[i + 3] * inverse * qmax, quantMaximum: qmax)] += 1
+                            i += 4
+                        }
+                        while i < x.count {
+                            tallies[offset + quantizedLevelIndex(x[i] * inverse * qmax, quantMaximum: qmax)] += 1
+                            i += 1
+                        }
+                    }
+                    for level in 0..<levels {
+                        counts[k * levels + level] = tallies[level] + tallies[levels + level] + tallies[2 * levels + level] + tallies[3 * levels + level]
+                    }
+                }
+            }
+        }
+        return counts
+    }
 }

@@ -112,28 +112,26 @@ public final class MSEObserverLayer: BaseQuanter {
     public override func makeCopy() -> Layer { MSEObserverLayer(quantBits: bitLength, symmetric: symmetric, reducer: reducer) }
 }
 
-/// Sums of squared fake-quantization errors for every search candidate, split over threads by
-/// candidate, each an exact fixed-point sum (so the result is independent of threads and ranks).
+/// Sums of squared fake-quantization errors for every search candidate, each an exact fixed-point
+/// sum (so the result is independent of threads and ranks), taken in one blocked sweep
+/// (``CandidateSweep``). Zeros are left out first: a zero quantizes to level 0 (or to the zero
+/// point) and back to exactly 0 under every candidate, so its term is 0 — and after ReLU about half
+/// of an activation is zero.
 enum SquaredErrorSearch {
     static func losses(_ values: [Float], absMax: Double, quantMaximum: Int, reducer: StatisticReducer) -> [Int128] {
         let factors = SearchGrid.factors
         // |x − dq| ≤ a + T(1 + 1/qmax) ≤ 2.01·a, so every term is below 4.05·a².
         let grid = FixedPointGrid(maximumTerm: 4.05 * absMax * absMax)
-        var sums = [Int128](repeating: 0, count: factors.count)
         let qmax = Float(quantMaximum)
         let reciprocal = Float(1.0 / Double(quantMaximum))
-        sums.withUnsafeMutableBufferPointer { sums in
-            values.withUnsafeBufferPointer { x in
-                Parallelism.forEach(factors.count) { candidate in
-                    let threshold = factors[candidate] * absMax
-                    let inverse = Float(1.0 / threshold)
-                    let thresholdFloat = Float(threshold)
-                    sums[candidate] = fixedPointSum(count: x.count, grid: grid) { i in
-                        let error = Double(x[i] - fakeQuantize(x[i], inverse: inverse, threshold: thresholdFloat,
-                                                               quantMaximum: qmax, reciprocalMaximum: reciprocal))
-                        return error * error
-                    }
-                }
+        let thresholds = factors.map { $0 * absMax }
+        let inverses = thresholds.map { Float(1.0 / $0) }
+        let nonZero = CandidateSweep.nonZeroValues(values)
+        var sums = nonZero.withUnsafeBufferPointer { x in
+            CandidateSweep.sums(count: x.count, candidates: factors.count) { range, candidate in
+                SearchKernels.squaredErrorSum(UnsafeBufferPointer(rebasing: x[range]), inverse: inverses[candidate],
+                                              threshold: Float(thresholds[candidate]), quantMaximum: qmax,
+                                              reciprocalMaximum: reciprocal, grid: grid)
             }
         }
         reducer.reduceSum(&sums)
@@ -148,19 +146,16 @@ enum SquaredErrorSearch {
         let factors = asymmetricFactors
         // |x| ≤ width and |dequantized| ≤ width·(1 + 1/255): every term is below 4.05·width².
         let grid = FixedPointGrid(maximumTerm: 4.05 * width * width)
-        var sums = [Int128](repeating: 0, count: factors.count)
         let (qmin, qmax) = (Float(-quantMaximum - 1), Float(quantMaximum))
-        sums.withUnsafeMutableBufferPointer { sums in
-            values.withUnsafeBufferPointer { x in
-                Parallelism.forEach(factors.count) { candidate in
-                    let step = Float(factors[candidate] * width / Double(2 * quantMaximum + 1))
-                    let zero = Swift.min(Swift.max(qmin - (Float(factors[candidate] * minimum) / step).rounded(.toNearestOrEven), qmin), qmax)
-                    sums[candidate] = fixedPointSum(count: x.count, grid: grid) { i in
-                        let level = Swift.min(Swift.max((x[i] / step).rounded(.toNearestOrEven) + zero, qmin), qmax)
-                        let error = Double(x[i] - (level - zero) * step)
-                        return error * error
-                    }
-                }
+        let steps = factors.map { Float($0 * width / Double(2 * quantMaximum + 1)) }
+        let zeros = factors.indices.map { k in
+            Swift.min(Swift.max(qmin - (Float(factors[k] * minimum) / steps[k]).rounded(.toNearestOrEven), qmin), qmax)
+        }
+        let nonZero = CandidateSweep.nonZeroValues(values)
+        var sums = nonZero.withUnsafeBufferPointer { x in
+            CandidateSweep.sums(count: x.count, candidates: factors.count) { range, candidate in
+                SearchKernels.asymmetricSquaredErrorSum(UnsafeBufferPointer(rebasing: x[range]), step: steps[candidate],
+                                                        zero: zeros[candidate], quantMinimum: qmin, quantMaximum: qmax, grid: grid)
             }
         }
         reducer.reduceSum(&sums)
