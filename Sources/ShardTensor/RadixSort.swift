@@ -8,27 +8,42 @@
 public enum RadixSort {
     /// `values` sorted ascending (−0 before +0; NaN at the ends, by sign).
     public static func sorted(_ values: UnsafeBufferPointer<Float>) -> [Float] {
+        sortedKeys(values).map(value(ofKey:))
+    }
+
+    /// The order-preserving key of a float: `u | 2³¹` for a clear sign bit, `~u` for a set one.
+    @inlinable @inline(__always)
+    public static func key(of value: Float) -> UInt32 {
+        let bits = value.bitPattern
+        return bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
+    }
+
+    /// The float whose key is `key` (the inverse of ``key(of:)``).
+    @inlinable @inline(__always)
+    public static func value(ofKey key: UInt32) -> Float {
+        Float(bitPattern: key & 0x8000_0000 != 0 ? key & 0x7FFF_FFFF : ~key)
+    }
+
+    /// The keys of `values` (``key(of:)``), sorted ascending: what ``sorted(_:)`` returns before
+    /// decoding, for callers that read only some of the sorted values (binary searches).
+    public static func sortedKeys(_ values: UnsafeBufferPointer<Float>) -> [UInt32] {
         let count = values.count
-        if count < 2 { return Array(values) }
-        var keys = [UInt32](unsafeUninitializedCapacity: count) { buffer, initialized in
-            for (index, value) in values.enumerated() {
-                let bits = value.bitPattern
-                buffer[index] = bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
-            }
-            initialized = count
-        }
-        // The three digits' histograms in one pass.
-        let digits: [(shift: UInt32, width: Int)] = [(0, 11), (11, 11), (22, 10)]
+        // The keys and the three digits' histograms in one pass.
         var histograms = [Int](repeating: 0, count: 3 * 2048)
-        keys.withUnsafeBufferPointer { keys in
-            histograms.withUnsafeMutableBufferPointer { histograms in
-                for key in keys {
+        var keys = histograms.withUnsafeMutableBufferPointer { histograms in
+            [UInt32](unsafeUninitializedCapacity: count) { buffer, initialized in
+                for (index, value) in values.enumerated() {
+                    let key = key(of: value)
+                    buffer[index] = key
                     histograms[Int(key & 0x7FF)] += 1
                     histograms[2048 + Int((key >> 11) & 0x7FF)] += 1
                     histograms[4096 + Int(key >> 22)] += 1
                 }
+                initialized = count
             }
         }
+        if count < 2 { return keys }
+        let digits: [(shift: UInt32, width: Int)] = [(0, 11), (11, 11), (22, 10)]
         var scratch = [UInt32](repeating: 0, count: count)
         for (pass, digit) in digits.enumerated() {
             let mask = UInt32((1 << digit.width) - 1)
@@ -54,8 +69,6 @@ public enum RadixSort {
             }
             swap(&keys, &scratch)
         }
-        return keys.map { key in
-            Float(bitPattern: key & 0x8000_0000 != 0 ? key & 0x7FFF_FFFF : ~key)
-        }
+        return keys
     }
 }

@@ -272,3 +272,20 @@ struct TensorActivationTests {
         #expect(output == (try Fixture.tensor("embedding.output")))
     }
 }
+
+@Suite("RadixSort")
+struct RadixSortTests {
+    @Test("sorts like a comparison sort (by value, −0 before +0), keeping every bit pattern")
+    func sortsLikeComparisonSort() {
+        for count in [0, 1, 2, 7, 5000, 70_000] {
+            var values = Tensor.normal([count], standardDeviation: 1000, generator: CounterRandom(seed: UInt64(count))).scalars
+            for index in stride(from: 0, to: count, by: 5) { values[index] = index % 2 == 0 ? 0 : -0.0 }
+            for index in stride(from: 3, to: count, by: 101) { values[index] = [Float.infinity, -.infinity, .leastNonzeroMagnitude, -.greatestFiniteMagnitude][index % 4] }
+            let sorted = values.withUnsafeBufferPointer { RadixSort.sorted($0) }
+            #expect(sorted.count == count)
+            #expect(zip(sorted, sorted.dropFirst()).allSatisfy { $0 < $1 || ($0 == $1 && !($0.sign == .plus && $1.sign == .minus)) },
+                    "\(count) values: ascending, −0 before +0")
+            #expect(sorted.map(\.bitPattern).sorted() == values.map(\.bitPattern).sorted(), "\(count) values: the same multiset")
+        }
+    }
+}

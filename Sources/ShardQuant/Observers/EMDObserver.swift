@@ -138,12 +138,12 @@ enum EMDLevelCounts {
             partCounts.withUnsafeMutableBufferPointer { partCounts in
                 Parallelism.forEach(parts) { part in
                     let range = (x.count * part / parts)..<(x.count * (part + 1) / parts)
-                    let sorted = RadixSort.sorted(UnsafeBufferPointer(rebasing: x[range]))
+                    let sorted = RadixSort.sortedKeys(UnsafeBufferPointer(rebasing: x[range]))
                     var counts = [Int64](repeating: 0, count: inverses.count * levels)
                     sorted.withUnsafeBufferPointer { sorted in
                         for (candidate, inverse) in inverses.enumerated() {
                             func level(_ index: Int) -> Int {
-                                quantizedLevelIndex(sorted[index] * inverse * qmax, quantMaximum: qmax) + offset
+                                quantizedLevelIndex(RadixSort.value(ofKey: sorted[index]) * inverse * qmax, quantMaximum: qmax) + offset
                             }
                             // start: the first index whose level is at least `bound`.
                             var start = 0
