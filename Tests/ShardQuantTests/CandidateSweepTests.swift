@@ -114,4 +114,22 @@ struct CandidateSweepTests {
         #expect(CandidateSweep.nonZeroValues(values) == [1, -2, 3, .leastNonzeroMagnitude])
         #expect(CandidateSweep.nonZeroValues([]) == [])
     }
+
+    @Test("the AVX2 histogram counts every value in NumPy's bin, as the scalar binning does: edges, zeros, outside values, NaN",
+          .enabled(if: SearchKernels.useVector, "needs a processor and OS with usable AVX2"))
+    func vectorHistogramMatchesScalar() {
+        var values = Self.mixedValues(count: 2 * 4096 + 29, seed: 6)
+        for index in stride(from: 5, to: values.count, by: 211) { values[index] = [Float.nan, .infinity, -0.0, -.infinity][index % 4] }
+        for (first, last, bins) in [(0.0, 50.0, 2048), (-3.0, 7.5, 2048), (-100.0, -2.0, 100), (0.0, Double(Float(0.1)), 7), (1.0, 1.0 + 1e-3, 64)] {
+            var data = values
+            // Values on the float edges themselves, where NumPy's edge rule decides the bin.
+            let step = (last - first) / Double(bins)
+            for index in stride(from: 7, to: data.count, by: 13) { data[index] = Float(Double(index % (bins + 1)) * step + first) }
+            let vector = UniformHistogram.binCounts(data, bins: bins, first: first, last: last, vector: true)
+            let scalar = UniformHistogram.binCounts(data, bins: bins, first: first, last: last, vector: false)
+            let firstDifference = zip(vector, scalar).enumerated().first { $0.element.0 != $0.element.1 }
+            #expect(vector.count == bins && firstDifference == nil, "range [\(first), \(last)], \(bins) bins: bin \(firstDifference?.offset ?? -1)")
+            #expect(scalar.reduce(0, +) > 0, "the case bins some values")
+        }
+    }
 }

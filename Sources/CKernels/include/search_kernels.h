@@ -25,4 +25,14 @@ int64_t shardquant_squared_error_sum_avx2(const float *x, size_t count, float in
 int64_t shardquant_asymmetric_squared_error_sum_avx2(const float *x, size_t count, float step, float zero,
                                                      float quant_minimum, float quant_maximum, double grid_scale);
 
+/// NumPy's uniform-bin histogram of float32 values (see ShardQuant's UniformHistogram.binCounts):
+/// with F = edges[0] and L = edges[bins], for each x with F <= x <= L (NaN never is),
+///   index = clamp(truncate((x − F) · bins_per_unit), 0, bins), bins → bins − 1,
+///   index −= 1 when x < edges[index]; index += 1 when index != bins − 1 and x >= edges[index + 1],
+/// and counts[index] += 1, in float32 as the scalar definition computes it. `edges` holds the
+/// bins + 1 edges float(i · step + first) (i < bins, in double) and L; `counts` holds bins int64
+/// counters, added to (not cleared).
+void shardquant_histogram_counts_avx2(const float *x, size_t count, double first, double step, float bins_per_unit,
+                                      const float *edges, int32_t bins, int64_t *counts);
+
 #endif
