@@ -6,6 +6,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,7 +131,7 @@ static inline __m256 edge_values(__m256i index, __m256d step, __m256d first, __m
 enum { histogram_chunk = 4096 };
 
 __attribute__((target("avx2")))
-void shardquant_histogram_counts_avx2(const float *x, size_t count, double first, double step, float bins_per_unit,
+void shardquant_histogram_counts_avx2(const float *x, size_t count, int absolute, double first, double step, float bins_per_unit,
                                       const float *edges, int32_t bins, int64_t *counts) {
     const float firstFloat = edges[0], lastFloat = edges[bins];
     const __m256 vFirst = _mm256_set1_ps(firstFloat), vLast = _mm256_set1_ps(lastFloat), vScale = _mm256_set1_ps(bins_per_unit);
@@ -143,7 +144,7 @@ void shardquant_histogram_counts_avx2(const float *x, size_t count, double first
     int64_t *tallies = calloc(4 * lanes, sizeof(int64_t));
     if (tallies == NULL) {
         for (size_t i = 0; i < count; i++) {
-            int32_t index = histogram_index(x[i], firstFloat, lastFloat, bins_per_unit, edges, bins);
+            int32_t index = histogram_index(absolute ? fabsf(x[i]) : x[i], firstFloat, lastFloat, bins_per_unit, edges, bins);
             if (index >= 0) counts[index] += 1;
         }
         return;
@@ -156,9 +157,16 @@ void shardquant_histogram_counts_avx2(const float *x, size_t count, double first
     for (size_t chunk = 0; chunk < count; chunk += histogram_chunk) {
         size_t end = chunk + histogram_chunk < count ? chunk + histogram_chunk : count;
         size_t n = 0;
-        for (size_t i = chunk; i < end; i++) {
-            kept[n] = x[i];
-            n += x[i] != 0.0f;
+        if (absolute) {
+            for (size_t i = chunk; i < end; i++) {
+                kept[n] = fabsf(x[i]);
+                n += x[i] != 0.0f;
+            }
+        } else {
+            for (size_t i = chunk; i < end; i++) {
+                kept[n] = x[i];
+                n += x[i] != 0.0f;
+            }
         }
         zeros += (int64_t)(end - chunk - n);
         size_t i = 0;
@@ -205,9 +213,9 @@ void shardquant_histogram_counts_avx2(const float *x, size_t count, double first
 
 int shardquant_search_kernels_available(void) { return 0; }
 
-void shardquant_histogram_counts_avx2(const float *x, size_t count, double first, double step, float bins_per_unit,
+void shardquant_histogram_counts_avx2(const float *x, size_t count, int absolute, double first, double step, float bins_per_unit,
                                       const float *edges, int32_t bins, int64_t *counts) {
-    (void)x; (void)count; (void)first; (void)step; (void)bins_per_unit; (void)edges; (void)bins; (void)counts;
+    (void)x; (void)count; (void)absolute; (void)first; (void)step; (void)bins_per_unit; (void)edges; (void)bins; (void)counts;
 }
 
 int64_t shardquant_squared_error_sum_avx2(const float *x, size_t count, float inverse, float threshold,

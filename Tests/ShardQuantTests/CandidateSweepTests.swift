@@ -130,6 +130,12 @@ struct CandidateSweepTests {
             let firstDifference = zip(vector, scalar).enumerated().first { $0.element.0 != $0.element.1 }
             #expect(vector.count == bins && firstDifference == nil, "range [\(first), \(last)], \(bins) bins: bin \(firstDifference?.offset ?? -1)")
             #expect(scalar.reduce(0, +) > 0, "the case bins some values")
+            // KL's form: |x| binned without a copy equals binning a copy of |x|.
+            let magnitudesCopied = UniformHistogram.binCounts(data.map { Swift.abs($0) }, bins: bins, first: first, last: last, vector: false)
+            for vectorised in [true, false] {
+                #expect(UniformHistogram.binCounts(data, bins: bins, first: first, last: last, magnitudes: true, vector: vectorised) == magnitudesCopied,
+                        "|x|, range [\(first), \(last)], \(bins) bins, vector \(vectorised)")
+            }
         }
     }
 }

@@ -31,8 +31,8 @@ int64_t shardquant_asymmetric_squared_error_sum_avx2(const float *x, size_t coun
 ///   index −= 1 when x < edges[index]; index += 1 when index != bins − 1 and x >= edges[index + 1],
 /// and counts[index] += 1, in float32 as the scalar definition computes it. `edges` holds the
 /// bins + 1 edges float(i · step + first) (i < bins, in double) and L; `counts` holds bins int64
-/// counters, added to (not cleared).
-void shardquant_histogram_counts_avx2(const float *x, size_t count, double first, double step, float bins_per_unit,
+/// counters, added to (not cleared). With `absolute` non-zero the values binned are |x[i]|.
+void shardquant_histogram_counts_avx2(const float *x, size_t count, int absolute, double first, double step, float bins_per_unit,
                                       const float *edges, int32_t bins, int64_t *counts);
 
 #endif

@@ -46,12 +46,14 @@ public final class KLObserverLayer: BaseQuanter {
         cached = nil
         // |x| with an explicit zero, so every rank's range starts at 0 (one more value per rank
         // would change counts; the zero is added to the range only, not binned).
-        let magnitudes = input.abs().scalars
-        let local = UniformHistogram.range(magnitudes).1
+        // The largest finite |x| from the finite range of x (no copy of |x|): max(−min, max).
+        let (low, high) = UniformHistogram.range(input.scalars)
+        let largest = Swift.max(-low, high)
+        let local = largest == 0 ? 0 : largest  // +0, never −0
         let maximum = reducer.maximum(local)
         if state.histogram == nil && maximum > 0 {
             // Start the histogram at exactly [0, absmax].
-            var counts = UniformHistogram.binCounts(magnitudes, bins: binsCount, first: 0, last: Double(maximum))
+            var counts = UniformHistogram.binCounts(input.scalars, bins: binsCount, first: 0, last: Double(maximum), magnitudes: true)
             reducer.reduceSum(&counts)
             state.histogram = UniformHistogram(counts: counts.map(Double.init), minimum: 0, maximum: Double(maximum))
             state.firstRange = (0, Double(maximum))
@@ -61,7 +63,7 @@ public final class KLObserverLayer: BaseQuanter {
             if state.firstRange == nil, maximum.isFinite { state.firstRange = (0, Double(maximum)) }
             return
         }
-        state.addAnchoredAtZero(magnitudes, batchMaximum: Double(maximum), reducer: reducer)
+        state.addAnchoredAtZero(input.scalars, batchMaximum: Double(maximum), reducer: reducer)
     }
 
     /// The chosen candidate index and threshold, or `nil` before any data.
@@ -144,19 +146,19 @@ public final class KLObserverLayer: BaseQuanter {
 }
 
 extension HistogramState {
-    /// Adds a batch of non-negative values to a histogram anchored at 0: the range can only grow
+    /// Adds the magnitudes `|x|` of a batch to a histogram anchored at 0: the range can only grow
     /// at the top (`batchMaximum`, already agreed across ranks).
     mutating func addAnchoredAtZero(_ values: [Float], batchMaximum: Double, reducer: StatisticReducer) {
         guard var current = histogram, batchMaximum.isFinite else { return }
         current.isFloat32 = true
         if batchMaximum <= current.maximum {
-            var counts = UniformHistogram.binCounts(values, bins: bins, first: 0, last: current.maximum)
+            var counts = UniformHistogram.binCounts(values, bins: bins, first: 0, last: current.maximum, magnitudes: true)
             reducer.reduceSum(&counts)
             for i in 0..<bins { current.counts[i] += Double(counts[i]) }
         } else {
             let grown = UniformHistogram.grownRange(
                 oldMinimum: 0, oldMaximum: current.maximum, newMinimum: 0, newMaximum: batchMaximum, bins: bins)
-            var counts = UniformHistogram.binCounts(values, bins: bins, first: 0, last: grown.maximum)
+            var counts = UniformHistogram.binCounts(values, bins: bins, first: 0, last: grown.maximum, magnitudes: true)
             reducer.reduceSum(&counts)
             let old = UniformHistogram.resampled(current.counts, downsample: grown.downsample, start: grown.start, bins: bins)
             current.counts = (0..<bins).map { Double(counts[$0]) + old[$0] }

@@ -19,7 +19,10 @@ struct UniformHistogram: Sendable {
     /// `⌊(x − first) / (last − first) · bins⌋` in float32, corrected against the float32 bin edges
     /// of `linspace(first, last, bins + 1)`; values outside the range are dropped and the last
     /// edge falls in the last bin.
-    static func binCounts(_ values: [Float], bins: Int, first: Double, last: Double, vector: Bool = SearchKernels.useVector) -> [Int64] {
+    ///
+    /// With `magnitudes`, the values binned are `|x|` (KL's histogram), without a copy of them.
+    static func binCounts(_ values: [Float], bins: Int, first: Double, last: Double, magnitudes: Bool = false,
+                          vector: Bool = SearchKernels.useVector) -> [Int64] {
         let step = (last - first) / Double(bins)
         let edges = (0...bins).map { $0 == bins ? Float(last) : Float(Double($0) * step + first) }
         let firstFloat = Float(first), lastFloat = Float(last)
@@ -42,7 +45,7 @@ struct UniformHistogram: Sendable {
                         if binsInFloat && vector, let base = x.baseAddress, let edgeBase = edges.baseAddress {
                             // The same arithmetic, 8 values at a time (CKernels; tested equal).
                             var counts = [Int64](repeating: 0, count: bins)
-                            shardquant_histogram_counts_avx2(base + begin, end - begin, first, step, binsPerUnit,
+                            shardquant_histogram_counts_avx2(base + begin, end - begin, magnitudes ? 1 : 0, first, step, binsPerUnit,
                                                              edgeBase, Int32(bins), &counts)
                             partials[part] = counts
                             return
@@ -51,7 +54,8 @@ struct UniformHistogram: Sendable {
                         // otherwise chain every increment on the one before it.
                         var counts = [Int64](repeating: 0, count: 4 * bins)
                         counts.withUnsafeMutableBufferPointer { counts in
-                            @inline(__always) func count(_ value: Float, into lane: Int) {
+                            @inline(__always) func count(_ signed: Float, into lane: Int) {
+                                let value = magnitudes ? Swift.abs(signed) : signed
                                 guard value >= firstFloat && value <= lastFloat else { return }
                                 let position = binsInFloat
                                     ? (value - firstFloat) * binsPerUnit
