@@ -64,6 +64,10 @@ open class MultiHeadAttention: Layer {
         let k = heads(key)
         let v = heads(value)
         var scores = q.matmulTransposed(k) * (1 / Float(headDimension).squareRoot())  // [B, h, S, S]
+        if isCausal && keyMask == nil {
+            // The decoder's case: the mask folded into the softmax (the same numbers, half the work).
+            return scores.causalSoftmax().matmul(v).permuted([0, 2, 1, 3]).reshaped([batch, sequence, width])
+        }
         if isCausal || keyMask != nil {
             if let keyMask { precondition(keyMask.shape == [batch, sequence], "key mask \(keyMask.shape) for [\(batch), \(sequence)]") }
             // Per sample, which keys are padding (none when every key is: that row keeps them all).

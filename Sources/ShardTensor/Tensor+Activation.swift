@@ -45,6 +45,39 @@ extension Tensor {
         }
     }
 
+    /// ``softmax()`` of a causally masked square: for every trailing `[S, S]` matrix, row `i`
+    /// is the softmax of its first `i + 1` entries and 0 after them — what ``softmax()`` gives
+    /// after setting the entries `j > i` to `−∞`, bit for bit (each `exp(−∞ − max)` is exactly 0
+    /// and adding it changes no sum), without writing the mask or exponentiating the masked half.
+    public func causalSoftmax() -> Tensor {
+        precondition(rank >= 2 && shape[rank - 1] == shape[rank - 2], "causalSoftmax needs trailing [S, S], got \(shape)")
+        let length = shape[rank - 1]
+        if count == 0 || length == 0 { return self }
+        let rows = count / length
+        return Tensor(shape: shape) { destination in
+            scalars.withUnsafeBufferPointer { source in
+                parallelFor(rows, minimumPerThread: Swift.max(1, 4096 / length)) { range in
+                    for row in range {
+                        let input = source.baseAddress! + row * length
+                        let output = destination.baseAddress! + row * length
+                        let kept = row % length + 1
+                        var largest = -Float.infinity
+                        for i in 0..<kept { largest = Swift.max(largest, input[i]) }
+                        var total: Float = 0
+                        for i in 0..<kept {
+                            let e = Foundation.exp(input[i] - largest)
+                            output[i] = e
+                            total += e
+                        }
+                        let inverse = 1 / total
+                        for i in 0..<kept { output[i] *= inverse }
+                        for i in kept..<length { output[i] = 0 }
+                    }
+                }
+            }
+        }
+    }
+
     /// Layer normalisation over the last axis:
     /// `y = (x − μ) / √(σ² + ε) · weight + bias`, with `μ` and the biased variance `σ²` of each row.
     ///

@@ -289,3 +289,22 @@ struct RadixSortTests {
         }
     }
 }
+
+@Suite("Tensor.causalSoftmax")
+struct CausalSoftmaxTests {
+    @Test("equals softmax after masking the entries above the diagonal with −∞, bit for bit")
+    func equalsMaskedSoftmax() {
+        for shape in [[2, 3, 5, 5], [1, 1], [4, 64, 64], [1, 1, 37, 37]] {
+            let scores = Tensor.normal(shape, standardDeviation: 4, generator: CounterRandom(seed: UInt64(shape.reduce(1, *))))
+            let length = shape[shape.count - 1]
+            var masked = scores
+            masked.scalars.withUnsafeMutableBufferPointer { buffer in
+                for index in buffer.indices where index % length > (index / length) % length { buffer[index] = -.infinity }
+            }
+            let expected = masked.softmax()
+            let actual = scores.causalSoftmax()
+            #expect(actual.shape == expected.shape)
+            #expect(actual.scalars.map(\.bitPattern) == expected.scalars.map(\.bitPattern), "\(shape)")
+        }
+    }
+}
