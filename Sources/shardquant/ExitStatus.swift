@@ -87,11 +87,12 @@ extension ExitStatus {
 }
 
 extension ShardQuantCommand {
-    /// Chooses OpenBLAS's kernel first (``BLASKernelSelection``; it may re-execute the process),
-    /// then parses and runs the command; errors exit with ``ExitStatus``'s codes. A first argument
+    /// Chooses OpenBLAS's kernel first (``BLASKernelSelection``; it may re-execute the process)
+    /// and keeps large buffers in the heap (``AllocatorTuning``), then parses and runs the command; errors exit with ``ExitStatus``'s codes. A first argument
     /// that is no command and no option gets the nearest command's name.
     static func main() {
         BLASKernelSelection.prepareProcess()
+        AllocatorTuning.apply()
         let arguments = Array(CommandLine.arguments.dropFirst())
         let names = configuration.subcommands.map { $0._commandName }
         if let first = arguments.first, !first.hasPrefix("-"), !names.contains(first), first != "help" {

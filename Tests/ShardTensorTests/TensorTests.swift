@@ -308,3 +308,13 @@ struct CausalSoftmaxTests {
         }
     }
 }
+
+@Suite("AllocatorTuning")
+struct AllocatorTuningTests {
+    @Test("applies glibc's three settings, leaves a user's own tunable alone, and is off with SHARDQUANT_MALLOC_TUNING=off")
+    func honoursEnvironment() {
+        #expect(AllocatorTuning.apply(environment: [:]) == ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"])
+        #expect(AllocatorTuning.apply(environment: ["MALLOC_TRIM_THRESHOLD_": "0"]) == ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_"])
+        #expect(AllocatorTuning.apply(environment: ["SHARDQUANT_MALLOC_TUNING": "off"]).isEmpty)
+    }
+}

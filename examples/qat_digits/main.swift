@@ -17,6 +17,7 @@ import ShardTensor
 import ShardTrain
 
 BLASKernelSelection.prepareProcess()  // OpenBLAS's best kernel for this processor (may re-execute)
+AllocatorTuning.apply()  // large buffers reused, not unmapped and faulted in again
 let arguments = CommandLine.arguments.dropFirst()
 let retrain = arguments.contains("--retrain")
 let out = arguments.firstIndex(of: "--out").flatMap { arguments.index(after: $0) < arguments.endIndex ? arguments[arguments.index(after: $0)] : nil }

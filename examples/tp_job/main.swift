@@ -13,6 +13,7 @@ import ShardQuant
 import ShardTensor
 
 BLASKernelSelection.prepareProcess()  // OpenBLAS's best kernel for this processor (may re-execute)
+AllocatorTuning.apply()  // large buffers reused, not unmapped and faulted in again
 let out = URL(fileURLWithPath: CommandLine.arguments.dropFirst().first ?? "tp-job-out")
 let world: Communicator = MPICommunicator.isLaunchedByMPI ? try MPICommunicator.world() : SingleProcessCommunicator()
 
