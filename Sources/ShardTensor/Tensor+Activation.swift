@@ -20,29 +20,7 @@ extension Tensor {
     /// Softmax along the last axis: `e^{x_i − max x} / Σ_j e^{x_j − max x}`.
     public func softmax() -> Tensor {
         precondition(rank >= 1, "softmax of a rank-0 tensor")
-        let length = shape[rank - 1]
-        if count == 0 || length == 0 { return self }
-        let rows = count / length
-        return Tensor(shape: shape) { destination in
-            scalars.withUnsafeBufferPointer { source in
-                parallelFor(rows, minimumPerThread: Swift.max(1, 4096 / length)) { range in
-                    for row in range {
-                        let input = source.baseAddress! + row * length
-                        let output = destination.baseAddress! + row * length
-                        var largest = -Float.infinity
-                        for i in 0..<length { largest = Swift.max(largest, input[i]) }
-                        var total: Float = 0
-                        for i in 0..<length {
-                            let e = Foundation.exp(input[i] - largest)
-                            output[i] = e
-                            total += e
-                        }
-                        let inverse = 1 / total
-                        for i in 0..<length { output[i] *= inverse }
-                    }
-                }
-            }
-        }
+        return softmaxOfRows(causal: false)
     }
 
     /// ``softmax()`` of a causally masked square: for every trailing `[S, S]` matrix, row `i`
@@ -51,6 +29,12 @@ extension Tensor {
     /// and adding it changes no sum), without writing the mask or exponentiating the masked half.
     public func causalSoftmax() -> Tensor {
         precondition(rank >= 2 && shape[rank - 1] == shape[rank - 2], "causalSoftmax needs trailing [S, S], got \(shape)")
+        return softmaxOfRows(causal: true)
+    }
+
+    /// Each row's softmax over its first `kept` entries (all of them, or `i + 1` for row `i` of a
+    /// square when `causal`), in order, zeros after them.
+    private func softmaxOfRows(causal: Bool) -> Tensor {
         let length = shape[rank - 1]
         if count == 0 || length == 0 { return self }
         let rows = count / length
@@ -60,7 +44,7 @@ extension Tensor {
                     for row in range {
                         let input = source.baseAddress! + row * length
                         let output = destination.baseAddress! + row * length
-                        let kept = row % length + 1
+                        let kept = causal ? row % length + 1 : length
                         var largest = -Float.infinity
                         for i in 0..<kept { largest = Swift.max(largest, input[i]) }
                         var total: Float = 0
@@ -71,7 +55,7 @@ extension Tensor {
                         }
                         let inverse = 1 / total
                         for i in 0..<kept { output[i] *= inverse }
-                        for i in kept..<length { output[i] = 0 }
+                        (output + kept).initialize(repeating: 0, count: length - kept)
                     }
                 }
             }

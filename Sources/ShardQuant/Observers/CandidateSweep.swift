@@ -62,19 +62,17 @@ enum SearchKernels {
     }()
 
     /// Σ of the grid integers of `(x − fakeQuantize(x, T))²` over `values`, symmetric levels
-    /// `clip(round(x · (1/T) · qmax), −qmax − 1, qmax)`; at most 2²² values.
+    /// `clip(round(x · (1/T) · qmax), −qmax − 1, qmax)`; at most 2²² values (the sum fits an `Int64`).
     static func squaredErrorSum(_ values: UnsafeBufferPointer<Float>, inverse: Float, threshold: Float,
                                 quantMaximum: Float, reciprocalMaximum: Float, grid: FixedPointGrid, vector: Bool = useVector) -> Int64 {
         if vector, let base = values.baseAddress {
             return shardquant_squared_error_sum_avx2(base, values.count, inverse, threshold, quantMaximum, reciprocalMaximum, grid.scale)
         }
-        var partial: Int64 = 0
-        for x in values {
-            let error = Double(x - fakeQuantize(x, inverse: inverse, threshold: threshold,
-                                                quantMaximum: quantMaximum, reciprocalMaximum: reciprocalMaximum))
-            partial &+= grid.nonNegativeInteger(error * error)
-        }
-        return partial
+        return Int64(fixedPointSum(count: values.count, grid: grid) { i in
+            let error = Double(values[i] - fakeQuantize(values[i], inverse: inverse, threshold: threshold,
+                                                        quantMaximum: quantMaximum, reciprocalMaximum: reciprocalMaximum))
+            return error * error
+        })
     }
 
     /// The asymmetric form: levels `clip(round(x / step) + z, qmin, qmax)`, dequantized `(level − z) · step`.
@@ -83,12 +81,10 @@ enum SearchKernels {
         if vector, let base = values.baseAddress {
             return shardquant_asymmetric_squared_error_sum_avx2(base, values.count, step, zero, quantMinimum, quantMaximum, grid.scale)
         }
-        var partial: Int64 = 0
-        for x in values {
-            let level = Swift.min(Swift.max((x / step).rounded(.toNearestOrEven) + zero, quantMinimum), quantMaximum)
-            let error = Double(x - (level - zero) * step)
-            partial &+= grid.nonNegativeInteger(error * error)
-        }
-        return partial
+        return Int64(fixedPointSum(count: values.count, grid: grid) { i in
+            let level = Swift.min(Swift.max((values[i] / step).rounded(.toNearestOrEven) + zero, quantMinimum), quantMaximum)
+            let error = Double(values[i] - (level - zero) * step)
+            return error * error
+        })
     }
 }
