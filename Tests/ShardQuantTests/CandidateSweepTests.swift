@@ -91,12 +91,13 @@ struct CandidateSweepTests {
         }
     }
 
-    @Test("EMD's level counts from sorted values equal one counting pass per candidate, split over parts or not")
+    @Test("EMD's level counts from sorted values equal one counting pass per candidate, split over parts or not, NaN and ±∞ included")
     func sortedLevelCountsMatchPasses() {
         // 200 000 values: more than one 64 Ki part, so both threads sort and count their own run.
         for count in [1, 1000, 200_000] {
-            let values = Self.mixedValues(count: count, seed: 5)
-            let absMax = Double(values.map(\.magnitude).max()!)
+            var values = Self.mixedValues(count: count, seed: 5)
+            for index in stride(from: 11, to: count, by: 401) { values[index] = [Float.nan, .infinity, -.infinity, -Float.nan][index % 4] }
+            let absMax = Double(values.filter(\.isFinite).map(\.magnitude).max() ?? 1)
             let inverses = SearchGrid.factors.map { Float(1.0 / ($0 * Swift.max(absMax, 1e-8))) }
             for quantMaximum in [127, 7] {
                 let sorted = EMDLevelCounts.bySorting(values, inverses: inverses, quantMaximum: quantMaximum)

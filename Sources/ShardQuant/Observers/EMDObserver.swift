@@ -75,9 +75,7 @@ public final class EMDObserverLayer: BaseQuanter {
         // Each candidate's dequantized values take only `levels` values, so their moments follow
         // exactly from integer level counts (SUM-reduced, order-free).
         let inverses = factors.map { Float(1.0 / ($0 * absMax)) }
-        var counts = input.nonFiniteCount() == 0
-            ? EMDLevelCounts.bySorting(input.scalars, inverses: inverses, quantMaximum: quantMaximum)
-            : EMDLevelCounts.byPasses(input.scalars, inverses: inverses, quantMaximum: quantMaximum)
+        var counts = EMDLevelCounts.bySorting(input.scalars, inverses: inverses, quantMaximum: quantMaximum)
         // The squared deviations and every level count in one collective.
         var combined = [squares] + counts.map { Int128($0) }
         reducer.reduceSum(&combined)
@@ -121,16 +119,27 @@ public final class EMDObserverLayer: BaseQuanter {
 /// how many values quantize to level `j − qmax − 1` under threshold `T_k`, the level being
 /// `clip(round(x · (1/T_k) · qmax), −qmax − 1, qmax)` in float32.
 enum EMDLevelCounts {
-    /// From sorted values: the level is a non-decreasing function of a finite `x` (a product with
-    /// positive constants, a clamp and a rounding, each monotone in IEEE arithmetic), so the values
-    /// of one level are a contiguous run of the sorted array, and its bounds are found by binary
-    /// search with the same float32 expression. One radix sort replaces a pass per candidate;
-    /// zeros (level 0 under every threshold) are counted, not sorted. Finite values only.
+    /// From sorted values: the level is a non-decreasing function of any `x` but NaN (±∞
+    /// included: a product with positive constants, a clamp and a rounding, each monotone in IEEE
+    /// arithmetic), so the values of one level are a contiguous run of the sorted array, and its
+    /// bounds are found by binary search with the same float32 expression. One radix sort replaces
+    /// a pass per candidate. Zeros (level 0 under every threshold) and NaN (the lowest level, as
+    /// ``quantizedLevelIndex(_:quantMaximum:)`` places it) are counted, not sorted, so the result
+    /// equals ``byPasses(_:inverses:quantMaximum:)`` for any input.
     static func bySorting(_ values: [Float], inverses: [Float], quantMaximum: Int) -> [Int64] {
         let levels = 2 * quantMaximum + 2
         let offset = quantMaximum + 1
         let qmax = Float(quantMaximum)
-        let nonZero = CandidateSweep.nonZeroValues(values)
+        var notANumber = 0
+        let nonZero = [Float](unsafeUninitializedCapacity: values.count) { buffer, kept in
+            var position = 0
+            for value in values {
+                buffer[position] = value
+                position += value != 0 && !value.isNaN ? 1 : 0
+                notANumber += value.isNaN ? 1 : 0
+            }
+            kept = position
+        }
         // Runs of at least 64 Ki values per thread, each sorted and counted on its own.
         let parts = Swift.max(1, Swift.min(Parallelism.threadCount, nonZero.count / 65_536))
         var partCounts = [[Int64]](repeating: [], count: parts)
@@ -164,12 +173,16 @@ enum EMDLevelCounts {
             }
         }
         var counts = partCounts.dropFirst().reduce(partCounts[0]) { total, part in zip(total, part).map { $0 + $1 } }
-        let zeros = Int64(values.count - nonZero.count)
-        for candidate in inverses.indices { counts[candidate * levels + offset] += zeros }
+        let zeros = Int64(values.count - nonZero.count - notANumber)
+        for candidate in inverses.indices {
+            counts[candidate * levels + offset] += zeros
+            counts[candidate * levels] += Int64(notANumber)
+        }
         return counts
     }
 
-    /// One pass per candidate (any input, NaN counting as the lowest level): the definition.
+    /// One pass per candidate (NaN counting as the lowest level): the definition, which the tests
+    /// compare ``bySorting(_:inverses:quantMaximum:)`` with.
     static func byPasses(_ values: [Float], inverses: [Float], quantMaximum: Int) -> [Int64] {
         let levels = 2 * quantMaximum + 2
         let qmax = Float(quantMaximum)
