@@ -12,7 +12,7 @@ weights bit-identical). With --reproducible the layers and the converted model's
 bit-identical at every grid point (and for MobileNetV1 at D = 1 and 2). Then it injects a failure on one rank and checks that every rank exits
 non-zero, that stderr names the failing rank, and that no output folder exists; then kills one
 rank's process outright (no agreement sees that) and checks the same; and that ranks started with
-different arguments refuse to run.
+different arguments, config files or input files (same path, other contents) refuse to run.
 Prints `N passed, N failed` last; exits non-zero on any failure.
 """
 import json
@@ -252,6 +252,21 @@ with tempfile.TemporaryDirectory() as folder:
     check(run.returncode != 0 and "rank(s) 1 were started with other arguments, another --config file" in run.stderr,
           f"ranks with different config files refuse: {run.stderr[-300:]}")
     check(not os.path.exists(out), "no output folder after different config files")
+
+    # The same arguments, but the calibration text at the same relative path holds other lines on
+    # rank 1 (as on two hosts with their own copies): refused at start, naming the file.
+    for index in range(2):
+        with open(os.path.join(folder, f"host{index}", "calibration.txt"), "w") as f:
+            f.write("The same first line.\n" + ("A second line.\n" if index == 0 else "Another second line.\n"))
+    with open(appfile, "w") as f:
+        for index in range(2):
+            f.write(" ".join(["-np", "1", "-wdir", os.path.join(folder, f"host{index}"), BINARY, "calibrate", "--model", "llama",
+                              "--tp", "2", "--text", "calibration.txt", "--quiet", "--out", out]) + "\n")
+    run = subprocess.run(["mpirun", *root, "--oversubscribe", "--bind-to", "none", "--mca", "btl_vader_single_copy_mechanism", "none",
+                          "--app", appfile], capture_output=True, text=True, timeout=600)
+    check(run.returncode != 0 and "rank(s) 1 were started with" in run.stderr and "(different: --text calibration.txt)" in run.stderr,
+          f"ranks whose --text files differ refuse, naming the file: {run.stderr[-300:]}")
+    check(not os.path.exists(out), "no output folder after different --text files")
 
 # Output safety: a full disk, a file-size limit and an output path under a file are clean errors
 # that leave nothing behind (single process; the same code path writes for every rank count).

@@ -194,3 +194,43 @@ public func fingerprint(_ data: Data) -> String {
     }
     return String(format: "%016llx", hash)
 }
+
+/// A content fingerprint of a file, or of a folder's regular files (recursively, in path order,
+/// each name with its bytes), as 16 hex digits: the file is mapped and mixed eight bytes at a time
+/// (`h = rotl((h ⊕ word) · 0x9E3779B97F4A7C15, 31)`, then the length), so a 100 MB checkpoint costs
+/// milliseconds. Not cryptographic: it tells apart different copies, not forgeries. `"missing"`
+/// for a path that does not exist or cannot be read.
+public func contentFingerprint(of url: URL) -> String {
+    var isFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) else { return "missing" }
+    if isFolder.boolValue {
+        let files = (FileManager.default.enumerator(at: url, includingPropertiesForKeys: [.isRegularFileKey])?
+            .compactMap { $0 as? URL } ?? [])
+            .filter { (try? $0.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true }
+            .map { $0.path }
+            .sorted()
+        var listing = Data()
+        for file in files {
+            listing.append(Data("\(file.dropFirst(url.path.count)):\(contentFingerprint(of: URL(fileURLWithPath: file)))\n".utf8))
+        }
+        return fingerprint(listing)
+    }
+    guard let data = try? Data(contentsOf: url, options: .alwaysMapped) else { return "missing" }
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    data.withUnsafeBytes { raw in
+        let words = raw.count / 8
+        for index in 0..<words {
+            let word = raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)
+            hash = ((hash ^ word) &* 0x9E37_79B9_7F4A_7C15).rotatedLeft(by: 31)
+        }
+        for index in (words * 8)..<raw.count {
+            hash = ((hash ^ UInt64(raw[index])) &* 0x9E37_79B9_7F4A_7C15).rotatedLeft(by: 31)
+        }
+    }
+    hash = (hash ^ UInt64(data.count)) &* 0x9E37_79B9_7F4A_7C15
+    return String(format: "%016llx", hash)
+}
+
+extension UInt64 {
+    fileprivate func rotatedLeft(by count: Int) -> UInt64 { (self << UInt64(count)) | (self >> UInt64(64 - count)) }
+}

@@ -34,17 +34,33 @@ public struct Agreement {
     }
 
     /// Refuses to start when the ranks were launched as different jobs: every rank's fingerprint
-    /// of `identity` (its arguments, config file bytes, executable) is gathered and compared, and
-    /// every rank throws the same ``AgreedFailure`` (exit code `code`) naming the odd ranks.
-    public func checkSameJob(identity: Data, code: Int32) throws {
+    /// of each part of its identity (its arguments, the config file's bytes, each input file's
+    /// contents, the executable's contents) is gathered and compared, and every rank throws the
+    /// same ``AgreedFailure`` (exit code `code`) naming the odd ranks and the parts that differ.
+    /// On several hosts the same path can hold different files: the contents are compared.
+    public func checkSameJob(identity parts: [(name: String, identity: Data)], code: Int32) throws {
         guard world.size > 1 else { return }
-        let fingerprints = try world.allGather(bytes: Array(fingerprint(identity).utf8)).map { String(decoding: $0, as: UTF8.self) }
+        let local = parts.map { fingerprint($0.identity) }.joined(separator: ",")
+        let fingerprints = try world.allGather(bytes: Array(local.utf8)).map { String(decoding: $0, as: UTF8.self) }
         let odd = fingerprints.indices.filter { fingerprints[$0] != fingerprints[0] }
         if !odd.isEmpty {
             let ranks = odd.map(String.init).joined(separator: ", ")
-            throw AgreedFailure(messages: [(0, "rank(s) \(ranks) were started with other arguments, another --config file or another binary than rank 0; every rank must run the same job")],
+            let first = fingerprints[0].split(separator: ",", omittingEmptySubsequences: false)
+            var differing: [String] = []
+            for rank in odd {
+                let other = fingerprints[rank].split(separator: ",", omittingEmptySubsequences: false)
+                for (index, part) in parts.enumerated() where index >= first.count || index >= other.count || first[index] != other[index] {
+                    if !differing.contains(part.name) { differing.append(part.name) }
+                }
+            }
+            throw AgreedFailure(messages: [(0, "rank(s) \(ranks) were started with other arguments, another --config file, other input files or another binary than rank 0; every rank must run the same job (different: \(differing.joined(separator: ", ")))")],
                                 code: code)
         }
+    }
+
+    /// ``checkSameJob(identity:code:)`` with one part.
+    public func checkSameJob(identity: Data, code: Int32) throws {
+        try checkSameJob(identity: [("job", identity)], code: code)
     }
 }
 

@@ -334,16 +334,28 @@ struct Calibrate: ParsableCommand {
         return settings
     }
 
-    /// What must be the same on every rank: the arguments, the `--config` file's bytes (the same
-    /// path can hold different files on different hosts) and the executable's size and date.
-    private func jobIdentity() -> Data {
-        var identity = Data(CommandLine.arguments.dropFirst().joined(separator: "\u{1F}").utf8)
-        if let config { identity.append((try? Data(contentsOf: URL(fileURLWithPath: config))) ?? Data("unreadable".utf8)) }
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
-        if let attributes = try? FileManager.default.attributesOfItem(atPath: executable) {
-            identity.append(Data("\((attributes[.size] as? NSNumber)?.intValue ?? 0)/\((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)".utf8))
+    /// What must be the same on every rank, part by part: the arguments, the `--config` file's
+    /// bytes, each input's contents (the data, the texts, the weights or checkpoint, the default
+    /// SmolLM2 or MiniLM checkpoint when none is given) and the executable's contents. On several
+    /// hosts the same path can hold different files, and a copied binary has another date.
+    private func jobIdentity() -> [(name: String, identity: Data)] {
+        var parts: [(name: String, identity: Data)] = [("arguments", Data(CommandLine.arguments.dropFirst().joined(separator: "\u{1F}").utf8))]
+        if let config { parts.append(("--config \(config)", (try? Data(contentsOf: URL(fileURLWithPath: config))) ?? Data("unreadable".utf8))) }
+        var inputs: [(String, String)] = [("--data", data), ("--text", text), ("--eval-data", evalData), ("--eval-text", evalText)]
+            .compactMap { name, path in path.map { (name, $0) } }
+        if let weights = model.weights {
+            inputs.append(("--weights", weights))
+        } else if model.model == "llama" {
+            inputs.append(("the default checkpoint", SmolLM2Checkpoint.defaultFile.path))
+        } else if model.model == "minilm", let definition = try? MiniLMDefinition(settings: ModelSettings(values: [:], weights: nil)) {
+            inputs.append(("the default checkpoint", definition.folder.path))
         }
-        return identity
+        for (name, path) in inputs {
+            parts.append(("\(name) \(path)", Data(contentFingerprint(of: URL(fileURLWithPath: path)).utf8)))
+        }
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        parts.append(("the shardquant binary", Data(contentFingerprint(of: executable).utf8)))
+        return parts
     }
 
     /// `--verbose`: rank 0's calibration, collective and export timings (the other ranks' are
