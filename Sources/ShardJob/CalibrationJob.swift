@@ -48,6 +48,14 @@ public struct CalibrationJob {
         public var nonFinite: BaseQuanter.NonFiniteHandling = .stop
         public var out: URL
         public var overwrite = false
+        /// `--checkpoint-every K`: every rank saves its statistics every K steps
+        /// (``CalibrationCheckpoint``), beside ``out``.
+        public var checkpointEvery: Int?
+        /// `--resume`: continue from the latest checkpoint every rank holds (none: start afresh).
+        public var resume = false
+        /// What a checkpoint must have been made by: the command line's arguments (without
+        /// `--resume`), config and inputs' contents. Library callers set their own.
+        public var jobFingerprint = ""
         /// The converted model's output on two synthetic samples, written here (tests).
         public var probeOutput: URL?
         /// A failure to inject (tests): at a calibration step of a rank, or a pause in the export.
@@ -131,6 +139,17 @@ public struct CalibrationJob {
         try agreement { checkedInputs = try readInputs() }
         let inputs = checkedInputs!
         let batchesUsed = inputs.batches.map { Swift.min($0.count, s.steps) } ?? s.steps
+        let statisticsCheckpoint = CalibrationCheckpoint(out: s.out, rank: world.rank)
+        let checkpointIdentity = CalibrationCheckpoint.Identity(job: s.jobFingerprint, tensorParallel: s.tensorParallel,
+                                                                dataParallel: dataParallel, worldSize: world.size, batches: batchesUsed)
+        try agreement {
+            // A checkpoint left by an interrupted run is continued (--resume), discarded
+            // (--overwrite), or protected: never silently replaced.
+            if !s.resume && statisticsCheckpoint.exists {
+                guard s.overwrite else { throw CalibrationCheckpointError.exists(folder: statisticsCheckpoint.folder.path) }
+                statisticsCheckpoint.removeFolder()
+            }
+        }
 
         var built: (network: Layer, plan: CalibrationPlan, floatModel: Layer, batches: [Tensor], evaluation: EvaluationSet)?
         try agreement {
@@ -190,9 +209,15 @@ public struct CalibrationJob {
             let quantizable = observed.namedSublayers().filter { $0.layer is ConvertibleQuantedLayer || $0.layer is ObserveWrapper }.count
             if s.keepFloat > quantizable { throw CalibrationJobError.keepFloatTooLarge(asked: s.keepFloat, quantizable: quantizable) }
             PTQ.setNonFiniteHandling(s.nonFinite, in: observed)
+            if s.checkpointEvery != nil || s.resume {
+                for (path, quanter) in Self.quanters(of: observed) where !quanter.savesStatistics {
+                    throw CalibrationCheckpointError.unsupported(path: path, reason: "the \(quanter.observerName) quanter's statistics cannot be saved")
+                }
+            }
             observedModel = observed
         }
         let observed = observedModel!
+        let resumedStep = s.resume ? try resume(observed, from: statisticsCheckpoint, identity: checkpointIdentity, events: events) : 0
         let keptByConfig = CalibrationPlan.keptFloat(in: floatModel, resolutions: plan.resolutions)
 
         // This job's own tally of the calibration steps' collectives.
@@ -200,7 +225,7 @@ public struct CalibrationJob {
         let calibrationStart = DispatchTime.now().uptimeNanoseconds
         events(.calibrationBegins)
         try CollectiveCounters.with(counters) {
-            for (index, batch) in batches.enumerated() {
+            for (index, batch) in batches.enumerated() where index >= resumedStep {
                 try agreement {
                     if let injected = s.injection, !injected.pauseInExport, injected.rank == world.rank, injected.step == index + 1 {
                         // A crash that no agreement sees: the launcher must end the job.
@@ -211,6 +236,13 @@ public struct CalibrationJob {
                 }
                 _ = observed(batch)
                 events(.step(done: index + 1, total: batches.count))
+                if let every = s.checkpointEvery, (index + 1) % every == 0, index + 1 < batches.count {
+                    try agreement {
+                        try statisticsCheckpoint.write(step: index + 1, quanters: Self.quanters(of: observed), identity: checkpointIdentity)
+                    }
+                    // Every rank holds step index + 1 now: the older ones can go.
+                    statisticsCheckpoint.prune(before: index + 1)
+                }
             }
         }
         let calibrationSeconds = Double(DispatchTime.now().uptimeNanoseconds - calibrationStart) / 1e9
@@ -310,9 +342,50 @@ public struct CalibrationJob {
             try folder.commit()
             destination = folder.destination
         }
+        // The run is complete: its checkpoints are not needed any more.
+        statisticsCheckpoint.removeOwnFiles()
         return Outcome(layers: layers, report: report!, folder: destination, dataParallel: dataParallel, batches: batchesUsed,
                        observerCount: observerCount, calibrationSeconds: calibrationSeconds, collectives: collectives,
                        exportSeconds: exportSeconds, writerSeconds: writerSeconds)
+    }
+
+    /// The quanters of an observed model with their layer paths, in model order.
+    static func quanters(of model: Layer) -> [(path: String, quanter: BaseQuanter)] {
+        model.namedSublayers().compactMap { entry in (entry.layer as? BaseQuanter).map { (entry.path, $0) } }
+    }
+
+    /// `--resume`: the latest step every rank has a checkpoint of (gathered), each rank's
+    /// statistics of that step restored into `observed`; 0 (a fresh start) when some rank has none.
+    func resume(_ observed: Layer, from checkpoint: CalibrationCheckpoint, identity: CalibrationCheckpoint.Identity,
+                events: (Event) -> Void) throws -> Int {
+        let local = checkpoint.steps()
+        let gathered = try world.allGather(bytes: Array(local.map(String.init).joined(separator: ",").utf8))
+            .map { String(decoding: $0, as: UTF8.self).split(separator: ",").compactMap { Int($0) } }
+        let common = gathered.dropFirst().reduce(Set(gathered[0])) { $0.intersection($1) }.max()
+        guard let step = common else {
+            events(.note(gathered.allSatisfy(\.isEmpty)
+                ? "resume: no checkpoint yet at \(checkpoint.folder.path); starting afresh"
+                : "resume: no step that every rank has a checkpoint of; starting afresh"))
+            return 0
+        }
+        try agreement {
+            let states = try checkpoint.read(step: step, identity: identity)
+            let file = checkpoint.statisticsFile(step: step).path
+            let quanters = Self.quanters(of: observed)
+            for (path, quanter) in quanters {
+                guard let state = states[path] else {
+                    throw CalibrationCheckpointError.mismatch(file: file, path: path, reason: "not in the checkpoint")
+                }
+                do { try quanter.restoreStatistics(state) } catch {
+                    throw CalibrationCheckpointError.mismatch(file: file, path: path, reason: "\(error)")
+                }
+            }
+            if let extra = Set(states.keys).subtracting(quanters.map(\.path)).sorted().first {
+                throw CalibrationCheckpointError.mismatch(file: file, path: extra, reason: "in the checkpoint but not a quanter of this run")
+            }
+        }
+        events(.note("resume: continuing after step \(step) of \(identity.batches) from \(checkpoint.folder.path)"))
+        return step
     }
 
     /// Refuses a tensor-parallel degree the model's split sizes do not admit (before any layer is

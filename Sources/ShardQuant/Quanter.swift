@@ -126,6 +126,44 @@ open class BaseQuanter: Layer {
 
     /// The arguments that describe this quanter, for provenance and reports.
     open var arguments: [String: String] { ["bits": String(bitLength)] }
+
+    // MARK: Saved statistics (checkpoints)
+
+    /// Whether ``savedStatistics()`` and ``restoreStatistics(_:)`` work for this quanter (every
+    /// PTQ observer; not the quantization-aware-training quanters, whose state is learned).
+    open var savesStatistics: Bool { false }
+
+    /// This rank's statistics, exactly (no collective): the observer's own
+    /// (``observerStatistics()``) and the call count and non-finite records.
+    public final func savedStatistics() throws(StatisticsStateError) -> StatisticsState {
+        guard savesStatistics else { throw .unsupported(observer: observerName) }
+        var state = observerStatistics()
+        state.set("calls", callCount)
+        state.set("non_finite", firstNonFinite.map { [Double($0.call), Double($0.count)] } ?? [])
+        state.set("skipped_non_finite", skippedNonFinite)
+        return state
+    }
+
+    /// Puts back what ``savedStatistics()`` returned, so the next call continues as the saved
+    /// quanter would have.
+    public final func restoreStatistics(_ state: StatisticsState) throws(StatisticsStateError) {
+        guard savesStatistics else { throw .unsupported(observer: observerName) }
+        let calls = try state.integer("calls")
+        let nonFinite = try state.array("non_finite")
+        guard nonFinite.isEmpty || nonFinite.count == 2 else { throw .wrongLength(key: "non_finite", expected: 2, found: nonFinite.count) }
+        let skipped = try state.integer("skipped_non_finite")
+        try restoreObserverStatistics(state)
+        callCount = calls
+        firstNonFinite = nonFinite.isEmpty ? nil : (Int(nonFinite[0]), Int(nonFinite[1]))
+        skippedNonFinite = skipped
+    }
+
+    /// The subclass's own statistics (keys of its choosing). Subclasses that override
+    /// ``savesStatistics`` override this and ``restoreObserverStatistics(_:)``.
+    open func observerStatistics() -> StatisticsState { StatisticsState() }
+
+    /// Restores what ``observerStatistics()`` saved; drops any cached reduction.
+    open func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {}
 }
 
 /// Builds one fresh quanter per layer (Paddle's `QuanterFactory`): configs hold factories, so

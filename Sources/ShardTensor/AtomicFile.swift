@@ -12,8 +12,10 @@ private let systemWrite = Darwin.write
 /// limit, a folder that cannot be written) throw ``TensorFileError`` with the system's reason and
 /// leave neither the temporary file nor a partial destination behind.
 public enum AtomicFile {
-    /// Writes `data` to `url` atomically.
-    public static func write(_ data: Data, to url: URL) throws(TensorFileError) {
+    /// Writes `data` to `url` atomically. `durable`: the bytes are flushed to the disk (`fsync`)
+    /// before the rename, and the rename itself after it (the folder's `fsync`), so that a
+    /// machine that loses power keeps either the old file or the whole new one (checkpoints).
+    public static func write(_ data: Data, to url: URL, durable: Bool = false) throws(TensorFileError) {
         let temporary = url.deletingLastPathComponent()
             .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
         func failure(_ what: String) -> TensorFileError {
@@ -39,6 +41,12 @@ public enum AtomicFile {
             unlink(temporary)
             throw error
         }
+        if durable && fsync(descriptor) != 0 {
+            let error = failure("fsync failed")
+            close(descriptor)
+            unlink(temporary)
+            throw error
+        }
         if close(descriptor) != 0 {
             let error = failure("close failed")
             unlink(temporary)
@@ -48,6 +56,13 @@ public enum AtomicFile {
             let error = failure("cannot rename into place")
             unlink(temporary)
             throw error
+        }
+        if durable {
+            let folder = open(url.deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if folder >= 0 {
+                _ = fsync(folder)
+                close(folder)
+            }
         }
     }
 }

@@ -248,9 +248,9 @@ public struct SafetensorsWriter {
         return file
     }
 
-    /// Writes the file atomically.
-    public func write(to url: URL) throws(TensorFileError) {
-        try AtomicFile.write(serialized(), to: url)
+    /// Writes the file atomically (`durable`: flushed to the disk first, ``AtomicFile``).
+    public func write(to url: URL, durable: Bool = false) throws(TensorFileError) {
+        try AtomicFile.write(serialized(), to: url, durable: durable)
     }
 }
 

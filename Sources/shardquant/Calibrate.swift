@@ -105,6 +105,12 @@ struct Calibrate: ParsableCommand {
     @Flag(help: "Replace an existing output folder that ShardQuant wrote (one holding shardquant.json; never the current directory or a parent of it).")
     var overwrite = false
 
+    @Option(name: .customLong("checkpoint-every"), help: "Save every rank's observer statistics every K calibration steps into .OUT.checkpoint/ beside --out (durably: write, fsync, rename), kept until the run succeeds; a killed run continues with the same command line plus --resume.")
+    var checkpointEvery: Int?
+
+    @Flag(help: "Continue a killed run from the latest checkpoint that every rank holds (--checkpoint-every); with none yet, start afresh. Refused when the checkpoint belongs to another job (arguments, config, inputs) or another T or D.")
+    var resume = false
+
     @Flag(help: "Print only errors (no progress, no summary).")
     var quiet = false
 
@@ -154,6 +160,7 @@ struct Calibrate: ParsableCommand {
         if let awqGrid, !(1...1000).contains(awqGrid) { throw ValidationError("--awq-grid must be from 1 to 1000, got \(awqGrid)") }
         if let gptqDamp, !(gptqDamp > 0 && gptqDamp <= 1) { throw ValidationError("--gptq-damp must be in (0, 1], got \(gptqDamp)") }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
+        if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be 1 or more steps, got \(checkpointEvery)") }
         guard keepFloat >= 0 else { throw ValidationError("--keep-float must be 0 or more, got \(keepFloat)") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
         guard tp > 0 else { throw ValidationError("--tp must be positive, got \(tp)") }
@@ -323,6 +330,10 @@ struct Calibrate: ParsableCommand {
         settings.sensitivity = sensitivity
         settings.nonFinite = nonfinite
         settings.overwrite = overwrite
+        settings.checkpointEvery = checkpointEvery
+        settings.resume = resume
+        // The job a checkpoint belongs to: every part of the start-up identity but `--resume`.
+        settings.jobFingerprint = fingerprint(Data(jobIdentity(withoutResume: true).map { "\($0.name)=\(fingerprint($0.identity))" }.joined(separator: "\n").utf8))
         settings.probeOutput = probeOutput.map { URL(fileURLWithPath: $0) }
         settings.injection = injectFailure.flatMap(Self.parseInjection).map {
             CalibrationJob.FailureInjection(rank: $0.rank, step: $0.step, kill: $0.kill, pauseInExport: $0.pauseInExport)
@@ -338,8 +349,21 @@ struct Calibrate: ParsableCommand {
     /// bytes, each input's contents (the data, the texts, the weights or checkpoint, the default
     /// SmolLM2 or MiniLM checkpoint when none is given) and the executable's contents. On several
     /// hosts the same path can hold different files, and a copied binary has another date.
-    private func jobIdentity() -> [(name: String, identity: Data)] {
-        var parts: [(name: String, identity: Data)] = [("arguments", Data(CommandLine.arguments.dropFirst().joined(separator: "\u{1F}").utf8))]
+    private func jobIdentity(withoutResume: Bool = false) -> [(name: String, identity: Data)] {
+        // Without `--resume` and the tests' `--inject-failure` (a run killed by it is resumed without it).
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        if withoutResume {
+            var kept: [String] = []
+            var skipNext = false
+            for argument in arguments {
+                if skipNext { skipNext = false; continue }
+                if argument == "--resume" || argument.hasPrefix("--inject-failure=") { continue }
+                if argument == "--inject-failure" { skipNext = true; continue }
+                kept.append(argument)
+            }
+            arguments = kept
+        }
+        var parts: [(name: String, identity: Data)] = [("arguments", Data(arguments.joined(separator: "\u{1F}").utf8))]
         if let config { parts.append(("--config \(config)", (try? Data(contentsOf: URL(fileURLWithPath: config))) ?? Data("unreadable".utf8))) }
         var inputs: [(String, String)] = [("--data", data), ("--text", text), ("--eval-data", evalData), ("--eval-text", evalText)]
             .compactMap { name, path in path.map { (name, $0) } }

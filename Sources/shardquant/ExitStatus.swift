@@ -38,6 +38,12 @@ enum ExitStatus {
             if case .unsupportedGroup = quantization { return usage }
             if case .unsupportedAlgorithm = quantization { return usage }
             return failure
+        case let checkpoint as CalibrationCheckpointError:
+            switch checkpoint {
+            case .exists, .otherJob, .unsupported: return usage
+            case .corrupted, .mismatch: return dataError
+            case .unwritable: return failure
+            }
         case let exit as ExitCode: return exit.rawValue
         default: return failure
         }

@@ -40,5 +40,9 @@ public final class PresetWeightQuanter: BaseQuanter {
 
     public override var arguments: [String: String] { replacedArguments.merging(["algorithm": algorithm]) { $1 } }
 
+    /// Nothing to save: the algorithm that chose the thresholds runs again before calibration
+    /// resumes, and installs them anew.
+    public override var savesStatistics: Bool { true }
+
     public override func makeCopy() -> Layer { PresetWeightQuanter(copying: self) }
 }

@@ -79,5 +79,32 @@ public final class AVGObserverLayer: BaseQuanter {
         return [Float(callMeanSum / Double(reducedCallCount))]
     }
 
+    public override var savesStatistics: Bool { true }
+
+    /// `call_mean_sum`, `reduced_calls`, and the calls not yet reduced: `pending_rows` (their row
+    /// maxima, call after call) and `pending_row_counts` (rows per call).
+    public override func observerStatistics() -> StatisticsState {
+        StatisticsState(["call_mean_sum": [callMeanSum], "reduced_calls": [Double(reducedCallCount)],
+                         "pending_rows": pendingRows.flatMap { $0.map(Double.init) },
+                         "pending_row_counts": pendingRows.map { Double($0.count) }])
+    }
+
+    public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {
+        let sum = try state.value("call_mean_sum"), calls = try state.integer("reduced_calls")
+        let rows = try state.array("pending_rows"), counts = try state.array("pending_row_counts")
+        guard counts.allSatisfy({ $0 >= 0 && $0 == $0.rounded() }), Int(counts.reduce(0, +)) == rows.count else {
+            throw .wrongLength(key: "pending_rows", expected: Int(counts.reduce(0, +)), found: rows.count)
+        }
+        var pending: [[Float]] = []
+        var offset = 0
+        for count in counts.map({ Int($0) }) {
+            pending.append(rows[offset..<(offset + count)].map(Float.init))
+            offset += count
+        }
+        callMeanSum = sum
+        reducedCallCount = calls
+        pendingRows = pending
+    }
+
     public override func makeCopy() -> Layer { AVGObserverLayer(quantBits: bitLength, reducer: reducer) }
 }

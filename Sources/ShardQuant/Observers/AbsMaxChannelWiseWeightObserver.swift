@@ -34,6 +34,19 @@ public final class AbsMaxChannelWiseWeightObserverLayer: BaseQuanter {
 
     public override func scales() -> [Float]? { channelMaxima }
 
+    public override var savesStatistics: Bool { true }
+
+    /// `channel_maxima` (absent before the first call).
+    public override func observerStatistics() -> StatisticsState {
+        var state = StatisticsState()
+        state.set("channel_maxima", floats: channelMaxima)
+        return state
+    }
+
+    public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {
+        channelMaxima = state.optionalFloats("channel_maxima")
+    }
+
     public override func makeCopy() -> Layer {
         AbsMaxChannelWiseWeightObserverLayer(quantBits: bitLength, axis: quantAxis, reducer: reducer)
     }

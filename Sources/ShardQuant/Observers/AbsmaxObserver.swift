@@ -80,5 +80,20 @@ public final class AbsmaxObserverLayer: BaseQuanter {
 
     public override var arguments: [String: String] { ["bits": String(bitLength), "symmetric": String(symmetric)] }
 
+    public override var savesStatistics: Bool { true }
+
+    /// `running_maximum` `[1]`, `running_range` `[minimum, maximum]`.
+    public override func observerStatistics() -> StatisticsState {
+        StatisticsState(["running_maximum": [Double(runningMaximum)],
+                         "running_range": [Double(runningRange.minimum), Double(runningRange.maximum)]])
+    }
+
+    public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {
+        let maximum = try state.value("running_maximum"), range = try state.array("running_range", count: 2)
+        runningMaximum = Float(maximum)
+        runningRange = (Float(range[0]), Float(range[1]))
+        reduced = nil
+    }
+
     public override func makeCopy() -> Layer { AbsmaxObserverLayer(quantBits: bitLength, symmetric: symmetric, reducer: reducer) }
 }

@@ -112,6 +112,23 @@ public final class EMDObserverLayer: BaseQuanter {
         return [Float(thresholdSum / Double(batchCount))]
     }
 
+    public override var savesStatistics: Bool { true }
+
+    /// `threshold_sum`, `batches`, `first_chosen` and `last_chosen` (empty before a batch).
+    public override func observerStatistics() -> StatisticsState {
+        var state = StatisticsState(["threshold_sum": [thresholdSum], "batches": [Double(batchCount)]])
+        state.set("first_chosen", optional: firstChosenIndex)
+        state.set("last_chosen", optional: lastChosenIndex)
+        return state
+    }
+
+    public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {
+        thresholdSum = try state.value("threshold_sum")
+        batchCount = try state.integer("batches")
+        firstChosenIndex = try state.optionalInteger("first_chosen")
+        lastChosenIndex = try state.optionalInteger("last_chosen")
+    }
+
     public override func makeCopy() -> Layer { EMDObserverLayer(quantBits: bitLength, reducer: reducer) }
 }
 

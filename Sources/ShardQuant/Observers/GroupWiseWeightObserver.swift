@@ -99,6 +99,19 @@ public final class GroupWiseWeightObserverLayer: BaseQuanter {
 
     public override var arguments: [String: String] { ["bits": String(bitLength), "group_size": String(size)] }
 
+    public override var savesStatistics: Bool { true }
+
+    /// `group_maxima` (absent before the first call).
+    public override func observerStatistics() -> StatisticsState {
+        var state = StatisticsState()
+        state.set("group_maxima", floats: groupMaxima)
+        return state
+    }
+
+    public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {
+        groupMaxima = state.optionalFloats("group_maxima")
+    }
+
     public override func makeCopy() -> Layer {
         GroupWiseWeightObserverLayer(quantBits: bitLength, groupSize: size, reducer: reducer)
     }

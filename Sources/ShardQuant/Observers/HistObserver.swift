@@ -121,6 +121,19 @@ public final class PercentHistObserverLayer: BaseQuanter {
         ["bits": String(bitLength), "bins": String(binsCount), "percent": String(percent), "symmetric": String(symmetric)]
     }
 
+    public override var savesStatistics: Bool { true }
+
+    /// The histogram (``HistogramState``'s keys).
+    public override func observerStatistics() -> StatisticsState {
+        var saved = StatisticsState()
+        state.save(into: &saved)
+        return saved
+    }
+
+    public override func restoreObserverStatistics(_ saved: StatisticsState) throws(StatisticsStateError) {
+        try state.restore(from: saved)
+    }
+
     public override func makeCopy() -> Layer {
         PercentHistObserverLayer(quantBits: bitLength, binsCount: binsCount, percent: percent, symmetric: symmetric, reducer: reducer)
     }

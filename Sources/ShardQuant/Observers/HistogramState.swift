@@ -58,4 +58,24 @@ struct HistogramState: Sendable {
         }
         histogram = current
     }
+
+    /// `histogram_counts` (empty before a histogram exists), `histogram_range` `[min, max]`,
+    /// `histogram_float32` (0 or 1), `first_range` (`[min, max]`, or empty before a batch).
+    func save(into state: inout StatisticsState) {
+        state.set("histogram_counts", histogram?.counts ?? [])
+        state.set("histogram_range", histogram.map { [$0.minimum, $0.maximum] } ?? [])
+        state.set("histogram_float32", (histogram?.isFloat32 ?? false) ? 1.0 : 0.0)
+        state.set("first_range", firstRange.map { [$0.minimum, $0.maximum] } ?? [])
+    }
+
+    mutating func restore(from state: StatisticsState) throws(StatisticsStateError) {
+        let counts = try state.array("histogram_counts")
+        let range = try state.array("histogram_range", count: counts.isEmpty ? 0 : 2)
+        guard counts.isEmpty || counts.count == bins else { throw .wrongLength(key: "histogram_counts", expected: bins, found: counts.count) }
+        let float32 = try state.value("histogram_float32")
+        let first = try state.array("first_range")
+        guard first.isEmpty || first.count == 2 else { throw .wrongLength(key: "first_range", expected: 2, found: first.count) }
+        histogram = counts.isEmpty ? nil : UniformHistogram(counts: counts, minimum: range[0], maximum: range[1], isFloat32: float32 != 0)
+        firstRange = first.isEmpty ? nil : (first[0], first[1])
+    }
 }

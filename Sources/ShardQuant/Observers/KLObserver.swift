@@ -142,6 +142,20 @@ public final class KLObserverLayer: BaseQuanter {
 
     public override var arguments: [String: String] { ["bits": String(bitLength), "bins": String(binsCount)] }
 
+    public override var savesStatistics: Bool { true }
+
+    /// The histogram of |x| (``HistogramState``'s keys).
+    public override func observerStatistics() -> StatisticsState {
+        var saved = StatisticsState()
+        state.save(into: &saved)
+        return saved
+    }
+
+    public override func restoreObserverStatistics(_ saved: StatisticsState) throws(StatisticsStateError) {
+        try state.restore(from: saved)
+        cached = nil
+    }
+
     public override func makeCopy() -> Layer { KLObserverLayer(quantBits: bitLength, binsCount: binsCount, reducer: reducer) }
 }
 

@@ -76,6 +76,22 @@ public final class MSEChannelWiseWeightObserverLayer: BaseQuanter {
 
     public override func scales() -> [Float]? { thresholds }
 
+    public override var savesStatistics: Bool { true }
+
+    /// `thresholds` (absent before the first call) and `chosen` (the factor index per channel).
+    public override func observerStatistics() -> StatisticsState {
+        var state = StatisticsState(["chosen": chosenIndices.map(Double.init)])
+        state.set("thresholds", floats: thresholds)
+        return state
+    }
+
+    public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {
+        let chosen = try state.array("chosen")
+        guard chosen.allSatisfy({ $0 >= 0 && $0 == $0.rounded() && $0 < 1e6 }) else { throw .notAnInteger(key: "chosen", value: chosen.first { !($0 >= 0 && $0 == $0.rounded() && $0 < 1e6) } ?? 0) }
+        thresholds = state.optionalFloats("thresholds")
+        chosenIndices = chosen.map { Int($0) }
+    }
+
     public override func makeCopy() -> Layer {
         MSEChannelWiseWeightObserverLayer(quantBits: bitLength, axis: quantAxis, reducer: reducer)
     }

@@ -109,6 +109,25 @@ public final class MSEObserverLayer: BaseQuanter {
 
     public override var arguments: [String: String] { ["bits": String(bitLength), "symmetric": String(symmetric)] }
 
+    public override var savesStatistics: Bool { true }
+
+    /// `threshold_sum`, `batches`, `first_chosen` and `last_chosen` (empty before a batch), `step_sum`, `minimum_sum` (asymmetric).
+    public override func observerStatistics() -> StatisticsState {
+        var state = StatisticsState(["threshold_sum": [thresholdSum], "batches": [Double(batchCount)], "step_sum": [stepSum], "minimum_sum": [minimumSum]])
+        state.set("first_chosen", optional: firstChosenIndex)
+        state.set("last_chosen", optional: lastChosenIndex)
+        return state
+    }
+
+    public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {
+        thresholdSum = try state.value("threshold_sum")
+        batchCount = try state.integer("batches")
+        firstChosenIndex = try state.optionalInteger("first_chosen")
+        lastChosenIndex = try state.optionalInteger("last_chosen")
+        stepSum = try state.value("step_sum")
+        minimumSum = try state.value("minimum_sum")
+    }
+
     public override func makeCopy() -> Layer { MSEObserverLayer(quantBits: bitLength, symmetric: symmetric, reducer: reducer) }
 }
 

@@ -1,0 +1,238 @@
+import Foundation
+import ShardExport
+import ShardQuant
+import ShardTensor
+
+/// Calibration checkpoints (`calibrate --checkpoint-every K`, `--resume`; docs/formats.md,
+/// docs/distributed.md): every K steps each rank writes its observers' statistics, exactly
+/// (``StatisticsState``), into `.NAME.checkpoint/` beside the output folder `NAME`:
+///
+/// - `rank-R.step-S.safetensors`: one float64 tensor `PATH/KEY` per statistic of the quanter at
+///   layer path `PATH`; `__metadata__` holds `format`, `version`, `rank`, `step` (calibration
+///   steps done), `job` (the job's fingerprint), `tensor_parallel`, `data_parallel`,
+///   `world_size`, `batches` and `quanters` (a JSON object: path → observer name);
+/// - `rank-R.step-S.json`, written after it: the same identity plus the statistics file's name,
+///   byte count and content fingerprint, so a truncated or altered file is refused by name.
+///
+/// Both are written durably (write, `fsync`, rename, the folder's `fsync`). A rank deletes its
+/// older steps only after every rank has written the new one (an agreement), so every rank holds
+/// the latest complete step or the one before, and `--resume` continues from the latest step
+/// every rank holds. Each rank reads and writes only its own files, in its own host's folder:
+/// hosts need not share a file system. The folder goes when the run succeeds, or when
+/// `--overwrite` starts afresh.
+public struct CalibrationCheckpoint {
+    public static let format = "shardquant-calibration-checkpoint"
+    public static let version = 1
+
+    /// What a checkpoint must match to be resumed.
+    public struct Identity: Equatable, Sendable {
+        /// The job's fingerprint: its arguments (without `--resume`), config and inputs' contents.
+        public var job: String
+        public var tensorParallel: Int
+        public var dataParallel: Int
+        public var worldSize: Int
+        public var batches: Int
+
+        public init(job: String, tensorParallel: Int, dataParallel: Int, worldSize: Int, batches: Int) {
+            self.job = job
+            self.tensorParallel = tensorParallel
+            self.dataParallel = dataParallel
+            self.worldSize = worldSize
+            self.batches = batches
+        }
+
+        var metadata: [String: String] {
+            ["job": job, "tensor_parallel": String(tensorParallel), "data_parallel": String(dataParallel),
+             "world_size": String(worldSize), "batches": String(batches)]
+        }
+    }
+
+    /// `.NAME.checkpoint` beside the output folder.
+    public let folder: URL
+    public let rank: Int
+
+    public init(out: URL, rank: Int) {
+        let destination = out.standardizedFileURL
+        folder = destination.deletingLastPathComponent().appendingPathComponent(".\(destination.lastPathComponent).checkpoint")
+        self.rank = rank
+    }
+
+    func statisticsFile(step: Int) -> URL { folder.appendingPathComponent("rank-\(rank).step-\(step).safetensors") }
+    func recordFile(step: Int) -> URL { folder.appendingPathComponent("rank-\(rank).step-\(step).json") }
+
+    /// Whether the folder exists (any rank's checkpoint).
+    public var exists: Bool { FileManager.default.fileExists(atPath: folder.path) }
+
+    /// The steps this rank has a record of, ascending.
+    public func steps() -> [Int] {
+        let prefix = "rank-\(rank).step-"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
+            .filter { $0.hasPrefix(prefix) && $0.hasSuffix(".json") }
+            .compactMap { Int($0.dropFirst(prefix.count).dropLast(".json".count)) }
+            .sorted()
+    }
+
+    /// Writes this rank's statistics after `step` calibration steps (no collective).
+    public func write(step: Int, quanters: [(path: String, quanter: BaseQuanter)], identity: Identity) throws {
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: false)
+        } catch where FileManager.default.fileExists(atPath: folder.path) {
+        } catch {
+            throw CalibrationCheckpointError.unwritable(file: folder.path, reason: error.localizedDescription)
+        }
+        var writer = SafetensorsWriter()
+        var observers: [String: String] = [:]
+        for (path, quanter) in quanters {
+            let state: StatisticsState
+            do { state = try quanter.savedStatistics() } catch {
+                throw CalibrationCheckpointError.unsupported(path: path, reason: error.description)
+            }
+            observers[path] = quanter.observerName
+            for (key, values) in state.arrays {
+                writer.add("\(path)/\(key)", rawBytes: littleEndianBytes(values), scalarType: .float64, shape: [values.count])
+            }
+        }
+        var metadata = identity.metadata
+        metadata["format"] = Self.format
+        metadata["version"] = String(Self.version)
+        metadata["rank"] = String(rank)
+        metadata["step"] = String(step)
+        metadata["quanters"] = String(decoding: try JSONSerialization.data(withJSONObject: observers, options: [.sortedKeys]), as: UTF8.self)
+        writer.metadata = metadata
+        let bytes = writer.serialized()
+        let file = statisticsFile(step: step)
+        do {
+            try AtomicFile.write(bytes, to: file, durable: true)
+            var record = metadata
+            record["quanters"] = nil
+            record["file"] = file.lastPathComponent
+            record["bytes"] = String(bytes.count)
+            record["content_fingerprint"] = contentFingerprint(of: file)
+            let json = try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys, .prettyPrinted])
+            try AtomicFile.write(json, to: recordFile(step: step), durable: true)
+        } catch let error as TensorFileError {
+            throw CalibrationCheckpointError.unwritable(file: error.file, reason: "\(error.reason)")
+        }
+    }
+
+    /// Deletes this rank's records and statistics of steps before `step`.
+    public func prune(before step: Int) {
+        for old in steps() where old < step {
+            try? FileManager.default.removeItem(at: recordFile(step: old))
+            try? FileManager.default.removeItem(at: statisticsFile(step: old))
+        }
+    }
+
+    /// Reads this rank's statistics of `step`, refusing a file that is truncated, altered, or of
+    /// another job, rank or layout. Returns the state per quanter path.
+    public func read(step: Int, identity: Identity) throws -> [String: StatisticsState] {
+        let recordURL = recordFile(step: step), file = statisticsFile(step: step)
+        guard let recordData = try? Data(contentsOf: recordURL),
+              let record = (try? JSONSerialization.jsonObject(with: recordData)) as? [String: String] else {
+            throw CalibrationCheckpointError.corrupted(file: recordURL.path, reason: "unreadable, or not the JSON record of a checkpoint")
+        }
+        guard record["format"] == Self.format, record["version"] == String(Self.version) else {
+            throw CalibrationCheckpointError.corrupted(file: recordURL.path, reason: "format \(record["format"] ?? "none") version \(record["version"] ?? "none"), expected \(Self.format) version \(Self.version)")
+        }
+        try Self.check(record, against: identity, rank: rank, step: step, file: recordURL.path, folder: folder.path)
+        let size = ((try? FileManager.default.attributesOfItem(atPath: file.path))?[.size] as? NSNumber)?.intValue
+        guard let size else { throw CalibrationCheckpointError.corrupted(file: file.path, reason: "missing") }
+        guard String(size) == record["bytes"] else {
+            throw CalibrationCheckpointError.corrupted(file: file.path, reason: "\(size) bytes, the record says \(record["bytes"] ?? "?"): truncated or altered")
+        }
+        let found = contentFingerprint(of: file)
+        guard found == record["content_fingerprint"] else {
+            throw CalibrationCheckpointError.corrupted(file: file.path, reason: "content fingerprint \(found), the record says \(record["content_fingerprint"] ?? "?"): altered")
+        }
+        let contents: SafetensorsFile
+        do { contents = try SafetensorsFile(contentsOf: file) } catch {
+            throw CalibrationCheckpointError.corrupted(file: file.path, reason: "\(error)")
+        }
+        try Self.check(contents.metadata, against: identity, rank: rank, step: step, file: file.path, folder: folder.path)
+        var states: [String: StatisticsState] = [:]
+        for entry in contents.entries {
+            guard entry.scalarType == .float64, entry.shape.count == 1, let slash = entry.name.lastIndex(of: "/") else {
+                throw CalibrationCheckpointError.corrupted(file: file.path, reason: "tensor '\(entry.name)' is not a float64 vector named PATH/KEY")
+            }
+            let path = String(entry.name[..<slash]), key = String(entry.name[entry.name.index(after: slash)...])
+            let values: [Double]
+            do { values = doubles(fromLittleEndian: try contents.bytes(entry.name)) } catch {
+                throw CalibrationCheckpointError.corrupted(file: file.path, reason: "\(error)")
+            }
+            states[path, default: StatisticsState()].set(key, values)
+        }
+        return states
+    }
+
+    static func check(_ fields: [String: String], against identity: Identity, rank: Int, step: Int, file: String, folder: String) throws {
+        guard fields["rank"] == String(rank), fields["step"] == String(step) else {
+            throw CalibrationCheckpointError.corrupted(file: file, reason: "it says rank \(fields["rank"] ?? "?") step \(fields["step"] ?? "?"), its name rank \(rank) step \(step)")
+        }
+        var differences: [String] = []
+        if fields["job"] != identity.job { differences.append("another job (other arguments, config or input files)") }
+        for (key, value) in identity.metadata where key != "job" && fields[key] != value {
+            differences.append("\(key.replacingOccurrences(of: "_", with: " ")) \(fields[key] ?? "?"), this run \(value)")
+        }
+        if !differences.isEmpty {
+            throw CalibrationCheckpointError.otherJob(folder: folder, reason: differences.joined(separator: "; "))
+        }
+    }
+
+    /// Deletes this rank's files, and the folder once it is empty.
+    public func removeOwnFiles() {
+        for step in steps() {
+            try? FileManager.default.removeItem(at: recordFile(step: step))
+            try? FileManager.default.removeItem(at: statisticsFile(step: step))
+        }
+        let prefix = "rank-\(rank).step-"
+        for leftover in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] where leftover.hasPrefix(prefix) {
+            try? FileManager.default.removeItem(at: folder.appendingPathComponent(leftover))
+        }
+        if ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? ["?"]).isEmpty {
+            try? FileManager.default.removeItem(at: folder)
+        }
+    }
+
+    /// Deletes the whole folder (`--overwrite` without `--resume`: start afresh).
+    public func removeFolder() {
+        try? FileManager.default.removeItem(at: folder)
+    }
+}
+
+/// Why a checkpoint cannot be written, resumed or trusted. Every case names the file or folder.
+public enum CalibrationCheckpointError: Error, CustomStringConvertible {
+    /// A file that is missing, truncated, altered or not a checkpoint.
+    case corrupted(file: String, reason: String)
+    /// A checkpoint of another job or layout.
+    case otherJob(folder: String, reason: String)
+    /// A checkpoint is there and neither `--resume` nor `--overwrite` was given.
+    case exists(folder: String)
+    case unwritable(file: String, reason: String)
+    /// A quanter whose statistics cannot be saved.
+    case unsupported(path: String, reason: String)
+    /// The checkpoint lacks a quanter of this run, or cannot be put back into it.
+    case mismatch(file: String, path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .corrupted(let file, let reason): return "checkpoint \(file): \(reason); remove the checkpoint folder, or run with --overwrite instead of --resume, to start afresh"
+        case .otherJob(let folder, let reason): return "checkpoint \(folder) belongs to another job: \(reason); run the same command line with --resume, or with --overwrite to start afresh"
+        case .exists(let folder): return "\(folder) holds the checkpoint of an interrupted run: add --resume to continue it, or --overwrite to start afresh"
+        case .unwritable(let file, let reason): return "cannot write checkpoint \(file): \(reason)"
+        case .unsupported(let path, let reason): return "layer \(path): \(reason); --checkpoint-every and --resume need observers that save their statistics"
+        case .mismatch(let file, let path, let reason): return "checkpoint \(file), layer \(path): \(reason)"
+        }
+    }
+}
+
+/// Float64 values as little-endian bytes (safetensors' F64).
+private func littleEndianBytes(_ values: [Double]) -> Data {
+    values.map { $0.bitPattern.littleEndian }.withUnsafeBytes { Data($0) }
+}
+
+/// Little-endian F64 bytes as values.
+private func doubles(fromLittleEndian data: Data) -> [Double] {
+    data.withUnsafeBytes { raw in
+        (0..<(raw.count / 8)).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))) }
+    }
+}

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Checkpointed calibration under real mpirun (launch/test runs this; docs/distributed.md).
+
+For every activation observer (abs_max, avg, hist, kl, mse, emd) at T = 1 and T = 2, on the GPT
+preset with --reproducible and 20 steps, --checkpoint-every 2:
+  * an uninterrupted run;
+  * the same run with one rank killed by SIGKILL at a random step (the hidden --inject-failure
+    RANK:STEP:kill, which the job fingerprint leaves out), then the same command line with --resume:
+    every file of the output folder (scales.json, model.safetensors, the shards, model.onnx, the
+    PaddleNLP files, the compressed-tensors config) byte-identical to the uninterrupted run's, apart
+    from provenance and timings (shardquant.json, report.json, report.html), and the checkpoint
+    folder gone afterwards.
+Then the refusals, each a clean non-zero exit naming the file or folder, with no output folder:
+  * a checkpoint truncated, or altered by one byte, on one rank;
+  * --resume with other arguments (another observer), and at another T;
+  * a new run (no --resume) over an existing checkpoint; with --overwrite it starts afresh;
+and --resume with no checkpoint yet starts afresh, and the output folder's stale-staging cleanup
+leaves the checkpoint alone. SmolLM2 (T = 2, w4a16 group 32, so model.gguf is written) is killed from outside (kill -9 of one rank's
+process while it calibrates, at a random moment) and resumed: scales.json `layers`, model.gguf and
+model.safetensors identical to an uninterrupted run.
+Prints `N passed, N failed` last; exits non-zero on any failure.
+"""
+import filecmp
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAUNCH = os.path.join(ROOT, "launch", "shardquant")
+BINARY = os.path.abspath(os.environ.get("SHARDQUANT_BINARY", os.path.join(ROOT, ".build", "release", "shardquant")))
+GPT = ["calibrate", "--model", "gpt", "--hidden", "96", "--heads", "12", "--layers", "2", "--ffn", "384", "--vocab", "256",
+       "--seq", "32", "--batch-size", "4", "--steps", "20", "--reproducible", "--quiet", "--checkpoint-every", "2"]
+# Provenance and timings may differ between an interrupted and an uninterrupted run.
+VOLATILE = {"shardquant.json", "report.json", "report.html"}
+random.seed(int(os.environ.get("SHARDQUANT_RESUME_SEED", "20261201")))
+passed = failed = 0
+
+
+def check(ok, what):
+    global passed, failed
+    if ok:
+        passed += 1
+        print("ok  ", what, flush=True)
+    else:
+        failed += 1
+        print("FAILED:", what, flush=True)
+
+
+def run(ranks, arguments, cwd):
+    return subprocess.run([LAUNCH, "-np", str(ranks), *arguments], capture_output=True, text=True, timeout=900, cwd=cwd,
+                          stdin=subprocess.DEVNULL, env={**os.environ, "SHARDQUANT_BINARY": BINARY})
+
+
+def differing_files(a, b):
+    """Files of folder a and b (recursively) that differ or exist in one only, volatile ones left out."""
+    def listing(folder):
+        found = set()
+        for base, _, files in os.walk(folder):
+            for name in files:
+                relative = os.path.relpath(os.path.join(base, name), folder)
+                if os.path.basename(relative) not in VOLATILE:
+                    found.add(relative)
+        return found
+    left, right = listing(a), listing(b)
+    different = sorted(left ^ right)
+    for relative in sorted(left & right):
+        if not filecmp.cmp(os.path.join(a, relative), os.path.join(b, relative), shallow=False):
+            different.append(relative)
+    return different, len(left)
+
+
+with tempfile.TemporaryDirectory() as folder:
+    for tp in (1, 2):
+        for observer in ("abs_max", "avg", "hist", "kl", "mse", "emd"):
+            arguments = [*GPT, "--observer", observer, "--tp", str(tp)]
+            whole = run(tp, [*arguments, "--out", "whole"], os.path.join(folder))
+            if whole.returncode != 0:
+                check(False, f"T = {tp} {observer}: uninterrupted run: {whole.stderr[-400:]}")
+                continue
+            os.rename(os.path.join(folder, "whole"), os.path.join(folder, f"whole-{observer}-{tp}"))
+            rank, step = random.randrange(tp), random.randint(3, 19)
+            out = f"resumed-{observer}-{tp}"
+            killed = run(tp, [*arguments, "--out", out, "--inject-failure", f"{rank}:{step}:kill"], folder)
+            checkpoint = os.path.join(folder, f".{out}.checkpoint")
+            saved = sorted(os.listdir(checkpoint)) if os.path.isdir(checkpoint) else []
+            expected = (step - 1) // 2 * 2
+            check(killed.returncode != 0 and not os.path.exists(os.path.join(folder, out))
+                  and (expected == 0 or f"rank-{rank}.step-{expected}.safetensors" in saved),
+                  f"T = {tp} {observer}: rank {rank} killed at step {step}: exit {killed.returncode}, checkpoint {saved}")
+            resumed = run(tp, [*arguments, "--out", out, "--resume"], folder)
+            if resumed.returncode != 0:
+                check(False, f"T = {tp} {observer}: --resume after step {expected}: {resumed.stderr[-400:]}")
+                continue
+            different, count = differing_files(os.path.join(folder, f"whole-{observer}-{tp}"), os.path.join(folder, out))
+            check(not different and count > 3 and not os.path.exists(checkpoint),
+                  f"T = {tp} {observer}: killed at step {step} (rank {rank}), resumed after step {expected}: {count} files "
+                  f"bit-identical to the uninterrupted run{'' if not different else f'; differ: {different}'}; checkpoint "
+                  f"{'still there' if os.path.exists(checkpoint) else 'removed'}")
+
+    # Refusals. A run killed at step 9 holds step 8 on both ranks.
+    arguments = [*GPT, "--observer", "hist", "--tp", "2"]
+    out = "refused"
+    checkpoint = os.path.join(folder, f".{out}.checkpoint")
+
+    def killed_run():
+        shutil.rmtree(checkpoint, ignore_errors=True)
+        run(2, [*arguments, "--out", out, "--inject-failure", "1:9:kill"], folder)
+        return os.path.join(checkpoint, "rank-1.step-8.safetensors")
+
+    statistics = killed_run()
+    with open(statistics, "r+b") as f:
+        f.truncate(os.path.getsize(statistics) - 100)
+    refused = run(2, [*arguments, "--out", out, "--resume"], folder)
+    check(refused.returncode != 0 and "rank-1.step-8.safetensors" in refused.stderr and "truncated" in refused.stderr
+          and not os.path.exists(os.path.join(folder, out)),
+          f"a truncated checkpoint on rank 1 is refused by name: {refused.stderr.strip().splitlines()[:1]}")
+    statistics = killed_run()
+    with open(statistics, "r+b") as f:
+        f.seek(os.path.getsize(statistics) - 3)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0x10]))
+    refused = run(2, [*arguments, "--out", out, "--resume"], folder)
+    check(refused.returncode != 0 and "rank-1.step-8.safetensors" in refused.stderr and "altered" in refused.stderr,
+          f"a checkpoint altered by one byte on rank 1 is refused by name: {refused.stderr.strip().splitlines()[:1]}")
+    killed_run()
+    other = [*GPT, "--observer", "kl", "--tp", "2"]
+    refused = run(2, [*other, "--out", out, "--resume"], folder)
+    check(refused.returncode != 0 and "belongs to another job" in refused.stderr,
+          f"--resume of another job's checkpoint is refused: {refused.stderr.strip().splitlines()[:1]}")
+    refused = run(1, [*GPT, "--observer", "hist", "--tp", "1", "--out", out, "--resume"], folder)
+    check(refused.returncode != 0 and "belongs to another job" in refused.stderr and "tensor parallel 2, this run 1" in refused.stderr,
+          f"--resume at another T is refused, naming T: {refused.stderr.strip().splitlines()[:1]}")
+    refused = run(2, [*arguments, "--out", out], folder)
+    check(refused.returncode != 0 and "holds the checkpoint of an interrupted run" in refused.stderr and os.path.isdir(checkpoint),
+          f"a new run over a checkpoint is refused and leaves it: {refused.stderr.strip().splitlines()[:1]}")
+    # A stale staging folder of a killed export beside it: the next run removes that, not the checkpoint.
+    os.makedirs(os.path.join(folder, f".{out}.partial-999999"))
+    fresh = run(2, [*arguments, "--out", out, "--overwrite"], folder)
+    different, _ = differing_files(os.path.join(folder, "whole-hist-2"), os.path.join(folder, out)) if fresh.returncode == 0 else (["run failed"], 0)
+    check(fresh.returncode == 0 and not different and not os.path.exists(checkpoint),
+          f"--overwrite over a checkpoint starts afresh and equals the uninterrupted run: {fresh.stderr[-300:]} {different}")
+    killed_run()
+    os.makedirs(os.path.join(folder, f".{out}.partial-999998"))
+    resumed = run(2, [*arguments, "--out", out, "--resume", "--overwrite"], folder)
+    check(resumed.returncode == 0 and not os.path.exists(os.path.join(folder, f".{out}.partial-999998")),
+          f"the stale-staging cleanup removes a killed export's folder and --resume still finds the checkpoint: {resumed.stderr[-300:]}")
+    shutil.rmtree(os.path.join(folder, out))
+    afresh = run(2, [*arguments, "--out", out, "--resume"], folder)
+    different, _ = differing_files(os.path.join(folder, "whole-hist-2"), os.path.join(folder, out)) if afresh.returncode == 0 else (["run failed"], 0)
+    check(afresh.returncode == 0 and not different, f"--resume with no checkpoint starts afresh: {afresh.stderr[-300:]} {different}")
+
+    # SmolLM2, killed from outside while it calibrates, then resumed.
+    checkpoint_file = os.path.join(os.environ.get("SHARDQUANT_SMOLLM2", os.path.expanduser("~/.cache/shardquant/smollm2")),
+                                   "SmolLM2-135M-Instruct.Q4_1.gguf")
+    if not os.path.exists(checkpoint_file):
+        check(False, f"no SmolLM2 checkpoint at {checkpoint_file} (launch/setup fetches it)")
+    else:
+        llama = ["calibrate", "--model", "llama", "--text", os.path.join(ROOT, "examples", "llama", "GPL-2.txt"), "--seq", "32",
+                 "--batch-size", "2", "--steps", "8", "--scheme", "w4a16", "--group-size", "32",
+                 "--tp", "2", "--reproducible", "--quiet", "--checkpoint-every", "2"]
+        whole = run(2, [*llama, "--out", "llama-whole"], folder)
+        check(whole.returncode == 0, f"SmolLM2 uninterrupted: {whole.stderr[-300:]}")
+        out = "llama-resumed"
+        checkpoint = os.path.join(folder, f".{out}.checkpoint")
+        process = subprocess.Popen([LAUNCH, "-np", "2", *llama, "--out", out], cwd=folder, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                   env={**os.environ, "SHARDQUANT_BINARY": BINARY})
+        # Wait for a first checkpoint, then kill one rank at a random moment of the steps after it.
+        deadline = time.time() + 600
+        while time.time() < deadline and not (os.path.isdir(checkpoint) and any(n.endswith(".json") for n in os.listdir(checkpoint))):
+            time.sleep(0.05)
+        time.sleep(random.uniform(0, 1.5))
+        # The rank processes themselves (not mpirun, whose command line holds the same words).
+        candidates = subprocess.run(["pgrep", "-f", f"calibrate.*--out {out}"], capture_output=True, text=True).stdout.split()
+        ranks = [pid for pid in candidates
+                 if open(f"/proc/{pid}/comm").read().strip() == os.path.basename(BINARY)[:15]] if candidates else []
+        victim = random.choice(ranks) if ranks else None
+        if victim:
+            os.kill(int(victim), signal.SIGKILL)
+        _, error = process.communicate(timeout=600)
+        saved = sorted(n for n in os.listdir(checkpoint) if n.endswith(".json")) if os.path.isdir(checkpoint) else []
+        check(victim is not None and process.returncode != 0 and saved and not os.path.exists(os.path.join(folder, out)),
+              f"SmolLM2: one rank killed with kill -9 during calibration: exit {process.returncode}, checkpoint records {saved}")
+        resumed = run(2, [*llama, "--out", out, "--resume"], folder)
+        if resumed.returncode != 0:
+            check(False, f"SmolLM2 --resume: {resumed.stderr[-400:]}")
+        else:
+            different, count = differing_files(os.path.join(folder, "llama-whole"), os.path.join(folder, out))
+            check(not different and os.path.exists(os.path.join(folder, out, "model.gguf")),
+                  f"SmolLM2 killed and resumed: {count} files (scales.json, model.gguf, model.safetensors, ...) bit-identical to the "
+                  f"uninterrupted run{'' if not different else f'; differ: {different}'}")
+
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
