@@ -1,0 +1,63 @@
+import Foundation
+import ShardQuant
+import ShardNN
+import ShardTensor
+import Testing
+
+/// Saved statistics put back into a fresh quanter continue exactly as the saved one would have
+/// (what `calibrate --resume` relies on; tools/check_resume.py checks whole runs under mpirun).
+@Suite("StatisticsState")
+struct StatisticsStateTests {
+    static let observers = ["abs_max", "avg", "mse", "emd", "hist", "kl", "abs_max_channel_wise", "mse_channel_wise", "group_wise"]
+
+    static func make(_ name: String, symmetric: Bool) throws -> BaseQuanter {
+        try ObserverRegistry.standaloneObserver(named: name, bits: 8, axis: name.hasSuffix("channel_wise") ? 1 : nil,
+                                                options: .init(symmetric: symmetric, groupSize: name == "group_wise" ? 4 : nil))
+    }
+
+    @Test("save after k batches, restore into a new quanter, continue: the same statistics and thresholds as never stopping",
+          arguments: observers)
+    func roundTrip(name: String) throws {
+        for symmetric in ["abs_max", "mse", "hist"].contains(name) ? [true, false] : [true] {
+            for stop in [0, 1, 5, 70] {  // before any batch, after one, and past AVG's 64-call reduction
+                let generator = CounterRandom(seed: 5)
+                let whole = try Self.make(name, symmetric: symmetric)
+                for index in 0..<stop { _ = whole(ObserverStateTests.batch(index, generator: generator)) }
+                let saved = try whole.savedStatistics()
+                let resumed = try Self.make(name, symmetric: symmetric)
+                try resumed.restoreStatistics(saved)
+                #expect(try resumed.savedStatistics() == saved, "\(name) after \(stop): restored state differs")
+                for index in stop..<(stop + 9) {
+                    let batch = ObserverStateTests.batch(index, generator: generator)
+                    _ = whole(batch)
+                    _ = resumed(batch)
+                }
+                let label = "\(name)\(symmetric ? "" : " asymmetric") stopped after \(stop)"
+                #expect(try resumed.savedStatistics() == whole.savedStatistics(), "\(label): statistics")
+                #expect(resumed.scales() == whole.scales(), "\(label): thresholds")
+                #expect(resumed.zeroPoints() == whole.zeroPoints(), "\(label): zero points")
+                #expect(resumed.callCount == whole.callCount)
+            }
+        }
+    }
+
+    @Test("a restore is checked: a missing key, a wrong length or a fraction where a count belongs is named")
+    func refusesBadState() throws {
+        let generator = CounterRandom(seed: 3)
+        let histogram = try Self.make("hist", symmetric: true)
+        _ = histogram(ObserverStateTests.batch(0, generator: generator))
+        var state = try histogram.savedStatistics()
+        state.arrays["histogram_counts"]?.removeLast()
+        #expect(throws: StatisticsStateError.wrongLength(key: "histogram_counts", expected: 2048, found: 2047)) {
+            try Self.make("hist", symmetric: true).restoreStatistics(state)
+        }
+        let average = try Self.make("avg", symmetric: true)
+        var averageState = try average.savedStatistics()
+        averageState.arrays["calls"] = [2.5]
+        #expect(throws: StatisticsStateError.notAnInteger(key: "calls", value: 2.5)) { try average.restoreStatistics(averageState) }
+        averageState.arrays["calls"] = nil
+        #expect(throws: StatisticsStateError.missing(key: "calls")) { try average.restoreStatistics(averageState) }
+        let learned = ActLSQplusQuanterLayer()
+        #expect(throws: StatisticsStateError.unsupported(observer: learned.observerName)) { try learned.savedStatistics() }
+    }
+}
