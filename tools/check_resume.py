@@ -9,7 +9,9 @@ preset with --reproducible and 20 steps, --checkpoint-every 2:
     every file of the output folder (scales.json, model.safetensors, the shards, model.onnx, the
     PaddleNLP files, the compressed-tensors config) byte-identical to the uninterrupted run's, apart
     from provenance and timings (shardquant.json, report.json, report.html), and the checkpoint
-    folder gone afterwards.
+    folder gone afterwards;
+  * the checkpoint files themselves: step 8 of a run killed once equals step 8 of a run killed,
+    resumed and killed again.
 Then the refusals, each a clean non-zero exit naming the file or folder, with no output folder:
   * a checkpoint truncated, or altered by one byte, on one rank;
   * --resume with other arguments (another observer), and at another T;
@@ -102,6 +104,20 @@ with tempfile.TemporaryDirectory() as folder:
                   f"T = {tp} {observer}: killed at step {step} (rank {rank}), resumed after step {expected}: {count} files "
                   f"bit-identical to the uninterrupted run{'' if not different else f'; differ: {different}'}; checkpoint "
                   f"{'still there' if os.path.exists(checkpoint) else 'removed'}")
+
+    # The checkpoints themselves: a run killed at step 9 (holding step 8), against a run killed at
+    # step 5, resumed, and killed again at step 9: the same step-8 files on both ranks, byte for byte.
+    arguments = [*GPT, "--observer", "avg", "--tp", "2"]
+    # (The same --out for both: it is part of the job's fingerprint.)
+    run(2, [*arguments, "--out", "twice", "--inject-failure", "1:9:kill"], folder)
+    shutil.move(os.path.join(folder, ".twice.checkpoint"), os.path.join(folder, "straight.checkpoint"))
+    run(2, [*arguments, "--out", "twice", "--inject-failure", "0:5:kill"], folder)
+    run(2, [*arguments, "--out", "twice", "--resume", "--inject-failure", "1:9:kill"], folder)
+    names = [f"rank-{r}.step-8.{kind}" for r in (0, 1) for kind in ("safetensors", "json")]
+    same = [os.path.exists(os.path.join(folder, ".twice.checkpoint", n)) and os.path.exists(os.path.join(folder, "straight.checkpoint", n))
+            and filecmp.cmp(os.path.join(folder, ".twice.checkpoint", n), os.path.join(folder, "straight.checkpoint", n), shallow=False)
+            for n in names]
+    check(all(same), f"the step-8 checkpoint of a run killed and resumed equals that of a run killed once: {dict(zip(names, same))}")
 
     # Refusals. A run killed at step 9 holds step 8 on both ranks.
     arguments = [*GPT, "--observer", "hist", "--tp", "2"]
