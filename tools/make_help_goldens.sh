@@ -13,6 +13,7 @@ while read -r name arguments; do
 done <<'LIST'
 shardquant
 calibrate calibrate
+merge merge
 report report
 observe observe
 infer infer

@@ -80,26 +80,14 @@ public struct CalibrationCheckpoint {
         } catch {
             throw CalibrationCheckpointError.unwritable(file: folder.path, reason: error.localizedDescription)
         }
-        var writer = SafetensorsWriter()
-        var observers: [String: String] = [:]
-        for (path, quanter) in quanters {
-            let state: StatisticsState
-            do { state = try quanter.savedStatistics() } catch {
-                throw CalibrationCheckpointError.unsupported(path: path, reason: error.description)
-            }
-            observers[path] = quanter.observerName
-            for (key, values) in state.arrays {
-                writer.add("\(path)/\(key)", rawBytes: littleEndianBytes(values), scalarType: .float64, shape: [values.count])
-            }
-        }
+        let (tensors, observers) = try StatisticsFile.tensors(of: quanters)
         var metadata = identity.metadata
         metadata["format"] = Self.format
         metadata["version"] = String(Self.version)
         metadata["rank"] = String(rank)
         metadata["step"] = String(step)
-        metadata["quanters"] = String(decoding: try JSONSerialization.data(withJSONObject: observers, options: [.sortedKeys]), as: UTF8.self)
-        writer.metadata = metadata
-        let bytes = writer.serialized()
+        metadata["quanters"] = observers
+        let bytes = StatisticsFile.serialized(tensors, metadata: metadata)
         let file = statisticsFile(step: step)
         do {
             try AtomicFile.write(bytes, to: file, durable: true)
@@ -149,19 +137,7 @@ public struct CalibrationCheckpoint {
             throw CalibrationCheckpointError.corrupted(file: file.path, reason: "\(error)")
         }
         try Self.check(contents.metadata, against: identity, rank: rank, step: step, file: file.path, folder: folder.path)
-        var states: [String: StatisticsState] = [:]
-        for entry in contents.entries {
-            guard entry.scalarType == .float64, entry.shape.count == 1, let slash = entry.name.lastIndex(of: "/") else {
-                throw CalibrationCheckpointError.corrupted(file: file.path, reason: "tensor '\(entry.name)' is not a float64 vector named PATH/KEY")
-            }
-            let path = String(entry.name[..<slash]), key = String(entry.name[entry.name.index(after: slash)...])
-            let values: [Double]
-            do { values = doubles(fromLittleEndian: try contents.bytes(entry.name)) } catch {
-                throw CalibrationCheckpointError.corrupted(file: file.path, reason: "\(error)")
-            }
-            states[path, default: StatisticsState()].set(key, values)
-        }
-        return states
+        return try StatisticsFile.states(in: contents)
     }
 
     static func check(_ fields: [String: String], against identity: Identity, rank: Int, step: Int, file: String, folder: String) throws {
@@ -225,14 +201,51 @@ public enum CalibrationCheckpointError: Error, CustomStringConvertible {
     }
 }
 
-/// Float64 values as little-endian bytes (safetensors' F64).
-private func littleEndianBytes(_ values: [Double]) -> Data {
-    values.map { $0.bitPattern.littleEndian }.withUnsafeBytes { Data($0) }
-}
+/// The statistics of a model's quanters as safetensors (checkpoints and saved statistics, docs/formats.md):
+/// one float64 vector `PATH/KEY` per statistic.
+enum StatisticsFile {
+    /// Every quanter's saved statistics as named F64 vectors, and the path → observer map as JSON.
+    static func tensors(of quanters: [(path: String, quanter: BaseQuanter)]) throws -> (SafetensorsWriter, String) {
+        var writer = SafetensorsWriter()
+        var observers: [String: String] = [:]
+        for (path, quanter) in quanters {
+            let state: StatisticsState
+            do { state = try quanter.savedStatistics() } catch {
+                throw CalibrationCheckpointError.unsupported(path: path, reason: error.description)
+            }
+            observers[path] = quanter.observerName
+            for (key, values) in state.arrays {
+                writer.add("\(path)/\(key)", rawBytes: values.map { $0.bitPattern.littleEndian }.withUnsafeBytes { Data($0) },
+                           scalarType: .float64, shape: [values.count])
+            }
+        }
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: observers, options: [.sortedKeys]), as: UTF8.self)
+        return (writer, json)
+    }
 
-/// Little-endian F64 bytes as values.
-private func doubles(fromLittleEndian data: Data) -> [Double] {
-    data.withUnsafeBytes { raw in
-        (0..<(raw.count / 8)).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))) }
+    static func serialized(_ tensors: SafetensorsWriter, metadata: [String: String]) -> Data {
+        var writer = tensors
+        writer.metadata = metadata
+        return writer.serialized()
+    }
+
+    /// The states of a file's quanters, by path.
+    static func states(in contents: SafetensorsFile) throws -> [String: StatisticsState] {
+        var states: [String: StatisticsState] = [:]
+        for entry in contents.entries {
+            guard entry.scalarType == .float64, entry.shape.count == 1, let slash = entry.name.lastIndex(of: "/") else {
+                throw CalibrationCheckpointError.corrupted(file: contents.file, reason: "tensor '\(entry.name)' is not a float64 vector named PATH/KEY")
+            }
+            let path = String(entry.name[..<slash]), key = String(entry.name[entry.name.index(after: slash)...])
+            let data: Data
+            do { data = try contents.bytes(entry.name) } catch {
+                throw CalibrationCheckpointError.corrupted(file: contents.file, reason: "\(error)")
+            }
+            let values = data.withUnsafeBytes { raw in
+                (0..<(raw.count / 8)).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))) }
+            }
+            states[path, default: StatisticsState()].set(key, values)
+        }
+        return states
     }
 }

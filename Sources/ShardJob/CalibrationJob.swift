@@ -56,6 +56,16 @@ public struct CalibrationJob {
         /// What a checkpoint must have been made by: the command line's arguments (without
         /// `--resume`), config and inputs' contents. Library callers set their own.
         public var jobFingerprint = ""
+        /// `--save-statistics DIR`: the job's final statistics, reduced over every rank, written
+        /// there by rank 0 for `shardquant merge` (``SavedStatistics``).
+        public var saveStatistics: URL?
+        /// Recorded with saved statistics: the command line that made them and what a merge
+        /// must share (``SavedStatistics/Record``).
+        public var savedArguments: [String] = []
+        public var modelIdentity = ""
+        /// `shardquant merge`: the folders of saved statistics to combine, in order, instead of
+        /// calibrating (each rank reads its tensor-parallel rank's file of each).
+        public var mergeFrom: [URL] = []
         /// The converted model's output on two synthetic samples, written here (tests).
         public var probeOutput: URL?
         /// A failure to inject (tests): at a calibration step of a rank, or a pause in the export.
@@ -209,6 +219,16 @@ public struct CalibrationJob {
             let quantizable = observed.namedSublayers().filter { $0.layer is ConvertibleQuantedLayer || $0.layer is ObserveWrapper }.count
             if s.keepFloat > quantizable { throw CalibrationJobError.keepFloatTooLarge(asked: s.keepFloat, quantizable: quantizable) }
             PTQ.setNonFiniteHandling(s.nonFinite, in: observed)
+            if s.saveStatistics != nil || !s.mergeFrom.isEmpty {
+                // Algorithms fitted on each job's own data, or sequential, cannot be combined.
+                let fitted = [(plan.smooth != nil, "SmoothQuant's factors"), (plan.awq != nil, "AWQ's scales"),
+                              (plan.autoClip != nil, "AutoClip's clipping"),
+                              (plan.gptq != nil, "GPTQ's weights (GPTQ is sequential: each layer's Hessian depends on the layers quantized before it)")]
+                if let (_, what) = fitted.first(where: { $0.0 }) {
+                    throw SavedStatisticsError.notMergeable(reason: "\(what) come from a pass over one job's own data; a merge could not equal one job over all the data")
+                }
+                for (_, quanter) in Self.quanters(of: observed) { quanter.recordsBatchResults = true }
+            }
             if s.checkpointEvery != nil || s.resume {
                 for (path, quanter) in Self.quanters(of: observed) where !quanter.savesStatistics {
                     throw CalibrationCheckpointError.unsupported(path: path, reason: "the \(quanter.observerName) quanter's statistics cannot be saved")
@@ -217,7 +237,11 @@ public struct CalibrationJob {
             observedModel = observed
         }
         let observed = observedModel!
-        let resumedStep = s.resume ? try resume(observed, from: statisticsCheckpoint, identity: checkpointIdentity, events: events) : 0
+        var resumedStep = s.resume ? try resume(observed, from: statisticsCheckpoint, identity: checkpointIdentity, events: events) : 0
+        if !s.mergeFrom.isEmpty {
+            try merge(into: observed, tensorParallelRank: world.rank % s.tensorParallel, events: events)
+            resumedStep = batches.count  // nothing to observe
+        }
         let keptByConfig = CalibrationPlan.keptFloat(in: floatModel, resolutions: plan.resolutions)
 
         // This job's own tally of the calibration steps' collectives.
@@ -246,6 +270,9 @@ public struct CalibrationJob {
             }
         }
         let calibrationSeconds = Double(DispatchTime.now().uptimeNanoseconds - calibrationStart) / 1e9
+        if let folder = s.saveStatistics {
+            try saveStatistics(of: observed, to: folder, batches: batchesUsed, dataParallel: dataParallel, events: events)
+        }
         let collectives = counters.snapshot()
         let observerCount = PTQ.layerScales(of: observed).reduce(0) { $0 + ($1.activation == nil ? 0 : 1) + ($1.weight == nil ? 0 : 1) }
         let skipped = s.nonFinite == .skip ? try skippedNonFinite(in: observed, groups: groups) : nil
@@ -347,6 +374,60 @@ public struct CalibrationJob {
         return Outcome(layers: layers, report: report!, folder: destination, dataParallel: dataParallel, batches: batchesUsed,
                        observerCount: observerCount, calibrationSeconds: calibrationSeconds, collectives: collectives,
                        exportSeconds: exportSeconds, writerSeconds: writerSeconds)
+    }
+
+    /// `--save-statistics`: every quanter's statistics reduced over the ranks (collectives), the
+    /// first data-parallel replica's files gathered to rank 0, which writes the folder.
+    func saveStatistics(of observed: Layer, to folder: URL, batches: Int, dataParallel: Int, events: (Event) -> Void) throws {
+        let s = settings
+        let quanters = Self.quanters(of: observed)
+        for (_, quanter) in quanters { quanter.reduceForSaving() }
+        var local = Data()
+        try agreement {
+            if world.rank < s.tensorParallel { local = try SavedStatistics.serialized(quanters, tensorParallelRank: world.rank) }
+        }
+        let files = try world.allGather(bytes: [UInt8](local))
+        try agreement {
+            guard world.rank == 0 else { return }
+            let output = try OutputFolder(folder, overwrite: s.overwrite)
+            for rank in 0..<s.tensorParallel {
+                try AtomicFile.write(Data(files[rank]), to: output.file(SavedStatistics.fileName(tensorParallelRank: rank)))
+            }
+            let record = SavedStatistics.Record(arguments: s.savedArguments, tensorParallel: s.tensorParallel, batches: batches, modelIdentity: s.modelIdentity)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(record).write(to: output.file("statistics.json"))
+            let provenance = ["tool": "shardquant", "version": s.toolVersion, "command": s.commandLine,
+                              "model": s.model.description(seed: s.seed), "data": s.dataDescription,
+                              "tensor_parallel": String(s.tensorParallel), "data_parallel": String(dataParallel), "batches": String(batches)]
+            try JSONSerialization.data(withJSONObject: provenance, options: [.prettyPrinted, .sortedKeys]).write(to: output.file("shardquant.json"))
+            try output.commit()
+            events(.note("saved the statistics of \(quanters.count) quanters over \(batches) batches to \(output.destination.path)"))
+        }
+    }
+
+    /// `shardquant merge`: the first folder's statistics restored, the others merged in order.
+    func merge(into observed: Layer, tensorParallelRank: Int, events: (Event) -> Void) throws {
+        let quanters = Self.quanters(of: observed)
+        try agreement {
+            for (index, folder) in settings.mergeFrom.enumerated() {
+                let states = try SavedStatistics.states(in: folder, tensorParallelRank: tensorParallelRank)
+                for (path, quanter) in quanters {
+                    guard let state = states[path] else {
+                        throw SavedStatisticsError.quanter(folder: folder.path, path: path, reason: "not in the saved statistics")
+                    }
+                    do {
+                        if index == 0 { try quanter.restoreStatistics(state) } else { try quanter.mergeStatistics(state) }
+                    } catch {
+                        throw SavedStatisticsError.quanter(folder: folder.path, path: path, reason: "\(error)")
+                    }
+                }
+                if let extra = Set(states.keys).subtracting(quanters.map(\.path)).sorted().first {
+                    throw SavedStatisticsError.quanter(folder: folder.path, path: extra, reason: "in the saved statistics but not a quanter of this model")
+                }
+            }
+        }
+        events(.note("merge: the statistics of \(settings.mergeFrom.count) jobs combined in order (\(settings.mergeFrom.map(\.lastPathComponent).joined(separator: ", ")))"))
     }
 
     /// The quanters of an observed model with their layer paths, in model order.

@@ -158,6 +158,38 @@ open class BaseQuanter: Layer {
         skippedNonFinite = skipped
     }
 
+    // MARK: Merging jobs (`calibrate --save-statistics`, `shardquant merge`)
+
+    /// Set before calibration when the statistics will be saved for merging: observers whose
+    /// result is a sequential sum over batches (AVG, MSE, EMD) then also keep each batch's result
+    /// (`call_means`, `chosen_thresholds`, …), so a merge can replay them in order. Off by default:
+    /// the state stays bounded whatever the number of batches.
+    public var recordsBatchResults = false
+
+    /// Brings this rank's statistics to their value over every rank that shares the observed
+    /// tensor (a collective, every rank in the same order: abs-max's running maxima, AVG's pending
+    /// rows), so that ``savedStatistics()`` holds the job's statistics. Others are reduced already.
+    open func reduceForSaving() {}
+
+    /// Adds the saved statistics of another job over other data (``reduceForSaving()`` then
+    /// ``savedStatistics()``), as if its batches had followed this quanter's: the merge of two
+    /// half-runs equals the whole run where the statistic allows it, and throws
+    /// ``StatisticsStateError/notMergeable(observer:reason:)`` otherwise.
+    public final func mergeStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
+        guard savesStatistics else { throw .unsupported(observer: observerName) }
+        let calls = try other.integer("calls"), skipped = try other.integer("skipped_non_finite")
+        let nonFinite = try other.array("non_finite")
+        try mergeObserverStatistics(other)
+        if firstNonFinite == nil && nonFinite.count == 2 { firstNonFinite = (callCount + Int(nonFinite[0]), Int(nonFinite[1])) }
+        callCount += calls
+        skippedNonFinite += skipped
+    }
+
+    /// The subclass's part of ``mergeStatistics(_:)``.
+    open func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
+        throw .notMergeable(observer: observerName, reason: "this quanter does not merge")
+    }
+
     /// The subclass's own statistics (keys of its choosing). Subclasses that override
     /// ``savesStatistics`` override this and ``restoreObserverStatistics(_:)``.
     open func observerStatistics() -> StatisticsState { StatisticsState() }

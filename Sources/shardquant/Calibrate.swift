@@ -108,6 +108,12 @@ struct Calibrate: ParsableCommand {
     @Option(name: .customLong("checkpoint-every"), help: "Save every rank's observer statistics every K calibration steps into .OUT.checkpoint/ beside --out (durably: write, fsync, rename), kept until the run succeeds; a killed run continues with the same command line plus --resume.")
     var checkpointEvery: Int?
 
+    @Option(name: .customLong("save-statistics"), help: "Also save the job's final observer statistics (reduced over every rank, with each batch's result where the observer sums over batches) into this folder, for `shardquant merge` with other jobs over other data.")
+    var saveStatistics: String?
+
+    @Option(name: .customLong("merge-from"), help: ArgumentHelp("Set by `shardquant merge`: combine these saved statistics instead of calibrating.", visibility: .hidden))
+    var mergeFrom: [String] = []
+
     @Flag(help: "Continue a killed run from the latest checkpoint that every rank holds (--checkpoint-every); with none yet, start afresh. Refused when the checkpoint belongs to another job (arguments, config, inputs) or another T or D.")
     var resume = false
 
@@ -331,6 +337,18 @@ struct Calibrate: ParsableCommand {
         settings.nonFinite = nonfinite
         settings.overwrite = overwrite
         settings.checkpointEvery = checkpointEvery
+        settings.saveStatistics = saveStatistics.map { URL(fileURLWithPath: $0) }
+        settings.mergeFrom = mergeFrom.map { URL(fileURLWithPath: $0) }
+        let runFlags: Set<String> = ["--resume", "--overwrite", "--quiet", "--verbose"]
+        let runOptions: Set<String> = ["--out", "--save-statistics", "--checkpoint-every", "--inject-failure", "--merge-from", "--probe-output"]
+        settings.savedArguments = Self.removing(flags: runFlags, options: runOptions, from: Array(CommandLine.arguments.dropFirst()))
+        // What jobs to be merged must share: everything but the data, the step count and D.
+        let dataOptions: Set<String> = ["--data", "--text", "--eval-data", "--eval-text", "--steps", "--dp"]
+        var shared = Self.removing(flags: [], options: dataOptions, from: settings.savedArguments).joined(separator: "\u{1F}")
+        for part in jobIdentity() where part.name.hasPrefix("--config") || part.name.hasPrefix("--weights") || part.name == "the default checkpoint" {
+            shared += "\u{1F}\(part.name.split(separator: " ").first ?? "")=\(fingerprint(part.identity))"
+        }
+        settings.modelIdentity = fingerprint(Data(shared.utf8))
         settings.resume = resume
         // The job a checkpoint belongs to: every part of the start-up identity but `--resume`.
         settings.jobFingerprint = fingerprint(Data(jobIdentity(withoutResume: true).map { "\($0.name)=\(fingerprint($0.identity))" }.joined(separator: "\n").utf8))
@@ -343,6 +361,20 @@ struct Calibrate: ParsableCommand {
         settings.toolVersion = ShardQuantCommand.configuration.version
         settings.commandLine = (["shardquant"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
         return settings
+    }
+
+    /// `arguments` without the given flags and options (`--name value` and `--name=value`).
+    static func removing(flags: Set<String>, options: Set<String>, from arguments: [String]) -> [String] {
+        var kept: [String] = []
+        var skipNext = false
+        for argument in arguments {
+            if skipNext { skipNext = false; continue }
+            if flags.contains(argument) { continue }
+            if options.contains(argument) { skipNext = true; continue }
+            if let equals = argument.firstIndex(of: "="), options.contains(String(argument[..<equals])) { continue }
+            kept.append(argument)
+        }
+        return kept
     }
 
     /// What must be the same on every rank, part by part: the arguments, the `--config` file's

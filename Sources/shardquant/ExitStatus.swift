@@ -38,6 +38,11 @@ enum ExitStatus {
             if case .unsupportedGroup = quantization { return usage }
             if case .unsupportedAlgorithm = quantization { return usage }
             return failure
+        case let saved as SavedStatisticsError:
+            switch saved {
+            case .incompatible, .notMergeable: return usage
+            case .unreadable, .quanter: return dataError
+            }
         case let checkpoint as CalibrationCheckpointError:
             switch checkpoint {
             case .exists, .otherJob, .unsupported: return usage

@@ -8,6 +8,6 @@ struct ShardQuantCommand: ParsableCommand {
         commandName: "shardquant",
         abstract: "Post-training quantization with tensor-parallel calibration over MPI.",
         version: CalibrationJob.toolVersion,
-        subcommands: [Calibrate.self, Report.self, Observe.self, Infer.self, Embed.self, Export.self, Bench.self, Perplexity.self, Generate.self]
+        subcommands: [Calibrate.self, Merge.self, Report.self, Observe.self, Infer.self, Embed.self, Export.self, Bench.self, Perplexity.self, Generate.self]
     )
 }

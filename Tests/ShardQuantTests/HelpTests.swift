@@ -8,7 +8,7 @@ import Testing
 struct HelpTests {
     static let folder = ShardQuantExecutable.root.appendingPathComponent("Tests/ShardQuantTests/Fixtures/help")
     static let commands: [(file: String, arguments: [String])] = [
-        ("shardquant", []), ("calibrate", ["calibrate"]), ("report", ["report"]), ("observe", ["observe"]),
+        ("shardquant", []), ("calibrate", ["calibrate"]), ("merge", ["merge"]), ("report", ["report"]), ("observe", ["observe"]),
         ("infer", ["infer"]), ("embed", ["embed"]), ("export", ["export"]), ("export-reshard", ["export", "reshard"]),
         ("bench", ["bench"]), ("bench-forward", ["bench", "forward"]), ("bench-gemm", ["bench", "gemm"]),
         ("bench-calibrate", ["bench", "calibrate"]), ("perplexity", ["perplexity"]), ("generate", ["generate"]),

@@ -41,6 +41,53 @@ struct StatisticsStateTests {
         }
     }
 
+    @Test("two halves' saved statistics merged equal one quanter over all the batches, bit for bit",
+          arguments: ["abs_max", "avg", "mse", "emd", "abs_max_channel_wise", "mse_channel_wise", "group_wise"])
+    func mergeEqualsWhole(name: String) throws {
+        for symmetric in ["abs_max", "mse"].contains(name) ? [true, false] : [true] {
+            let generator = CounterRandom(seed: 9)
+            // Weight observers see the same weight in every job; activation observers other batches.
+            let batch = { (index: Int) in ObserverStateTests.batch(name.contains("wise") ? 0 : index, generator: generator) }
+            let whole = try Self.make(name, symmetric: symmetric)
+            let first = try Self.make(name, symmetric: symmetric), second = try Self.make(name, symmetric: symmetric)
+            for quanter in [whole, first, second] { quanter.recordsBatchResults = true }
+            for index in 0..<150 {  // past AVG's 64-call reduction in both halves
+                _ = whole(batch(index))
+                _ = (index < 70 ? first : second)(batch(index))
+            }
+            for quanter in [whole, first, second] { quanter.reduceForSaving() }
+            let merged = try Self.make(name, symmetric: symmetric)
+            merged.recordsBatchResults = true
+            try merged.restoreStatistics(try first.savedStatistics())
+            try merged.mergeStatistics(try second.savedStatistics())
+            let label = "\(name)\(symmetric ? "" : " asymmetric")"
+            #expect(merged.scales() == whole.scales(), "\(label): thresholds")
+            #expect(merged.zeroPoints() == whole.zeroPoints(), "\(label): zero points")
+            #expect(try merged.savedStatistics() == whole.savedStatistics(), "\(label): statistics")
+        }
+    }
+
+    @Test("histograms merge when their ranges agree and are refused, with both ranges, when they do not")
+    func histogramMerge() throws {
+        let generator = CounterRandom(seed: 4)
+        // Batches 0 and 7 have the same spread and so the same range; batch 1 another.
+        let whole = try Self.make("hist", symmetric: true), first = try Self.make("hist", symmetric: true)
+        let second = try Self.make("hist", symmetric: true), other = try Self.make("hist", symmetric: true)
+        let same = ObserverStateTests.batch(0, generator: generator)
+        _ = whole(same); _ = whole(same)
+        _ = first(same); _ = second(same)
+        _ = other(ObserverStateTests.batch(1, generator: generator))
+        let merged = try Self.make("hist", symmetric: true)
+        try merged.restoreStatistics(try first.savedStatistics())
+        try merged.mergeStatistics(try second.savedStatistics())
+        #expect(try merged.savedStatistics() == whole.savedStatistics())
+        #expect(merged.scales() == whole.scales())
+        #expect(throws: StatisticsStateError.self) { try merged.mergeStatistics(try other.savedStatistics()) }
+        do { try merged.mergeStatistics(try other.savedStatistics()) } catch {
+            #expect("\(error)".contains("ranges differ"))
+        }
+    }
+
     @Test("a restore is checked: a missing key, a wrong length or a fraction where a count belongs is named")
     func refusesBadState() throws {
         let generator = CounterRandom(seed: 3)

@@ -29,6 +29,8 @@ public final class AVGObserverLayer: BaseQuanter {
     public private(set) var reducedCallCount = 0
     /// This rank's per-row abs-maxima of the calls not yet reduced (one array per call).
     private var pendingRows: [[Float]] = []
+    /// With ``BaseQuanter/recordsBatchResults``: every reduced call's mean, in call order.
+    private var callMeans: [Double] = []
     /// Calls kept before a reduction. Every rank makes the same calls, so every rank reduces at the
     /// same call: the collectives stay in step.
     public static let pendingLimit = 64
@@ -67,8 +69,10 @@ public final class AVGObserverLayer: BaseQuanter {
         }
         reducer.samples.reduceSum(&totals)
         for call in pendingRows.indices where totals[pendingRows.count + call] > 0 {
-            callMeanSum += Double(Float(grid.value(totals[call]) / Double(totals[pendingRows.count + call])))
+            let mean = Double(Float(grid.value(totals[call]) / Double(totals[pendingRows.count + call])))
+            callMeanSum += mean
             reducedCallCount += 1
+            if recordsBatchResults { callMeans.append(mean) }
         }
         pendingRows = []
     }
@@ -83,10 +87,34 @@ public final class AVGObserverLayer: BaseQuanter {
 
     /// `call_mean_sum`, `reduced_calls`, and the calls not yet reduced: `pending_rows` (their row
     /// maxima, call after call) and `pending_row_counts` (rows per call).
+    /// With ``BaseQuanter/recordsBatchResults`` also `call_means` (each reduced call's mean).
     public override func observerStatistics() -> StatisticsState {
-        StatisticsState(["call_mean_sum": [callMeanSum], "reduced_calls": [Double(reducedCallCount)],
-                         "pending_rows": pendingRows.flatMap { $0.map(Double.init) },
-                         "pending_row_counts": pendingRows.map { Double($0.count) }])
+        var state = StatisticsState(["call_mean_sum": [callMeanSum], "reduced_calls": [Double(reducedCallCount)],
+                                     "pending_rows": pendingRows.flatMap { $0.map(Double.init) },
+                                     "pending_row_counts": pendingRows.map { Double($0.count) }])
+        if recordsBatchResults { state.set("call_means", callMeans) }
+        return state
+    }
+
+    /// Every pending call reduced (collectives).
+    public override func reduceForSaving() { reducePending() }
+
+    /// The other job's call means added after this one's, one by one, in their order: the same
+    /// sum, bit for bit, as one job that saw both jobs' calls.
+    public override func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
+        let calls = try other.integer("reduced_calls")
+        guard let means = other.arrays["call_means"] else {
+            throw .notMergeable(observer: observerName, reason: "the saved statistics lack each call's mean (saved without --save-statistics)")
+        }
+        guard means.count == calls else { throw .wrongLength(key: "call_means", expected: calls, found: means.count) }
+        guard try other.array("pending_row_counts").isEmpty, pendingRows.isEmpty else {
+            throw .notMergeable(observer: observerName, reason: "calls not yet reduced")
+        }
+        for mean in means {
+            callMeanSum += mean
+            reducedCallCount += 1
+            callMeans.append(mean)
+        }
     }
 
     public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {
@@ -104,6 +132,7 @@ public final class AVGObserverLayer: BaseQuanter {
         callMeanSum = sum
         reducedCallCount = calls
         pendingRows = pending
+        callMeans = state.arrays["call_means"] ?? []
     }
 
     public override func makeCopy() -> Layer { AVGObserverLayer(quantBits: bitLength, reducer: reducer) }

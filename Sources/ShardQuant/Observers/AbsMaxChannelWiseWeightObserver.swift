@@ -43,6 +43,16 @@ public final class AbsMaxChannelWiseWeightObserverLayer: BaseQuanter {
         return state
     }
 
+    /// A weight's statistics come from the weight, the same in every job: kept when equal,
+    /// refused when the jobs' weights differ.
+    public override func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
+        guard let theirs = other.optionalFloats("channel_maxima") else { return }
+        guard let mine = channelMaxima else { channelMaxima = theirs; return }
+        guard mine.map(\.bitPattern) == theirs.map(\.bitPattern) else {
+            throw .notMergeable(observer: observerName, reason: "the jobs' weights differ (other channel_maxima)")
+        }
+    }
+
     public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {
         channelMaxima = state.optionalFloats("channel_maxima")
     }

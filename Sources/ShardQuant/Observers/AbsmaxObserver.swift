@@ -88,6 +88,21 @@ public final class AbsmaxObserverLayer: BaseQuanter {
                          "running_range": [Double(runningRange.minimum), Double(runningRange.maximum)]])
     }
 
+    /// The maxima over every rank (one MAX collective), kept as this rank's.
+    public override func reduceForSaving() {
+        let statistics = reducedStatistics()
+        runningMaximum = statistics.absMax
+        runningRange = (statistics.minimum, statistics.maximum)
+    }
+
+    /// The larger maximum, the wider range: exact in any order.
+    public override func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
+        let maximum = try other.value("running_maximum"), range = try other.array("running_range", count: 2)
+        runningMaximum = Swift.max(runningMaximum, Float(maximum))
+        runningRange = (Swift.min(runningRange.minimum, Float(range[0])), Swift.max(runningRange.maximum, Float(range[1])))
+        reduced = nil
+    }
+
     public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {
         let maximum = try state.value("running_maximum"), range = try state.array("running_range", count: 2)
         runningMaximum = Float(maximum)

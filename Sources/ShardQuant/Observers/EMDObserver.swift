@@ -31,6 +31,9 @@ public final class EMDObserverLayer: BaseQuanter {
     /// The candidate index chosen on the first and on the latest batch.
     public private(set) var firstChosenIndex: Int?
     public private(set) var lastChosenIndex: Int?
+    /// With ``BaseQuanter/recordsBatchResults``: each batch's chosen threshold (asymmetric: its
+    /// step and range minimum), in batch order.
+    private var batchResults: [Double] = []
 
     public init(quantBits: Int = 8, reducer: StatisticReducer = LocalReducer()) {
         super.init(observerName: "emd", bitLength: quantBits, quantAxis: -1, reducer: reducer)
@@ -105,6 +108,7 @@ public final class EMDObserverLayer: BaseQuanter {
         lastChosenIndex = best
         thresholdSum += factors[best] * absMax
         batchCount += 1
+        if recordsBatchResults { batchResults.append(factors[best] * absMax) }
     }
 
     public override func scales() -> [Float]? {
@@ -119,7 +123,26 @@ public final class EMDObserverLayer: BaseQuanter {
         var state = StatisticsState(["threshold_sum": [thresholdSum], "batches": [Double(batchCount)]])
         state.set("first_chosen", optional: firstChosenIndex)
         state.set("last_chosen", optional: lastChosenIndex)
+        if recordsBatchResults { state.set("batch_results", batchResults) }
         return state
+    }
+
+    /// The other job's batches replayed after this one's, in their order (`batch_results`): the
+    /// same sums, bit for bit, as one job over both; the first choice is this job's, the last the other's.
+    public override func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
+        let batches = try other.integer("batches")
+        guard let results = other.arrays["batch_results"] else {
+            throw .notMergeable(observer: observerName, reason: "the saved statistics lack each batch's result (saved without --save-statistics)")
+        }
+        let perBatch = 1
+        guard results.count == perBatch * batches else { throw .wrongLength(key: "batch_results", expected: perBatch * batches, found: results.count) }
+        for batch in 0..<batches {
+            thresholdSum += results[batch]
+            batchCount += 1
+        }
+        batchResults += results
+        if firstChosenIndex == nil { firstChosenIndex = try other.optionalInteger("first_chosen") }
+        if let last = try other.optionalInteger("last_chosen") { lastChosenIndex = last }
     }
 
     public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {
@@ -127,6 +150,7 @@ public final class EMDObserverLayer: BaseQuanter {
         batchCount = try state.integer("batches")
         firstChosenIndex = try state.optionalInteger("first_chosen")
         lastChosenIndex = try state.optionalInteger("last_chosen")
+        batchResults = state.arrays["batch_results"] ?? []
     }
 
     public override func makeCopy() -> Layer { EMDObserverLayer(quantBits: bitLength, reducer: reducer) }

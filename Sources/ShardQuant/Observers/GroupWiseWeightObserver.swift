@@ -108,6 +108,16 @@ public final class GroupWiseWeightObserverLayer: BaseQuanter {
         return state
     }
 
+    /// A weight's statistics come from the weight, the same in every job: kept when equal,
+    /// refused when the jobs' weights differ.
+    public override func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
+        guard let theirs = other.optionalFloats("group_maxima") else { return }
+        guard let mine = groupMaxima else { groupMaxima = theirs; return }
+        guard mine.map(\.bitPattern) == theirs.map(\.bitPattern) else {
+            throw .notMergeable(observer: observerName, reason: "the jobs' weights differ (other group_maxima)")
+        }
+    }
+
     public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {
         groupMaxima = state.optionalFloats("group_maxima")
     }

@@ -130,6 +130,11 @@ public final class PercentHistObserverLayer: BaseQuanter {
         return saved
     }
 
+    /// See ``HistogramState``'s merge: the same range, or refused.
+    public override func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
+        try state.merge(other, observer: observerName)
+    }
+
     public override func restoreObserverStatistics(_ saved: StatisticsState) throws(StatisticsStateError) {
         try state.restore(from: saved)
     }

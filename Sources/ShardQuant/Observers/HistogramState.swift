@@ -68,6 +68,23 @@ struct HistogramState: Sendable {
         state.set("first_range", firstRange.map { [$0.minimum, $0.maximum] } ?? [])
     }
 
+    /// Adds another job's histogram: exact when both share the same range (the counts add, as one
+    /// job's batches binned on that range would), refused otherwise (a job over both would have grown
+    /// its range with the order of the data).
+    mutating func merge(_ other: StatisticsState, observer: String) throws(StatisticsStateError) {
+        var incoming = HistogramState(bins: bins)
+        try incoming.restore(from: other)
+        if firstRange == nil { firstRange = incoming.firstRange }
+        guard let theirs = incoming.histogram else { return }
+        guard var mine = histogram else { histogram = theirs; return }
+        guard mine.minimum == theirs.minimum && mine.maximum == theirs.maximum else {
+            throw .notMergeable(observer: observer, reason: "the histograms' ranges differ ([\(mine.minimum), \(mine.maximum)] and [\(theirs.minimum), \(theirs.maximum)]); a job over both would have grown its range with the order of the data")
+        }
+        for index in 0..<bins { mine.counts[index] += theirs.counts[index] }
+        mine.isFloat32 = true
+        histogram = mine
+    }
+
     mutating func restore(from state: StatisticsState) throws(StatisticsStateError) {
         let counts = try state.array("histogram_counts")
         let range = try state.array("histogram_range", count: counts.isEmpty ? 0 : 2)

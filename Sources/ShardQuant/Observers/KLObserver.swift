@@ -151,6 +151,12 @@ public final class KLObserverLayer: BaseQuanter {
         return saved
     }
 
+    /// See ``HistogramState``'s merge: the same range, or refused.
+    public override func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
+        try state.merge(other, observer: observerName)
+        cached = nil
+    }
+
     public override func restoreObserverStatistics(_ saved: StatisticsState) throws(StatisticsStateError) {
         try state.restore(from: saved)
         cached = nil

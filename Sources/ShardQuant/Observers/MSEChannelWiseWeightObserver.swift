@@ -85,6 +85,16 @@ public final class MSEChannelWiseWeightObserverLayer: BaseQuanter {
         return state
     }
 
+    /// A weight's statistics come from the weight, the same in every job: kept when equal,
+    /// refused when the jobs' weights differ.
+    public override func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
+        guard let theirs = other.optionalFloats("thresholds") else { return }
+        guard let mine = thresholds else { thresholds = theirs; return }
+        guard mine.map(\.bitPattern) == theirs.map(\.bitPattern) else {
+            throw .notMergeable(observer: observerName, reason: "the jobs' weights differ (other thresholds)")
+        }
+    }
+
     public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {
         let chosen = try state.array("chosen")
         guard chosen.allSatisfy({ $0 >= 0 && $0 == $0.rounded() && $0 < 1e6 }) else { throw .notAnInteger(key: "chosen", value: chosen.first { !($0 >= 0 && $0 == $0.rounded() && $0 < 1e6) } ?? 0) }

@@ -42,6 +42,9 @@ public final class MSEObserverLayer: BaseQuanter {
     /// The candidate index chosen on the first and on the latest batch.
     public private(set) var firstChosenIndex: Int?
     public private(set) var lastChosenIndex: Int?
+    /// With ``BaseQuanter/recordsBatchResults``: each batch's chosen threshold (asymmetric: its
+    /// step and range minimum), in batch order.
+    private var batchResults: [Double] = []
     /// Asymmetric form: Σ of the chosen steps and of the chosen range minimums `f·m`.
     public private(set) var stepSum = 0.0
     public private(set) var minimumSum = 0.0
@@ -69,6 +72,7 @@ public final class MSEObserverLayer: BaseQuanter {
         lastChosenIndex = best
         thresholdSum += SearchGrid.factors[best] * absMax
         batchCount += 1
+        if recordsBatchResults { batchResults.append(SearchGrid.factors[best] * absMax) }
     }
 
     private func observeAsymmetric(_ input: Tensor) {
@@ -87,6 +91,7 @@ public final class MSEObserverLayer: BaseQuanter {
         stepSum += factor * width / Double(2 * quantMaximum + 1)
         minimumSum += factor * minimum
         batchCount += 1
+        if recordsBatchResults { batchResults += [factor * width / Double(2 * quantMaximum + 1), factor * minimum] }
     }
 
     /// Symmetric: the threshold `T`. Asymmetric: the step.
@@ -116,7 +121,31 @@ public final class MSEObserverLayer: BaseQuanter {
         var state = StatisticsState(["threshold_sum": [thresholdSum], "batches": [Double(batchCount)], "step_sum": [stepSum], "minimum_sum": [minimumSum]])
         state.set("first_chosen", optional: firstChosenIndex)
         state.set("last_chosen", optional: lastChosenIndex)
+        if recordsBatchResults { state.set("batch_results", batchResults) }
         return state
+    }
+
+    /// The other job's batches replayed after this one's, in their order (`batch_results`): the
+    /// same sums, bit for bit, as one job over both; the first choice is this job's, the last the other's.
+    public override func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
+        let batches = try other.integer("batches")
+        guard let results = other.arrays["batch_results"] else {
+            throw .notMergeable(observer: observerName, reason: "the saved statistics lack each batch's result (saved without --save-statistics)")
+        }
+        let perBatch = symmetric ? 1 : 2
+        guard results.count == perBatch * batches else { throw .wrongLength(key: "batch_results", expected: perBatch * batches, found: results.count) }
+        for batch in 0..<batches {
+            if symmetric {
+                thresholdSum += results[batch]
+            } else {
+                stepSum += results[2 * batch]
+                minimumSum += results[2 * batch + 1]
+            }
+            batchCount += 1
+        }
+        batchResults += results
+        if firstChosenIndex == nil { firstChosenIndex = try other.optionalInteger("first_chosen") }
+        if let last = try other.optionalInteger("last_chosen") { lastChosenIndex = last }
     }
 
     public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {
@@ -124,6 +153,7 @@ public final class MSEObserverLayer: BaseQuanter {
         batchCount = try state.integer("batches")
         firstChosenIndex = try state.optionalInteger("first_chosen")
         lastChosenIndex = try state.optionalInteger("last_chosen")
+        batchResults = state.arrays["batch_results"] ?? []
         stepSum = try state.value("step_sum")
         minimumSum = try state.value("minimum_sum")
     }

@@ -52,6 +52,8 @@ public enum StatisticsStateError: Error, Equatable, CustomStringConvertible {
     case notAnInteger(key: String, value: Double)
     /// The quanter keeps no statistics that can be saved (a quantization-aware-training quanter).
     case unsupported(observer: String)
+    /// Two jobs' statistics that cannot be combined into what one job over both would give.
+    case notMergeable(observer: String, reason: String)
 
     public var description: String {
         switch self {
@@ -59,6 +61,7 @@ public enum StatisticsStateError: Error, Equatable, CustomStringConvertible {
         case .wrongLength(let key, let expected, let found): return "'\(key)' holds \(found) values, expected \(expected)"
         case .notAnInteger(let key, let value): return "'\(key)' is \(value), not a whole number"
         case .unsupported(let observer): return "the \(observer) quanter's statistics cannot be saved (quantization-aware training quanters learn their parameters)"
+        case .notMergeable(let observer, let reason): return "\(observer) statistics cannot be merged: \(reason)"
         }
     }
 }
