@@ -164,6 +164,8 @@ with tempfile.TemporaryDirectory() as work:
         (["--steps", "-1"], "--steps"), (["--steps", "0"], "--steps"), (["--steps", "x"], "--steps"),
         (["--checkpoint-every", "0"], "--checkpoint-every"), (["--checkpoint-every", "-2"], "--checkpoint-every"),
         (["--checkpoint-every", "x"], "--checkpoint-every"),
+        (["--hist-range", "5,1"], "--hist-range"), (["--hist-range", "1"], "--hist-range"), (["--hist-range", "x,2"], "--hist-range"),
+        (["--hist-range", "-1e39,1"], "--hist-range"),
         (["--batch-size", "0"], "--batch-size"), (["--batch-size", "-3"], "--batch-size"),
         (["--bits", "0"], "--bits"), (["--bits", "9"], "--bits"), (["--bits", "-8"], "--bits"),
         (["--weight-bits", "1"], "--weight-bits"), (["--activation-bits", "33"], "--activation-bits"),

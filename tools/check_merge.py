@@ -3,13 +3,14 @@
 
 20 batches of GPT token ids (seeded NumPy, written here) in three folders: all 20, the first 10
 (A) and the last 10 (B). For each observer pair whose statistic does not depend on the order of the
-batches (abs_max, avg, mse, emd activations; abs_max_channel_wise, mse_channel_wise weights), with
+batches (abs_max, avg, mse, emd activations, and hist and kl with a fixed --hist-range;
+abs_max_channel_wise, mse_channel_wise weights), with
 --reproducible at T = 2: one job over all 20 batches, job A at T = 2 × D = 2 and job B at T = 2 × D = 1
 each with --save-statistics, then `shardquant merge A B`: every file of the merged output folder
 byte-identical to the single job's, apart from provenance and the report (shardquant.json,
 report.json, report.html: the report measures each job's own held-out batch).
-Refusals, each a clean non-zero exit that says why, with no output folder: hist (the halves'
-histogram ranges differ), a folder of another observer, a folder saved at another T, GPTQ at save
+Refusals, each a clean non-zero exit that says why, with no output folder: hist without
+--hist-range (the halves' histogram ranges differ), a folder of another observer, a folder saved at another T, GPTQ at save
 time (sequential), a folder that is not saved statistics.
 Prints `N passed, N failed` last; exits non-zero on any failure.
 """
@@ -69,9 +70,11 @@ with tempfile.TemporaryDirectory() as folder:
         numpy.save(os.path.join(folder, "all", f"b{index:02d}.npy"), batch)
         numpy.save(os.path.join(folder, "A" if index < 10 else "B", f"b{index:02d}.npy"), batch)
 
-    pairs = [("abs_max", "abs_max_channel_wise"), ("avg", "abs_max_channel_wise"), ("mse", "mse_channel_wise"), ("emd", "abs_max_channel_wise")]
-    for observer, weight in pairs:
-        flags = [*GPT, "--observer", observer, "--weight-observer", weight]
+    pairs = [("abs_max", "abs_max_channel_wise", []), ("avg", "abs_max_channel_wise", []), ("mse", "mse_channel_wise", []),
+             ("emd", "abs_max_channel_wise", []), ("hist", "abs_max_channel_wise", ["--hist-range", "-6,6"]),
+             ("kl", "abs_max_channel_wise", ["--hist-range", "-6,6"])]
+    for observer, weight, extra in pairs:
+        flags = [*GPT, "--observer", observer, "--weight-observer", weight, *extra]
         tag = f"{observer}+{weight}"
         whole = run(2, [*flags, "--data", "all", "--steps", "20", "--out", f"whole-{tag}"], folder)
         half_a = run(4, [*flags, "--dp", "2", "--data", "A", "--steps", "10", "--save-statistics", f"saved-a-{tag}", "--out", f"a-{tag}"], folder)

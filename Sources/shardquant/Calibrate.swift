@@ -230,6 +230,7 @@ struct Calibrate: ParsableCommand {
         QuantizationConfigFile.Settings(observer: observer, weightObserver: weightObserver, bits: bits, activationBits: activationBits,
                                         weightBits: weightBits, bins: tuning.bins, percent: tuning.percent,
                                         asymmetric: tuning.asymmetric ? true : nil, groupSize: tuning.groupSize)
+            .withHistogramRange(tuning.histogramRange)
     }
 
     /// The flags' smoothing, part by part, or `nil` when no smoothing flag is given.

@@ -88,6 +88,30 @@ struct StatisticsStateTests {
         }
     }
 
+    @Test("with --hist-range the histogram never grows, counts values outside in its edge bins, and halves merge into the whole",
+          arguments: ["hist", "kl"])
+    func fixedRangeMerge(name: String) throws {
+        let options = ObserverRegistry.Options(histogramRange: -3...3)
+        func make() throws -> BaseQuanter { try ObserverRegistry.standaloneObserver(named: name, bits: 8, axis: nil, options: options) }
+        let generator = CounterRandom(seed: 6)
+        let whole = try make(), first = try make(), second = try make()
+        for index in 0..<20 {  // spreads 1…7 and outliers ×40: far outside ±3
+            let batch = ObserverStateTests.batch(index, generator: generator)
+            _ = whole(batch)
+            _ = (index < 9 ? first : second)(batch)
+        }
+        let state = try whole.savedStatistics()
+        #expect(try state.array("histogram_range") == (name == "kl" ? [0, 3] : [-3, 3]))
+        let counts = try state.array("histogram_counts")
+        #expect(counts.reduce(0, +) == Double(20 * 96), "every value counted once")
+        #expect(counts.last! > counts[counts.count - 2] * 4, "the values above the range land in the last bin")
+        let merged = try make()
+        try merged.restoreStatistics(try first.savedStatistics())
+        try merged.mergeStatistics(try second.savedStatistics())
+        #expect(try merged.savedStatistics() == state)
+        #expect(merged.scales() == whole.scales())
+    }
+
     @Test("a restore is checked: a missing key, a wrong length or a fraction where a count belongs is named")
     func refusesBadState() throws {
         let generator = CounterRandom(seed: 3)

@@ -23,8 +23,12 @@ public enum ObserverRegistry {
         public var symmetric: Bool = true
         /// The group size of `group_wise` (``GroupWiseWeightObserver/defaultGroupSize`` when `nil`).
         public var groupSize: Int?
-        public init(bins: Int = Options.defaultBins, percent: Double = Options.defaultPercent, symmetric: Bool = true, groupSize: Int? = nil) {
+        /// `--hist-range`: hist's and kl's histogram range fixed in advance (``HistogramState``).
+        public var histogramRange: ClosedRange<Double>?
+        public init(bins: Int = Options.defaultBins, percent: Double = Options.defaultPercent, symmetric: Bool = true, groupSize: Int? = nil,
+                    histogramRange: ClosedRange<Double>? = nil) {
             self.groupSize = groupSize
+            self.histogramRange = histogramRange
             self.bins = bins
             self.percent = percent
             self.symmetric = symmetric
@@ -39,8 +43,8 @@ public enum ObserverRegistry {
         case "avg": return AVGObserver(quantBits: bits)
         case "mse": return MSEObserver(quantBits: bits, symmetric: options.symmetric)
         case "emd": return EMDObserver(quantBits: bits)
-        case "hist": return HistObserver(quantBits: bits, binsCount: options.bins, percent: options.percent, symmetric: options.symmetric)
-        case "kl": return KLObserver(quantBits: bits, binsCount: options.bins)
+        case "hist": return HistObserver(quantBits: bits, binsCount: options.bins, percent: options.percent, symmetric: options.symmetric, range: options.histogramRange)
+        case "kl": return KLObserver(quantBits: bits, binsCount: options.bins, range: options.histogramRange)
         case "abs_max_channel_wise": return AbsMaxChannelWiseWeightObserver(quantBits: bits)
         case "mse_channel_wise": return MSEChannelWiseWeightObserver(quantBits: bits)
         case "group_wise": return GroupWiseWeightObserver(quantBits: bits, groupSize: options.groupSize ?? GroupWiseWeightObserver.defaultGroupSize)

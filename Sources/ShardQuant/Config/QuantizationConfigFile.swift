@@ -44,6 +44,8 @@ public struct QuantizationConfigFile: Sendable {
         public var asymmetric: Bool?
         /// Group size of group-wise weights (`group_wise`): set alone, it also selects that observer.
         public var groupSize: Int?
+        /// hist's and kl's histogram range fixed in advance (`--hist-range`; mergeable histograms).
+        public var histogramRange: ClosedRange<Double>?
 
         public init(observer: String? = nil, weightObserver: String? = nil, bits: Int? = nil, activationBits: Int? = nil,
                     weightBits: Int? = nil, bins: Int? = nil, percent: Double? = nil, asymmetric: Bool? = nil, groupSize: Int? = nil) {
@@ -56,6 +58,13 @@ public struct QuantizationConfigFile: Sendable {
             self.bins = bins
             self.percent = percent
             self.asymmetric = asymmetric
+        }
+
+        /// These settings with `range` as the fixed histogram range (unchanged when `nil`).
+        public func withHistogramRange(_ range: ClosedRange<Double>?) -> Settings {
+            var result = self
+            if let range { result.histogramRange = range }
+            return result
         }
 
         /// The command line's defaults: abs_max activations, per-channel abs_max weights, 8 bits.
@@ -79,6 +88,7 @@ public struct QuantizationConfigFile: Sendable {
             if let value = other.bins { result.bins = value }
             if let value = other.percent { result.percent = value }
             if let value = other.asymmetric { result.asymmetric = value }
+            if let value = other.histogramRange { result.histogramRange = value }
             if let value = other.groupSize {
                 result.groupSize = value
                 // A group size given without a weight observer selects group_wise.
@@ -91,7 +101,7 @@ public struct QuantizationConfigFile: Sendable {
         var effectiveWeightBits: Int { weightBits ?? bits ?? 8 }
         var options: ObserverRegistry.Options {
             .init(bins: bins ?? ObserverRegistry.Options.defaultBins, percent: percent ?? ObserverRegistry.Options.defaultPercent,
-                  symmetric: !(asymmetric ?? false))
+                  symmetric: !(asymmetric ?? false), histogramRange: histogramRange)
         }
     }
 

@@ -21,8 +21,12 @@ public struct HistObserver: QuanterFactory {
     public let percent: Double
     public let sign: Bool
     public let symmetric: Bool
+    /// `--hist-range`: a histogram range fixed in advance (``HistogramState``), or `nil`.
+    public var range: ClosedRange<Double>?
 
-    public init(quantBits: Int = 8, binsCount: Int = 2048, percent: Double = 0.999, sign: Bool = true, symmetric: Bool = true) {
+    public init(quantBits: Int = 8, binsCount: Int = 2048, percent: Double = 0.999, sign: Bool = true, symmetric: Bool = true,
+                range: ClosedRange<Double>? = nil) {
+        self.range = range
         precondition(percent > 0 && percent <= 1, "percent \(percent) must be in (0, 1]")
         self.quantBits = quantBits
         self.binsCount = binsCount
@@ -34,7 +38,7 @@ public struct HistObserver: QuanterFactory {
     public var name: String { "hist" }
 
     public func makeQuanter(for layer: Layer, role: QuanterRole, reducer: StatisticReducer) -> BaseQuanter {
-        PercentHistObserverLayer(quantBits: quantBits, binsCount: binsCount, percent: percent, symmetric: symmetric, reducer: reducer)
+        PercentHistObserverLayer(quantBits: quantBits, binsCount: binsCount, percent: percent, symmetric: symmetric, range: range, reducer: reducer)
     }
 }
 
@@ -46,11 +50,11 @@ public final class PercentHistObserverLayer: BaseQuanter {
     var state: HistogramState
 
     public init(quantBits: Int = 8, binsCount: Int = 2048, percent: Double = 0.999, symmetric: Bool = true,
-                reducer: StatisticReducer = LocalReducer()) {
+                range: ClosedRange<Double>? = nil, reducer: StatisticReducer = LocalReducer()) {
         self.binsCount = binsCount
         self.percent = percent
         self.symmetric = symmetric
-        state = HistogramState(bins: binsCount)
+        state = HistogramState(bins: binsCount, fixedRange: range)
         super.init(observerName: "hist", bitLength: quantBits, quantAxis: -1, reducer: reducer)
     }
 
@@ -118,7 +122,9 @@ public final class PercentHistObserverLayer: BaseQuanter {
     public override var isSymmetric: Bool { symmetric }
 
     public override var arguments: [String: String] {
-        ["bits": String(bitLength), "bins": String(binsCount), "percent": String(percent), "symmetric": String(symmetric)]
+        var arguments = ["bits": String(bitLength), "bins": String(binsCount), "percent": String(percent), "symmetric": String(symmetric)]
+        if let range = state.fixedRange { arguments["range"] = "\(range.lowerBound),\(range.upperBound)" }
+        return arguments
     }
 
     public override var savesStatistics: Bool { true }
@@ -140,6 +146,6 @@ public final class PercentHistObserverLayer: BaseQuanter {
     }
 
     public override func makeCopy() -> Layer {
-        PercentHistObserverLayer(quantBits: bitLength, binsCount: binsCount, percent: percent, symmetric: symmetric, reducer: reducer)
+        PercentHistObserverLayer(quantBits: bitLength, binsCount: binsCount, percent: percent, symmetric: symmetric, range: state.fixedRange, reducer: reducer)
     }
 }

@@ -11,13 +11,37 @@ struct HistogramState: Sendable {
     /// The range PaddleSlim records from the first batch even when it cannot bin it (constant input).
     var firstRange: (minimum: Double, maximum: Double)?
 
-    init(bins: Int) {
+    /// A range fixed in advance (`--hist-range`): every batch is binned on it, values outside it
+    /// are counted in the edge bins, and the histogram never grows, so jobs over other data share
+    /// one range and their counts add (`shardquant merge`). `nil`: PaddleSlim's growing range.
+    var fixedRange: ClosedRange<Double>?
+
+    init(bins: Int, fixedRange: ClosedRange<Double>? = nil) {
         precondition(bins > 0, "histogram needs at least one bin")
         self.bins = bins
+        self.fixedRange = fixedRange
+    }
+
+    /// Adds one batch on the fixed range: `x` (or `|x|` with `magnitudes`) clipped to it and binned.
+    mutating func addOnFixedRange(_ values: [Float], magnitudes: Bool, reducer: StatisticReducer) {
+        guard let range = fixedRange else { return }
+        let low = Float(range.lowerBound), high = Float(range.upperBound)
+        let clipped = values.map { Swift.min(Swift.max(magnitudes ? Swift.abs($0) : $0, low), high) }
+        var counts = UniformHistogram.binCounts(clipped, bins: bins, first: range.lowerBound, last: range.upperBound)
+        reducer.reduceSum(&counts)
+        if var current = histogram {
+            for index in 0..<bins { current.counts[index] += Double(counts[index]) }
+            current.isFloat32 = true
+            histogram = current
+        } else {
+            histogram = UniformHistogram(counts: counts.map(Double.init), minimum: range.lowerBound, maximum: range.upperBound)
+            firstRange = (range.lowerBound, range.upperBound)
+        }
     }
 
     /// Adds one batch whose values are `values` on this rank.
     mutating func add(_ values: [Float], reducer: StatisticReducer) {
+        if fixedRange != nil { return addOnFixedRange(values, magnitudes: false, reducer: reducer) }
         let local = UniformHistogram.range(values)
         var range = [-local.0, local.1]  // MIN and MAX in one collective
         reducer.reduceMaximum(&range)

@@ -20,13 +20,16 @@ import ShardTensor
 public struct KLObserver: QuanterFactory {
     public let quantBits: Int
     public let binsCount: Int
-    public init(quantBits: Int = 8, binsCount: Int = 2048) {
+    /// `--hist-range LO,HI`: the |x| histogram fixed on `[0, max(|LO|, |HI|)]`, or `nil`.
+    public var range: ClosedRange<Double>?
+    public init(quantBits: Int = 8, binsCount: Int = 2048, range: ClosedRange<Double>? = nil) {
         self.quantBits = quantBits
         self.binsCount = binsCount
+        self.range = range
     }
     public var name: String { "kl" }
     public func makeQuanter(for layer: Layer, role: QuanterRole, reducer: StatisticReducer) -> BaseQuanter {
-        KLObserverLayer(quantBits: quantBits, binsCount: binsCount, reducer: reducer)
+        KLObserverLayer(quantBits: quantBits, binsCount: binsCount, range: range, reducer: reducer)
     }
 }
 
@@ -36,14 +39,15 @@ public final class KLObserverLayer: BaseQuanter {
     var state: HistogramState
     private var cached: (Int, Float)?
 
-    public init(quantBits: Int = 8, binsCount: Int = 2048, reducer: StatisticReducer = LocalReducer()) {
+    public init(quantBits: Int = 8, binsCount: Int = 2048, range: ClosedRange<Double>? = nil, reducer: StatisticReducer = LocalReducer()) {
         self.binsCount = binsCount
-        state = HistogramState(bins: binsCount)
+        state = HistogramState(bins: binsCount, fixedRange: range.map { 0...Swift.max(Swift.abs($0.lowerBound), Swift.abs($0.upperBound)) })
         super.init(observerName: "kl", bitLength: quantBits, quantAxis: -1, reducer: reducer)
     }
 
     public override func observe(_ input: Tensor) {
         cached = nil
+        if state.fixedRange != nil { return state.addOnFixedRange(input.scalars, magnitudes: true, reducer: reducer) }
         // |x| with an explicit zero, so every rank's range starts at 0 (one more value per rank
         // would change counts; the zero is added to the range only, not binned).
         // The largest finite |x| from the finite range of x (no copy of |x|): max(−min, max).
@@ -140,7 +144,11 @@ public final class KLObserverLayer: BaseQuanter {
         return bestIndex
     }
 
-    public override var arguments: [String: String] { ["bits": String(bitLength), "bins": String(binsCount)] }
+    public override var arguments: [String: String] {
+        var arguments = ["bits": String(bitLength), "bins": String(binsCount)]
+        if let range = state.fixedRange { arguments["range"] = "\(range.lowerBound),\(range.upperBound)" }
+        return arguments
+    }
 
     public override var savesStatistics: Bool { true }
 
@@ -162,7 +170,9 @@ public final class KLObserverLayer: BaseQuanter {
         cached = nil
     }
 
-    public override func makeCopy() -> Layer { KLObserverLayer(quantBits: bitLength, binsCount: binsCount, reducer: reducer) }
+    public override func makeCopy() -> Layer {
+        KLObserverLayer(quantBits: bitLength, binsCount: binsCount, range: state.fixedRange, reducer: reducer)
+    }
 }
 
 extension HistogramState {
