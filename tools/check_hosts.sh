@@ -6,8 +6,9 @@
 #     (--map-by node: every collective crosses the link) gives scales.json `layers` bit-identical
 #     to the same job on one host; abs_max and hist also at T = 2 × D = 2 with two ranks per host,
 #     both placements (tensor-parallel pairs within a host, and across the hosts);
-#  2. SmolLM2 (the GGUF launch/setup caches), T = 2 across the hosts, --reproducible hist:
-#     `layers` bit-identical to the single-host T = 2 run (check_llama.sh compares that with T = 1);
+#  2. SmolLM2 (the GGUF launch/setup caches), --reproducible hist, T = 2 with one rank per host and
+#     T = 2 × D = 2 with two per host: `layers` bit-identical to the same grid on one host
+#     (check_llama.sh compares T = 2 with T = 1);
 #  3. the bytes that crossed the link (the veth pair's counters) and the job's own collective bytes
 #     (`calibrate --verbose`) are printed for one run of each;
 #  4. faults: host 2's processes killed with SIGKILL mid-run, and host 2's link taken down mid-run:
@@ -93,6 +94,16 @@ if [ -s "$checkpoint" ]; then
     else fail "SmolLM2 across hosts differs from one host ($message)"; fi
     grep -E "^(statistics|model) collectives" "$work/llama-hosts.log" | sed 's/^/     SmolLM2 rank 0 /' || true
   else fail "SmolLM2 T = 2 across 2 hosts did not run: $(tail -5 "$work/llama-hosts.log")"; fi
+  # T = 2 × D = 2, two ranks per host (tensor-parallel pairs within a host), against one host.
+  launch/shardquant -np 4 "${llama[@]}" --dp 2 --quiet --out "$work/llama22-local" < /dev/null > /dev/null
+  before=$(link_bytes)
+  if launch/shardquant --hostfile "$hostfile" -np 4 "${llama[@]}" --dp 2 --quiet --out "$work/llama22-hosts" \
+      < /dev/null > "$work/llama22-hosts.log" 2>&1; then
+    crossed=$(( $(link_bytes) - before ))
+    if message="$(same_layers "$work/llama22-local/scales.json" "$work/llama22-hosts/scales.json")"; then
+      pass "SmolLM2 hist: T = 2 × D = 2, two ranks per host = one host, bit for bit ($message; $crossed bytes crossed)"
+    else fail "SmolLM2 T = 2 × D = 2 across hosts differs from one host ($message)"; fi
+  else fail "SmolLM2 T = 2 × D = 2 across 2 hosts did not run: $(tail -5 "$work/llama22-hosts.log")"; fi
 else
   fail "no SmolLM2 checkpoint at $checkpoint (launch/setup fetches it)"
 fi

@@ -14,46 +14,16 @@ Refusals, each a clean non-zero exit that says why, with no output folder: hist 
 time (sequential), a folder that is not saved statistics.
 Prints `N passed, N failed` last; exits non-zero on any failure.
 """
-import filecmp
 import os
-import subprocess
 import sys
 import tempfile
 
 import numpy  # noqa: F401  (the check's data; launch/test runs this with the export venv's Python)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LAUNCH = os.path.join(ROOT, "launch", "shardquant")
-BINARY = os.path.abspath(os.environ.get("SHARDQUANT_BINARY", os.path.join(ROOT, ".build", "release", "shardquant")))
+from check_common import check, differing_files, run, summary
+
 GPT = ["calibrate", "--model", "gpt", "--hidden", "96", "--heads", "12", "--layers", "2", "--ffn", "384", "--vocab", "256",
        "--seq", "32", "--batch-size", "4", "--reproducible", "--quiet", "--tp", "2"]
-VOLATILE = {"shardquant.json", "report.json", "report.html"}
-passed = failed = 0
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-        print("ok  ", what, flush=True)
-    else:
-        failed += 1
-        print("FAILED:", what, flush=True)
-
-
-def run(ranks, arguments, cwd):
-    return subprocess.run([LAUNCH, "-np", str(ranks), *arguments], capture_output=True, text=True, timeout=900, cwd=cwd,
-                          stdin=subprocess.DEVNULL, env={**os.environ, "SHARDQUANT_BINARY": BINARY})
-
-
-def differing_files(a, b):
-    def listing(folder):
-        return {os.path.relpath(os.path.join(base, name), folder) for base, _, files in os.walk(folder) for name in files
-                if name not in VOLATILE}
-    left, right = listing(a), listing(b)
-    different = sorted(left ^ right)
-    different += [r for r in sorted(left & right) if not filecmp.cmp(os.path.join(a, r), os.path.join(b, r), shallow=False)]
-    return different, len(left)
 
 
 def first_line(result):
@@ -111,5 +81,4 @@ with tempfile.TemporaryDirectory() as folder:
     refused = run(2, ["merge", "A", "saved-b-hist", "--out", "merged-bad"], folder)
     check(refused.returncode != 0 and "statistics.json" in refused.stderr, f"a folder that is not saved statistics is refused: {first_line(refused)}")
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(summary())

@@ -33,48 +33,11 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LAUNCH = os.path.join(ROOT, "launch", "shardquant")
-BINARY = os.path.abspath(os.environ.get("SHARDQUANT_BINARY", os.path.join(ROOT, ".build", "release", "shardquant")))
+from check_common import BINARY, LAUNCH, ROOT, check, differing_files, run, summary
+
 GPT = ["calibrate", "--model", "gpt", "--hidden", "96", "--heads", "12", "--layers", "2", "--ffn", "384", "--vocab", "256",
        "--seq", "32", "--batch-size", "4", "--steps", "20", "--reproducible", "--quiet", "--checkpoint-every", "2"]
-# Provenance and timings may differ between an interrupted and an uninterrupted run.
-VOLATILE = {"shardquant.json", "report.json", "report.html"}
 random.seed(int(os.environ.get("SHARDQUANT_RESUME_SEED", "20261201")))
-passed = failed = 0
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-        print("ok  ", what, flush=True)
-    else:
-        failed += 1
-        print("FAILED:", what, flush=True)
-
-
-def run(ranks, arguments, cwd):
-    return subprocess.run([LAUNCH, "-np", str(ranks), *arguments], capture_output=True, text=True, timeout=900, cwd=cwd,
-                          stdin=subprocess.DEVNULL, env={**os.environ, "SHARDQUANT_BINARY": BINARY})
-
-
-def differing_files(a, b):
-    """Files of folder a and b (recursively) that differ or exist in one only, volatile ones left out."""
-    def listing(folder):
-        found = set()
-        for base, _, files in os.walk(folder):
-            for name in files:
-                relative = os.path.relpath(os.path.join(base, name), folder)
-                if os.path.basename(relative) not in VOLATILE:
-                    found.add(relative)
-        return found
-    left, right = listing(a), listing(b)
-    different = sorted(left ^ right)
-    for relative in sorted(left & right):
-        if not filecmp.cmp(os.path.join(a, relative), os.path.join(b, relative), shallow=False):
-            different.append(relative)
-    return different, len(left)
 
 
 with tempfile.TemporaryDirectory() as folder:
@@ -213,5 +176,4 @@ with tempfile.TemporaryDirectory() as folder:
                   f"SmolLM2 killed and resumed: {count} files (scales.json, model.gguf, model.safetensors, ...) bit-identical to the "
                   f"uninterrupted run{'' if not different else f'; differ: {different}'}")
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(summary())

@@ -37,20 +37,11 @@ public final class AbsMaxChannelWiseWeightObserverLayer: BaseQuanter {
     public override var savesStatistics: Bool { true }
 
     /// `channel_maxima` (absent before the first call).
-    public override func observerStatistics() -> StatisticsState {
-        var state = StatisticsState()
-        state.set("channel_maxima", floats: channelMaxima)
-        return state
-    }
+    public override func observerStatistics() -> StatisticsState { StatisticsState("channel_maxima", floats: channelMaxima) }
 
-    /// A weight's statistics come from the weight, the same in every job: kept when equal,
-    /// refused when the jobs' weights differ.
+    /// Kept when the other job's is equal (``mergedWeightStatistic(_:_:key:observer:)``).
     public override func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
-        guard let theirs = other.optionalFloats("channel_maxima") else { return }
-        guard let mine = channelMaxima else { channelMaxima = theirs; return }
-        guard mine.map(\.bitPattern) == theirs.map(\.bitPattern) else {
-            throw .notMergeable(observer: observerName, reason: "the jobs' weights differ (other channel_maxima)")
-        }
+        channelMaxima = try mergedWeightStatistic(channelMaxima, other, key: "channel_maxima", observer: observerName)
     }
 
     public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {

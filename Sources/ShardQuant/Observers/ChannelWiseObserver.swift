@@ -19,3 +19,15 @@ extension Tensor {
         return permuted(permutation).reshaped([shape[axis], -1])
     }
 }
+
+/// A weight observer's statistic in a merge (``BaseQuanter/mergeStatistics(_:)``): it comes from
+/// the weight, the same in every job, so `mine` stays when the other job's `key` is equal or
+/// absent, the other's is taken when this job has none, and different values are refused.
+func mergedWeightStatistic(_ mine: [Float]?, _ other: StatisticsState, key: String, observer: String) throws(StatisticsStateError) -> [Float]? {
+    guard let theirs = other.optionalFloats(key) else { return mine }
+    guard let mine else { return theirs }
+    guard mine.map(\.bitPattern) == theirs.map(\.bitPattern) else {
+        throw .notMergeable(observer: observer, reason: "the jobs' weights differ (other \(key))")
+    }
+    return mine
+}

@@ -29,11 +29,11 @@ public final class EMDObserverLayer: BaseQuanter {
     public private(set) var thresholdSum = 0.0
     public private(set) var batchCount = 0
     /// The candidate index chosen on the first and on the latest batch.
-    public private(set) var firstChosenIndex: Int?
-    public private(set) var lastChosenIndex: Int?
-    /// With ``BaseQuanter/recordsBatchResults``: each batch's chosen threshold (asymmetric: its
-    /// step and range minimum), in batch order.
-    private var batchResults: [Double] = []
+    public var firstChosenIndex: Int? { choices.first }
+    public var lastChosenIndex: Int? { choices.last }
+    /// The choices, and with ``BaseQuanter/recordsBatchResults`` each batch's chosen threshold
+    /// (asymmetric: its step and range minimum), in batch order.
+    private var choices = SearchChoices.none
 
     public init(quantBits: Int = 8, reducer: StatisticReducer = LocalReducer()) {
         super.init(observerName: "emd", bitLength: quantBits, quantAxis: -1, reducer: reducer)
@@ -104,11 +104,9 @@ public final class EMDObserverLayer: BaseQuanter {
                 best = k
             }
         }
-        if firstChosenIndex == nil { firstChosenIndex = best }
-        lastChosenIndex = best
         thresholdSum += factors[best] * absMax
         batchCount += 1
-        if recordsBatchResults { batchResults.append(factors[best] * absMax) }
+        choices.record(best, results: [factors[best] * absMax], recording: recordsBatchResults)
     }
 
     public override func scales() -> [Float]? {
@@ -118,39 +116,28 @@ public final class EMDObserverLayer: BaseQuanter {
 
     public override var savesStatistics: Bool { true }
 
-    /// `threshold_sum`, `batches`, `first_chosen` and `last_chosen` (empty before a batch).
+    /// `threshold_sum`, `batches` and the choices (``SearchChoices``).
     public override func observerStatistics() -> StatisticsState {
         var state = StatisticsState(["threshold_sum": [thresholdSum], "batches": [Double(batchCount)]])
-        state.set("first_chosen", optional: firstChosenIndex)
-        state.set("last_chosen", optional: lastChosenIndex)
-        if recordsBatchResults { state.set("batch_results", batchResults) }
+        choices.save(into: &state, recording: recordsBatchResults)
         return state
     }
 
-    /// The other job's batches replayed after this one's, in their order (`batch_results`): the
-    /// same sums, bit for bit, as one job over both; the first choice is this job's, the last the other's.
+    /// The other job's batch thresholds added after this one's, in their order: the same sum, bit
+    /// for bit, as one job over both.
     public override func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
-        let batches = try other.integer("batches")
-        guard let results = other.arrays["batch_results"] else {
-            throw .notMergeable(observer: observerName, reason: "the saved statistics lack each batch's result (saved without --save-statistics)")
-        }
-        let perBatch = 1
-        guard results.count == perBatch * batches else { throw .wrongLength(key: "batch_results", expected: perBatch * batches, found: results.count) }
-        for batch in 0..<batches {
-            thresholdSum += results[batch]
+        let later = try SearchChoices(merging: other, perBatch: 1, observer: observerName)
+        for threshold in later.results {
+            thresholdSum += threshold
             batchCount += 1
         }
-        batchResults += results
-        if firstChosenIndex == nil { firstChosenIndex = try other.optionalInteger("first_chosen") }
-        if let last = try other.optionalInteger("last_chosen") { lastChosenIndex = last }
+        choices = choices.followed(by: later)
     }
 
     public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {
         thresholdSum = try state.value("threshold_sum")
         batchCount = try state.integer("batches")
-        firstChosenIndex = try state.optionalInteger("first_chosen")
-        lastChosenIndex = try state.optionalInteger("last_chosen")
-        batchResults = state.arrays["batch_results"] ?? []
+        choices = try SearchChoices(restoring: state)
     }
 
     public override func makeCopy() -> Layer { EMDObserverLayer(quantBits: bitLength, reducer: reducer) }

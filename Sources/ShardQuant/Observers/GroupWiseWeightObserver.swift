@@ -102,20 +102,11 @@ public final class GroupWiseWeightObserverLayer: BaseQuanter {
     public override var savesStatistics: Bool { true }
 
     /// `group_maxima` (absent before the first call).
-    public override func observerStatistics() -> StatisticsState {
-        var state = StatisticsState()
-        state.set("group_maxima", floats: groupMaxima)
-        return state
-    }
+    public override func observerStatistics() -> StatisticsState { StatisticsState("group_maxima", floats: groupMaxima) }
 
-    /// A weight's statistics come from the weight, the same in every job: kept when equal,
-    /// refused when the jobs' weights differ.
+    /// Kept when the other job's is equal (``mergedWeightStatistic(_:_:key:observer:)``).
     public override func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
-        guard let theirs = other.optionalFloats("group_maxima") else { return }
-        guard let mine = groupMaxima else { groupMaxima = theirs; return }
-        guard mine.map(\.bitPattern) == theirs.map(\.bitPattern) else {
-            throw .notMergeable(observer: observerName, reason: "the jobs' weights differ (other group_maxima)")
-        }
+        groupMaxima = try mergedWeightStatistic(groupMaxima, other, key: "group_maxima", observer: observerName)
     }
 
     public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {

@@ -129,21 +129,10 @@ public final class PercentHistObserverLayer: BaseQuanter {
 
     public override var savesStatistics: Bool { true }
 
-    /// The histogram (``HistogramState``'s keys).
-    public override func observerStatistics() -> StatisticsState {
-        var saved = StatisticsState()
-        state.save(into: &saved)
-        return saved
-    }
-
-    /// See ``HistogramState``'s merge: the same range, or refused.
-    public override func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
-        try state.merge(other, observer: observerName)
-    }
-
-    public override func restoreObserverStatistics(_ saved: StatisticsState) throws(StatisticsStateError) {
-        try state.restore(from: saved)
-    }
+    /// The histogram (``HistogramState``'s keys); merged only on the same range.
+    public override func observerStatistics() -> StatisticsState { state.saved }
+    public override func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) { try state.merge(other, observer: observerName) }
+    public override func restoreObserverStatistics(_ saved: StatisticsState) throws(StatisticsStateError) { try state.restore(from: saved) }
 
     public override func makeCopy() -> Layer {
         PercentHistObserverLayer(quantBits: bitLength, binsCount: binsCount, percent: percent, symmetric: symmetric, range: state.fixedRange, reducer: reducer)

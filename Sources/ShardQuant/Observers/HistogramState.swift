@@ -85,11 +85,13 @@ struct HistogramState: Sendable {
 
     /// `histogram_counts` (empty before a histogram exists), `histogram_range` `[min, max]`,
     /// `histogram_float32` (0 or 1), `first_range` (`[min, max]`, or empty before a batch).
-    func save(into state: inout StatisticsState) {
+    var saved: StatisticsState {
+        var state = StatisticsState()
         state.set("histogram_counts", histogram?.counts ?? [])
         state.set("histogram_range", histogram.map { [$0.minimum, $0.maximum] } ?? [])
         state.set("histogram_float32", (histogram?.isFloat32 ?? false) ? 1.0 : 0.0)
         state.set("first_range", firstRange.map { [$0.minimum, $0.maximum] } ?? [])
+        return state
     }
 
     /// Adds another job's histogram: exact when both share the same range (the counts add, as one

@@ -152,19 +152,13 @@ public final class KLObserverLayer: BaseQuanter {
 
     public override var savesStatistics: Bool { true }
 
-    /// The histogram of |x| (``HistogramState``'s keys).
-    public override func observerStatistics() -> StatisticsState {
-        var saved = StatisticsState()
-        state.save(into: &saved)
-        return saved
-    }
-
-    /// See ``HistogramState``'s merge: the same range, or refused.
+    /// The histogram of |x| (``HistogramState``'s keys); merged only on the same range. Both drop
+    /// the cached search.
+    public override func observerStatistics() -> StatisticsState { state.saved }
     public override func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
         try state.merge(other, observer: observerName)
         cached = nil
     }
-
     public override func restoreObserverStatistics(_ saved: StatisticsState) throws(StatisticsStateError) {
         try state.restore(from: saved)
         cached = nil

@@ -85,14 +85,9 @@ public final class MSEChannelWiseWeightObserverLayer: BaseQuanter {
         return state
     }
 
-    /// A weight's statistics come from the weight, the same in every job: kept when equal,
-    /// refused when the jobs' weights differ.
+    /// Kept when the other job's is equal (``mergedWeightStatistic(_:_:key:observer:)``).
     public override func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
-        guard let theirs = other.optionalFloats("thresholds") else { return }
-        guard let mine = thresholds else { thresholds = theirs; return }
-        guard mine.map(\.bitPattern) == theirs.map(\.bitPattern) else {
-            throw .notMergeable(observer: observerName, reason: "the jobs' weights differ (other thresholds)")
-        }
+        thresholds = try mergedWeightStatistic(thresholds, other, key: "thresholds", observer: observerName)
     }
 
     public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {

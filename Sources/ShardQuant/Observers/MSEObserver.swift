@@ -40,11 +40,11 @@ public final class MSEObserverLayer: BaseQuanter {
     public private(set) var thresholdSum = 0.0
     public private(set) var batchCount = 0
     /// The candidate index chosen on the first and on the latest batch.
-    public private(set) var firstChosenIndex: Int?
-    public private(set) var lastChosenIndex: Int?
-    /// With ``BaseQuanter/recordsBatchResults``: each batch's chosen threshold (asymmetric: its
-    /// step and range minimum), in batch order.
-    private var batchResults: [Double] = []
+    public var firstChosenIndex: Int? { choices.first }
+    public var lastChosenIndex: Int? { choices.last }
+    /// The choices, and with ``BaseQuanter/recordsBatchResults`` each batch's chosen threshold
+    /// (asymmetric: its step and range minimum), in batch order.
+    private var choices = SearchChoices.none
     /// Asymmetric form: Σ of the chosen steps and of the chosen range minimums `f·m`.
     public private(set) var stepSum = 0.0
     public private(set) var minimumSum = 0.0
@@ -68,11 +68,9 @@ public final class MSEObserverLayer: BaseQuanter {
         let losses = SquaredErrorSearch.losses(input.scalars, absMax: absMax, quantMaximum: quantMaximum, reducer: reducer)
         var best = 0
         for index in losses.indices where losses[index] <= losses[best] { best = index }
-        if firstChosenIndex == nil { firstChosenIndex = best }
-        lastChosenIndex = best
         thresholdSum += SearchGrid.factors[best] * absMax
         batchCount += 1
-        if recordsBatchResults { batchResults.append(SearchGrid.factors[best] * absMax) }
+        choices.record(best, results: [SearchGrid.factors[best] * absMax], recording: recordsBatchResults)
     }
 
     private func observeAsymmetric(_ input: Tensor) {
@@ -85,13 +83,11 @@ public final class MSEObserverLayer: BaseQuanter {
                                                          quantMaximum: quantMaximum, reducer: reducer)
         var best = 0
         for index in losses.indices where losses[index] <= losses[best] { best = index }
-        if firstChosenIndex == nil { firstChosenIndex = best }
-        lastChosenIndex = best
         let factor = SquaredErrorSearch.asymmetricFactors[best]
         stepSum += factor * width / Double(2 * quantMaximum + 1)
         minimumSum += factor * minimum
         batchCount += 1
-        if recordsBatchResults { batchResults += [factor * width / Double(2 * quantMaximum + 1), factor * minimum] }
+        choices.record(best, results: [factor * width / Double(2 * quantMaximum + 1), factor * minimum], recording: recordsBatchResults)
     }
 
     /// Symmetric: the threshold `T`. Asymmetric: the step.
@@ -116,46 +112,35 @@ public final class MSEObserverLayer: BaseQuanter {
 
     public override var savesStatistics: Bool { true }
 
-    /// `threshold_sum`, `batches`, `first_chosen` and `last_chosen` (empty before a batch), `step_sum`, `minimum_sum` (asymmetric).
+    /// `threshold_sum`, `batches`, `step_sum`, `minimum_sum` (asymmetric) and the choices (``SearchChoices``).
     public override func observerStatistics() -> StatisticsState {
         var state = StatisticsState(["threshold_sum": [thresholdSum], "batches": [Double(batchCount)], "step_sum": [stepSum], "minimum_sum": [minimumSum]])
-        state.set("first_chosen", optional: firstChosenIndex)
-        state.set("last_chosen", optional: lastChosenIndex)
-        if recordsBatchResults { state.set("batch_results", batchResults) }
+        choices.save(into: &state, recording: recordsBatchResults)
         return state
     }
 
-    /// The other job's batches replayed after this one's, in their order (`batch_results`): the
-    /// same sums, bit for bit, as one job over both; the first choice is this job's, the last the other's.
+    /// The other job's batches replayed after this one's, in their order: the same sums, bit for
+    /// bit, as one job over both.
     public override func mergeObserverStatistics(_ other: StatisticsState) throws(StatisticsStateError) {
-        let batches = try other.integer("batches")
-        guard let results = other.arrays["batch_results"] else {
-            throw .notMergeable(observer: observerName, reason: "the saved statistics lack each batch's result (saved without --save-statistics)")
-        }
-        let perBatch = symmetric ? 1 : 2
-        guard results.count == perBatch * batches else { throw .wrongLength(key: "batch_results", expected: perBatch * batches, found: results.count) }
-        for batch in 0..<batches {
+        let later = try SearchChoices(merging: other, perBatch: symmetric ? 1 : 2, observer: observerName)
+        for batch in 0..<(later.results.count / (symmetric ? 1 : 2)) {
             if symmetric {
-                thresholdSum += results[batch]
+                thresholdSum += later.results[batch]
             } else {
-                stepSum += results[2 * batch]
-                minimumSum += results[2 * batch + 1]
+                stepSum += later.results[2 * batch]
+                minimumSum += later.results[2 * batch + 1]
             }
             batchCount += 1
         }
-        batchResults += results
-        if firstChosenIndex == nil { firstChosenIndex = try other.optionalInteger("first_chosen") }
-        if let last = try other.optionalInteger("last_chosen") { lastChosenIndex = last }
+        choices = choices.followed(by: later)
     }
 
     public override func restoreObserverStatistics(_ state: StatisticsState) throws(StatisticsStateError) {
         thresholdSum = try state.value("threshold_sum")
         batchCount = try state.integer("batches")
-        firstChosenIndex = try state.optionalInteger("first_chosen")
-        lastChosenIndex = try state.optionalInteger("last_chosen")
-        batchResults = state.arrays["batch_results"] ?? []
         stepSum = try state.value("step_sum")
         minimumSum = try state.value("minimum_sum")
+        choices = try SearchChoices(restoring: state)
     }
 
     public override func makeCopy() -> Layer { MSEObserverLayer(quantBits: bitLength, symmetric: symmetric, reducer: reducer) }

@@ -9,6 +9,12 @@ public struct StatisticsState: Sendable, Equatable {
 
     public init(_ arrays: [String: [Double]] = [:]) { self.arrays = arrays }
 
+    /// One optional array of floats under `key` (absent for `nil`).
+    public init(_ key: String, floats: [Float]?) {
+        arrays = [:]
+        set(key, floats: floats)
+    }
+
     /// The array under `key`, which must hold `count` values when `count` is given.
     public func array(_ key: String, count: Int? = nil) throws(StatisticsStateError) -> [Double] {
         guard let values = arrays[key] else { throw .missing(key: key) }
