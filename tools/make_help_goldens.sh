@@ -24,6 +24,7 @@ bench bench
 bench-forward bench forward
 bench-gemm bench gemm
 bench-calibrate bench calibrate
+bench-gptq bench gptq
 perplexity perplexity
 generate generate
 LIST

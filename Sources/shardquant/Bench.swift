@@ -10,7 +10,7 @@ import ShardTensor
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure performance; prints JSON.",
-        subcommands: [Forward.self, GEMM.self, CalibrateTiming.self, Kernel.self]
+        subcommands: [Forward.self, GEMM.self, CalibrateTiming.self, Kernel.self, GPTQTiming.self]
     )
 
     /// `shardquant bench forward --model mobilenet_v1 --batch 4 [--steps N]`.

@@ -11,7 +11,7 @@ struct HelpTests {
         ("shardquant", []), ("calibrate", ["calibrate"]), ("merge", ["merge"]), ("report", ["report"]), ("observe", ["observe"]),
         ("infer", ["infer"]), ("embed", ["embed"]), ("export", ["export"]), ("export-reshard", ["export", "reshard"]),
         ("bench", ["bench"]), ("bench-forward", ["bench", "forward"]), ("bench-gemm", ["bench", "gemm"]),
-        ("bench-calibrate", ["bench", "calibrate"]), ("perplexity", ["perplexity"]), ("generate", ["generate"]),
+        ("bench-calibrate", ["bench", "calibrate"]), ("bench-gptq", ["bench", "gptq"]), ("perplexity", ["perplexity"]), ("generate", ["generate"]),
     ]
 
     @Test("every command's --help equals its golden text (tools/make_help_goldens.sh)", arguments: commands.map(\.file))
