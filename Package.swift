@@ -135,7 +135,7 @@ let package = Package(
         .testTarget(name: "ShardNNTests", dependencies: ["ShardNN", "ShardTensor"]),
         .testTarget(name: "ShardTrainTests", dependencies: ["ShardTrain", "ShardNN", "ShardTensor", "ShardDistributed", "ShardTestSupport"]),
         // Depends on the `shardquant` product, so the CLI tests run the binary of this build.
-        .testTarget(name: "ShardQuantTests", dependencies: ["ShardQuant", "ShardModels", "ShardDistributed", "ShardTrain", "ShardExport",
+        .testTarget(name: "ShardQuantTests", dependencies: ["ShardQuant", "ShardModels", "ShardDistributed", "ShardTrain", "ShardExport", "ShardJob",
                                                            "ShardTestSupport", "shardquant"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardModelsTests", dependencies: ["ShardModels", "ShardNN", "ShardTensor", "ShardDistributed", "ShardText"], exclude: ["Fixtures"]),
         .testTarget(name: "ShardTextTests", dependencies: ["ShardText", "ShardModels", "ShardTensor"], exclude: ["Fixtures"]),

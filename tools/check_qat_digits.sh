@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The digits QAT example end to end (release): runs examples/qat_digits, then checks with the real
 # onnx and onnxruntime that the exported converted LSQ+ W4A4 model passes onnx.checker and reproduces
-# the test accuracy qat_digits printed (with graph optimisations off and on).
+# the test accuracy qat_digits printed (exactly with graph optimisations off; within 2 of the 360
+# test images with them on, whose integer kernels round differently).
 # Usage: tools/check_qat_digits.sh PYTHON (numpy, onnx, onnxruntime).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +37,13 @@ for level, name in [(ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "no optimisatio
     options.graph_optimization_level = level
     session = ort.InferenceSession(f"{work}/qat_lsq_w4a4.onnx", options, providers=["CPUExecutionProvider"])
     accuracy = 100 * float((session.run(None, {session.get_inputs()[0].name: x})[0].argmax(1) == y).mean())
-    check(abs(accuracy - lsq) < 0.05 + 1e-9, f"onnxruntime ({name}) test accuracy {accuracy:.1f} % = qat_digits' {lsq} %")
+    # Without optimisations onnxruntime computes the same float QDQ arithmetic: the same accuracy.
+    # With them it fuses DequantizeLinear → MatMul → QuantizeLinear into integer QLinearMatMul
+    # kernels that requantize with their own rounding, which can move a value at a 4-bit rounding
+    # boundary by one level and so flip a borderline image: up to 2 of the 360 (0.56 points).
+    tolerance = 0.05 if level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL else 100 * 2 / len(y) + 0.05
+    check(abs(accuracy - lsq) < tolerance + 1e-9,
+          f"onnxruntime ({name}) test accuracy {accuracy:.1f} % = qat_digits' {lsq} % (within {tolerance:.2f} points)")
 print(f"qat_digits checks: {failures} failed")
 sys.exit(1 if failures else 0)
 PY

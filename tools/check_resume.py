@@ -19,7 +19,9 @@ Then the refusals, each a clean non-zero exit naming the file or folder, with no
 and --resume with no checkpoint yet starts afresh, and the output folder's stale-staging cleanup
 leaves the checkpoint alone. SmolLM2 (T = 2, w4a16 group 32, so model.gguf is written) is killed from outside (kill -9 of one rank's
 process while it calibrates, at a random moment) and resumed: scales.json `layers`, model.gguf and
-model.safetensors identical to an uninterrupted run.
+model.safetensors identical to an uninterrupted run. SmolLM2 with GPTQ (w4a16-gptq, T = 2), killed from
+outside once block 5 is saved and resumed, and killed at step 3 and resumed (every block restored):
+the output folder identical to an uninterrupted run's; a truncated GPTQ block file is refused by name.
 Prints `N passed, N failed` last; exits non-zero on any failure.
 """
 import filecmp
@@ -175,5 +177,67 @@ with tempfile.TemporaryDirectory() as folder:
             check(not different and os.path.exists(os.path.join(folder, out, "model.gguf")),
                   f"SmolLM2 killed and resumed: {count} files (scales.json, model.gguf, model.safetensors, ...) bit-identical to the "
                   f"uninterrupted run{'' if not different else f'; differ: {different}'}")
+
+        # GPTQ (w4a16-gptq, block by block) killed from outside once a rank has saved block 5,
+        # then resumed: its blocks 0..k restored, the rest quantized, the observers after it.
+        gptq = [arg for arg in llama if arg not in ("w4a16",)]
+        gptq[gptq.index("--scheme") + 1:gptq.index("--scheme") + 1] = ["w4a16-gptq"]
+        gptq[gptq.index("--steps") + 1] = "4"
+        whole = run(2, [*gptq, "--out", "gptq-whole"], folder)
+        check(whole.returncode == 0, f"SmolLM2 GPTQ uninterrupted: {whole.stderr[-300:]}")
+        out = "gptq-resumed"
+        checkpoint = os.path.join(folder, f".{out}.checkpoint")
+        process = subprocess.Popen([LAUNCH, "-np", "2", *gptq, "--out", out], cwd=folder, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                   env={**os.environ, "SHARDQUANT_BINARY": BINARY})
+        deadline = time.time() + 600
+        while time.time() < deadline and process.poll() is None and not os.path.exists(os.path.join(checkpoint, "rank-0.gptq-block-5.json")):
+            time.sleep(0.02)
+        candidates = subprocess.run(["pgrep", "-f", f"calibrate.*--out {out}"], capture_output=True, text=True).stdout.split()
+        ranks = [pid for pid in candidates
+                 if open(f"/proc/{pid}/comm").read().strip() == os.path.basename(BINARY)[:15]] if candidates else []
+        victim = random.choice(ranks) if ranks else None
+        if victim:
+            os.kill(int(victim), signal.SIGKILL)
+        process.communicate(timeout=600)
+        blocks = sorted(n for n in os.listdir(checkpoint) if "gptq-block" in n and n.endswith(".json")) if os.path.isdir(checkpoint) else []
+        steps = [n for n in os.listdir(checkpoint) if ".step-" in n] if os.path.isdir(checkpoint) else []
+        check(victim is not None and process.returncode != 0 and len(blocks) >= 6 and not steps
+              and not os.path.exists(os.path.join(folder, out)),
+              f"SmolLM2 GPTQ: one rank killed with kill -9 after block 5: exit {process.returncode}, {len(blocks)} GPTQ block records, "
+              f"{len(steps)} step files")
+        talkative = [arg for arg in gptq if arg != "--quiet"]
+        resumed = run(2, [*talkative, "--out", out, "--resume"], folder)
+        restored = next((line for line in resumed.stderr.splitlines() if "blocks restored" in line), "")
+        if resumed.returncode != 0:
+            check(False, f"SmolLM2 GPTQ --resume: {resumed.stderr[-400:]}")
+        else:
+            different, count = differing_files(os.path.join(folder, "gptq-whole"), os.path.join(folder, out))
+            check(not different and os.path.exists(os.path.join(folder, out, "model.gguf")) and not os.path.exists(checkpoint),
+                  f"SmolLM2 GPTQ killed after block 5 and resumed ({restored.strip() or 'no restore note'}): {count} files "
+                  f"bit-identical to the uninterrupted run{'' if not different else f'; differ: {different}'}")
+        # Killed during the observers' steps (after a step-2 checkpoint): every GPTQ block restored.
+        shutil.rmtree(os.path.join(folder, out), ignore_errors=True)
+        killed = run(2, [*gptq, "--out", out, "--inject-failure", "1:3:kill"], folder)
+        saved = sorted(os.listdir(checkpoint)) if os.path.isdir(checkpoint) else []
+        block = next((n for n in saved if n.startswith("rank-1.gptq-block-7.safetensors")), None)
+        if block:
+            with open(os.path.join(checkpoint, block), "r+b") as f:
+                f.truncate(os.path.getsize(os.path.join(checkpoint, block)) - 8)
+        refused = run(2, [*gptq, "--out", out, "--resume"], folder)
+        check(killed.returncode != 0 and "rank-1.step-2.json" in saved and block is not None and refused.returncode != 0
+              and "rank-1.gptq-block-7.safetensors" in refused.stderr and "truncated" in refused.stderr,
+              f"a truncated GPTQ block file on rank 1 is refused by name: {refused.stderr.strip().splitlines()[:1]}")
+        shutil.rmtree(checkpoint, ignore_errors=True)
+        run(2, [*gptq, "--out", out, "--inject-failure", "1:3:kill"], folder)
+        resumed = run(2, [*talkative, "--out", out, "--resume"], folder)
+        notes = [line.strip() for line in resumed.stderr.splitlines() if "resume:" in line]
+        if resumed.returncode != 0:
+            check(False, f"SmolLM2 GPTQ --resume after step 2: {resumed.stderr[-400:]}")
+        else:
+            different, count = differing_files(os.path.join(folder, "gptq-whole"), os.path.join(folder, out))
+            check(not different and any("first 30 of 30 blocks" in n for n in notes),
+                  f"SmolLM2 GPTQ killed at step 3 and resumed: {notes}; {count} files bit-identical"
+                  f"{'' if not different else f'; differ: {different}'}")
 
 sys.exit(summary())

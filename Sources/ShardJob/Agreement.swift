@@ -17,11 +17,14 @@ public struct Agreement {
 
     /// Runs `body`, then all-reduces a failure flag; on failure every rank's message is gathered
     /// and every rank throws the same ``AgreedFailure`` with the largest of the failed ranks'
-    /// exit codes.
+    /// exit codes. An ``AgreedFailure`` from an agreement inside `body` (which every rank throws
+    /// at once) passes through as it is.
     public func callAsFunction(_ body: () throws -> Void) throws {
         var message = ""
         var code: Int64 = 0
-        do { try body() } catch {
+        do { try body() } catch let agreed as AgreedFailure {
+            throw agreed
+        } catch {
             message = "\(error)"
             code = Int64(Swift.max(exitCode(error), 1))
             if message.isEmpty { message = "\(type(of: error))" }

@@ -74,32 +74,119 @@ public struct CalibrationCheckpoint {
 
     /// Writes this rank's statistics after `step` calibration steps (no collective).
     public func write(step: Int, quanters: [(path: String, quanter: BaseQuanter)], identity: Identity) throws {
+        let (tensors, observers) = try StatisticsFile.tensors(of: quanters)
+        var metadata = identity.metadata
+        metadata["step"] = String(step)
+        try writeDurably(tensors, metadata: metadata, extra: ["quanters": observers], file: statisticsFile(step: step), record: recordFile(step: step))
+    }
+
+    /// Writes `tensors` with the format, version, rank and `metadata` (plus `extra`, kept out of
+    /// the record) to `file`, then the JSON record of its byte count and content fingerprint,
+    /// each durably.
+    func writeDurably(_ tensors: SafetensorsWriter, metadata: [String: String], extra: [String: String], file: URL, record: URL) throws {
         do {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: false)
         } catch where FileManager.default.fileExists(atPath: folder.path) {
         } catch {
             throw CalibrationCheckpointError.unwritable(file: folder.path, reason: error.localizedDescription)
         }
-        let (tensors, observers) = try StatisticsFile.tensors(of: quanters)
-        var metadata = identity.metadata
+        var metadata = metadata
         metadata["format"] = Self.format
         metadata["version"] = String(Self.version)
         metadata["rank"] = String(rank)
-        metadata["step"] = String(step)
-        metadata["quanters"] = observers
-        let bytes = StatisticsFile.serialized(tensors, metadata: metadata)
-        let file = statisticsFile(step: step)
+        let bytes = StatisticsFile.serialized(tensors, metadata: metadata.merging(extra) { first, _ in first })
         do {
             try AtomicFile.write(bytes, to: file, durable: true)
-            var record = metadata
-            record["quanters"] = nil
-            record["file"] = file.lastPathComponent
-            record["bytes"] = String(bytes.count)
-            record["content_fingerprint"] = contentFingerprint(of: file)
-            let json = try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys, .prettyPrinted])
-            try AtomicFile.write(json, to: recordFile(step: step), durable: true)
+            var fields = metadata
+            fields["file"] = file.lastPathComponent
+            fields["bytes"] = String(bytes.count)
+            fields["content_fingerprint"] = contentFingerprint(of: file)
+            let json = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .prettyPrinted])
+            try AtomicFile.write(json, to: record, durable: true)
         } catch let error as TensorFileError {
             throw CalibrationCheckpointError.unwritable(file: error.file, reason: "\(error.reason)")
+        }
+    }
+
+    func gptqBlockFile(_ block: Int) -> URL { folder.appendingPathComponent("rank-\(rank).gptq-block-\(block).safetensors") }
+    func gptqBlockRecord(_ block: Int) -> URL { folder.appendingPathComponent("rank-\(rank).gptq-block-\(block).json") }
+
+    /// The GPTQ blocks this rank has a record of, ascending.
+    public func gptqBlocks() -> [Int] {
+        let prefix = "rank-\(rank).gptq-block-"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
+            .filter { $0.hasPrefix(prefix) && $0.hasSuffix(".json") }
+            .compactMap { Int($0.dropFirst(prefix.count).dropLast(".json".count)) }
+            .sorted()
+    }
+
+    /// One GPTQ-quantized linear of a block, as this rank holds it.
+    public struct GPTQLayer: Equatable, Sendable {
+        public var path: String
+        /// This rank's shard of the weight after the sweep (`q · step`), `[in, out]` as the layer holds it.
+        public var weight: Tensor
+        /// The thresholds the pass keeps for the layer (this rank's layout).
+        public var thresholds: [Float]
+        /// PaddleSlim's `error` of the whole layer.
+        public var error: Double
+
+        public init(path: String, weight: Tensor, thresholds: [Float], error: Double) {
+            self.path = path
+            self.weight = weight
+            self.thresholds = thresholds
+            self.error = error
+        }
+    }
+
+    /// Writes this rank's GPTQ result for decoder block `block` (its index; `blockPath` its layer
+    /// path): per linear `PATH/weight` (F32), `PATH/thresholds` (F32) and `PATH/error` (F64 [1]).
+    public func writeGPTQBlock(_ block: Int, blockPath: String, layers: [GPTQLayer], identity: Identity) throws {
+        var writer = SafetensorsWriter()
+        for layer in layers {
+            writer.add("\(layer.path)/weight", rawBytes: layer.weight.scalars.map { $0.bitPattern.littleEndian }.withUnsafeBytes { Data($0) },
+                       scalarType: .float32, shape: layer.weight.shape)
+            writer.add("\(layer.path)/thresholds", rawBytes: layer.thresholds.map { $0.bitPattern.littleEndian }.withUnsafeBytes { Data($0) },
+                       scalarType: .float32, shape: [layer.thresholds.count])
+            writer.add("\(layer.path)/error", rawBytes: [layer.error.bitPattern.littleEndian].withUnsafeBytes { Data($0) },
+                       scalarType: .float64, shape: [1])
+        }
+        var metadata = identity.metadata
+        metadata["block"] = String(block)
+        metadata["block_path"] = blockPath
+        try writeDurably(writer, metadata: metadata, extra: ["layers": layers.map(\.path).joined(separator: ",")],
+                         file: gptqBlockFile(block), record: gptqBlockRecord(block))
+    }
+
+    /// Reads this rank's GPTQ result for block `block`, refusing a file that is truncated,
+    /// altered, of another job, rank or layout, or of another block path.
+    public func readGPTQBlock(_ block: Int, blockPath: String, identity: Identity) throws -> [GPTQLayer] {
+        let file = gptqBlockFile(block)
+        let contents = try verified(file: file, record: gptqBlockRecord(block), identity: identity, position: ("block", block))
+        guard contents.metadata["block_path"] == blockPath else {
+            throw CalibrationCheckpointError.corrupted(file: file.path, reason: "it holds block \(contents.metadata["block_path"] ?? "?"), this run's block \(block) is \(blockPath)")
+        }
+        func values<Scalar>(_ name: String, _ type: ScalarType, _ make: (UInt64) -> Scalar) throws -> (values: [Scalar], shape: [Int]) {
+            guard let entry = contents.entries.first(where: { $0.name == name }), entry.scalarType == type else {
+                throw CalibrationCheckpointError.corrupted(file: file.path, reason: "no \(type.safetensorsName) tensor '\(name)'")
+            }
+            let data: Data
+            do { data = try contents.bytes(name) } catch { throw CalibrationCheckpointError.corrupted(file: file.path, reason: "\(error)") }
+            let width = type == .float64 ? 8 : 4
+            let scalars = data.withUnsafeBytes { raw in
+                (0..<(raw.count / width)).map { index in
+                    make(width == 8 ? UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))
+                                    : UInt64(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self))))
+                }
+            }
+            return (scalars, entry.shape)
+        }
+        let paths = (contents.metadata["layers"] ?? "").split(separator: ",").map(String.init)
+        return try paths.map { path in
+            let weight = try values("\(path)/weight", .float32) { Float(bitPattern: UInt32($0)) }
+            let thresholds = try values("\(path)/thresholds", .float32) { Float(bitPattern: UInt32($0)) }
+            let error = try values("\(path)/error", .float64) { Double(bitPattern: $0) }
+            guard error.values.count == 1 else { throw CalibrationCheckpointError.corrupted(file: file.path, reason: "'\(path)/error' is not one value") }
+            return GPTQLayer(path: path, weight: Tensor(shape: weight.shape, scalars: weight.values), thresholds: thresholds.values, error: error.values[0])
         }
     }
 
@@ -114,7 +201,15 @@ public struct CalibrationCheckpoint {
     /// Reads this rank's statistics of `step`, refusing a file that is truncated, altered, or of
     /// another job, rank or layout. Returns the state per quanter path.
     public func read(step: Int, identity: Identity) throws -> [String: StatisticsState] {
-        let recordURL = recordFile(step: step), file = statisticsFile(step: step)
+        let contents = try verified(file: statisticsFile(step: step), record: recordFile(step: step), identity: identity,
+                                    position: ("step", step))
+        return try StatisticsFile.states(in: contents)
+    }
+
+    /// The safetensors `file` after checking it against its JSON `record` (format, byte count,
+    /// content fingerprint) and both against `identity`, this rank and `position` (the step or
+    /// block it must be of).
+    func verified(file: URL, record recordURL: URL, identity: Identity, position: (key: String, value: Int)) throws -> SafetensorsFile {
         guard let recordData = try? Data(contentsOf: recordURL),
               let record = (try? JSONSerialization.jsonObject(with: recordData)) as? [String: String] else {
             throw CalibrationCheckpointError.corrupted(file: recordURL.path, reason: "unreadable, or not the JSON record of a checkpoint")
@@ -122,7 +217,7 @@ public struct CalibrationCheckpoint {
         guard record["format"] == Self.format, record["version"] == String(Self.version) else {
             throw CalibrationCheckpointError.corrupted(file: recordURL.path, reason: "format \(record["format"] ?? "none") version \(record["version"] ?? "none"), expected \(Self.format) version \(Self.version)")
         }
-        try Self.check(record, against: identity, rank: rank, step: step, file: recordURL.path, folder: folder.path)
+        try Self.check(record, against: identity, rank: rank, position: position, file: recordURL.path, folder: folder.path)
         let size = ((try? FileManager.default.attributesOfItem(atPath: file.path))?[.size] as? NSNumber)?.intValue
         guard let size else { throw CalibrationCheckpointError.corrupted(file: file.path, reason: "missing") }
         guard String(size) == record["bytes"] else {
@@ -136,13 +231,13 @@ public struct CalibrationCheckpoint {
         do { contents = try SafetensorsFile(contentsOf: file) } catch {
             throw CalibrationCheckpointError.corrupted(file: file.path, reason: "\(error)")
         }
-        try Self.check(contents.metadata, against: identity, rank: rank, step: step, file: file.path, folder: folder.path)
-        return try StatisticsFile.states(in: contents)
+        try Self.check(contents.metadata, against: identity, rank: rank, position: position, file: file.path, folder: folder.path)
+        return contents
     }
 
-    static func check(_ fields: [String: String], against identity: Identity, rank: Int, step: Int, file: String, folder: String) throws {
-        guard fields["rank"] == String(rank), fields["step"] == String(step) else {
-            throw CalibrationCheckpointError.corrupted(file: file, reason: "it says rank \(fields["rank"] ?? "?") step \(fields["step"] ?? "?"), its name rank \(rank) step \(step)")
+    static func check(_ fields: [String: String], against identity: Identity, rank: Int, position: (key: String, value: Int), file: String, folder: String) throws {
+        guard fields["rank"] == String(rank), fields[position.key] == String(position.value) else {
+            throw CalibrationCheckpointError.corrupted(file: file, reason: "it says rank \(fields["rank"] ?? "?") \(position.key) \(fields[position.key] ?? "?"), its name rank \(rank) \(position.key) \(position.value)")
         }
         var differences: [String] = []
         if fields["job"] != identity.job { differences.append("another job (other arguments, config or input files)") }
@@ -160,7 +255,7 @@ public struct CalibrationCheckpoint {
             try? FileManager.default.removeItem(at: recordFile(step: step))
             try? FileManager.default.removeItem(at: statisticsFile(step: step))
         }
-        let prefix = "rank-\(rank).step-"
+        let prefix = "rank-\(rank)."  // steps, GPTQ blocks and temporary files
         for leftover in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] where leftover.hasPrefix(prefix) {
             try? FileManager.default.removeItem(at: folder.appendingPathComponent(leftover))
         }

@@ -212,7 +212,11 @@ public struct CalibrationJob {
                 let steps = clip.shrinkSteps.values.flatMap { $0 }
                 events(.note(String(format: "auto_clip: %.1f %% of the (group, channel) maxima clipped", 100 * Double(steps.filter { $0 > 0 }.count) / Double(Swift.max(steps.count, 1)))))
             }
-            let gptqPass = try plan.gptq.map { try runGPTQ(on: network, batches: batches, settings: $0, plan: plan, groups: groups, events: events) }
+            let progress = s.checkpointEvery != nil || s.resume
+                ? GPTQProgress(checkpoint: statisticsCheckpoint, identity: checkpointIdentity, save: s.checkpointEvery != nil, resume: s.resume) : nil
+            let gptqPass = try plan.gptq.map {
+                try runGPTQ(on: network, batches: batches, settings: $0, plan: plan, groups: groups, progress: progress, events: events)
+            }
             let observed = try ptq.quantize(network, inplace: true)
             try gptqPass?.install(in: observed)
             gptqErrors = gptqPass?.errors ?? [:]

@@ -351,7 +351,7 @@ struct Calibrate: ParsableCommand {
         }
         settings.modelIdentity = fingerprint(Data(shared.utf8))
         settings.resume = resume
-        // The job a checkpoint belongs to: every part of the start-up identity but `--resume`.
+        // The job a checkpoint belongs to: every part of the start-up identity but the run flags.
         settings.jobFingerprint = fingerprint(Data(jobIdentity(withoutResume: true).map { "\($0.name)=\(fingerprint($0.identity))" }.joined(separator: "\n").utf8))
         settings.probeOutput = probeOutput.map { URL(fileURLWithPath: $0) }
         settings.injection = injectFailure.flatMap(Self.parseInjection).map {
@@ -383,14 +383,16 @@ struct Calibrate: ParsableCommand {
     /// SmolLM2 or MiniLM checkpoint when none is given) and the executable's contents. On several
     /// hosts the same path can hold different files, and a copied binary has another date.
     private func jobIdentity(withoutResume: Bool = false) -> [(name: String, identity: Data)] {
-        // Without `--resume` and the tests' `--inject-failure` (a run killed by it is resumed without it).
+        // Without what does not change the result: `--resume`, `--overwrite`, `--quiet`, `--verbose`
+        // (a killed run may be resumed more or less talkatively) and the tests' `--inject-failure`
+        // (a run killed by it is resumed without it).
         var arguments = Array(CommandLine.arguments.dropFirst())
         if withoutResume {
             var kept: [String] = []
             var skipNext = false
             for argument in arguments {
                 if skipNext { skipNext = false; continue }
-                if argument == "--resume" || argument.hasPrefix("--inject-failure=") { continue }
+                if ["--resume", "--overwrite", "--quiet", "--verbose"].contains(argument) || argument.hasPrefix("--inject-failure=") { continue }
                 if argument == "--inject-failure" { skipNext = true; continue }
                 kept.append(argument)
             }

@@ -52,7 +52,7 @@ struct Merge: ParsableCommand {
         arguments = Calibrate.removing(flags: [], options: ["--dp"], from: arguments)
         arguments += ["--out", out] + (overwrite ? ["--overwrite"] : []) + (quiet ? ["--quiet"] : [])
         arguments += folders.flatMap { ["--merge-from", $0] }
-        var calibrate = try Calibrate.parse(arguments)
+        let calibrate = try Calibrate.parse(arguments)
         try calibrate.run()
     }
 }

@@ -86,8 +86,11 @@ for (bits, label) in [(8, "W8A8"), (4, "W4A4")] {
     config.addTypeConfig([Linear.self], activation: activation, weight: WeightLSQplusQuanter(quantBits: 4, perChannel: true))
     let qat = QAT(config, groups: groups)
     let quantized = try qat.quantize(model, inplace: true)
-    let optimizer = Adam(learningRate: 5e-4)
-    for epoch in 0..<15 {
+    // A small step for many epochs: the result then depends little on the float rounding of the
+    // BLAS kernel the CPU runs (Adam 5e-4 for 15 epochs gave LSQ+ 96.1–98.1 % across OpenBLAS's
+    // Haswell, SkylakeX, Cooperlake, Sandybridge and Prescott kernels; 1e-4 for 30 gives 97.5–98.1 %).
+    let optimizer = Adam(learningRate: 1e-4)
+    for epoch in 0..<30 {
         _ = try Training.epoch(quantized, images: data.trainImages, labels: data.trainLabels, batchSize: 32, optimizer: optimizer,
                                seed: 100 + UInt64(epoch), group: groups.dataParallel)
     }

@@ -126,6 +126,15 @@ public final class GPTQPass {
         recorders = [:]
     }
 
+    /// Takes `path` as quantized by an earlier run (a checkpoint): its weight must already be in
+    /// the model; `thresholds` and `error` are that run's, in this rank's layout.
+    public func restoreCompleted(_ path: String, thresholds: [Float], error: Double) {
+        precondition(layers[path] != nil && !completed.contains(path), "\(path): not a GPTQ layer, or restored twice")
+        self.thresholds[path] = thresholds
+        errors[path] = error
+        completed.append(path)
+    }
+
     private func quantize(_ path: String, in model: Layer, hessian: [Double], columns: Int) throws {
         let settings = layers[path]!
         guard let layer = model.sublayer(at: path), let weight = layer.parameters["weight"], weight.rank == 2 else {
