@@ -326,7 +326,11 @@ public struct CalibrationJob {
         var writerSeconds: [String: Double] = [:]
         let exportStart = DispatchTime.now().uptimeNanoseconds
         var checkpoint: QuantizedCheckpoint?
-        try agreement { checkpoint = try QuantizedCheckpoint.assembled(of: converted!, groups: groups) }
+        // Only rank 0 writes, so only its tensor-parallel group (the first data-parallel
+        // replica) gathers the shards; the other replicas hold the same model and skip it.
+        try agreement {
+            if groups.dataParallel.rank == 0 { checkpoint = try QuantizedCheckpoint.assembled(of: converted!, groups: groups) }
+        }
         exportSeconds["assemble"] = Double(DispatchTime.now().uptimeNanoseconds - exportStart) / 1e9
         var probe: Tensor?
         if s.probeOutput != nil {
