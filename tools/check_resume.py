@@ -42,6 +42,27 @@ GPT = ["calibrate", "--model", "gpt", "--hidden", "96", "--heads", "12", "--laye
 random.seed(int(os.environ.get("SHARDQUANT_RESUME_SEED", "20261201")))
 
 
+def killed_from_outside(arguments, out, folder, ready, delay=0.0):
+    """Starts `launch/shardquant -np 2 ARGUMENTS --out OUT`, waits until `ready()` (or the job ends),
+    sleeps `delay` s, kills one of its rank processes with SIGKILL (not mpirun, whose command line
+    holds the same words) and waits for the job. Returns (killed pid or None, exit status)."""
+    process = subprocess.Popen([LAUNCH, "-np", "2", *arguments, "--out", out], cwd=folder, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "SHARDQUANT_BINARY": BINARY})
+    deadline = time.time() + 600
+    while time.time() < deadline and process.poll() is None and not ready():
+        time.sleep(0.02)
+    time.sleep(delay)
+    candidates = subprocess.run(["pgrep", "-f", f"calibrate.*--out {out}"], capture_output=True, text=True).stdout.split()
+    ranks = [pid for pid in candidates
+             if open(f"/proc/{pid}/comm").read().strip() == os.path.basename(BINARY)[:15]] if candidates else []
+    victim = random.choice(ranks) if ranks else None
+    if victim:
+        os.kill(int(victim), signal.SIGKILL)
+    process.communicate(timeout=600)
+    return victim, process.returncode
+
+
 with tempfile.TemporaryDirectory() as folder:
     for tp in (1, 2):
         for observer in ("abs_max", "avg", "hist", "kl", "mse", "emd"):
@@ -150,25 +171,13 @@ with tempfile.TemporaryDirectory() as folder:
         check(whole.returncode == 0, f"SmolLM2 uninterrupted: {whole.stderr[-300:]}")
         out = "llama-resumed"
         checkpoint = os.path.join(folder, f".{out}.checkpoint")
-        process = subprocess.Popen([LAUNCH, "-np", "2", *llama, "--out", out], cwd=folder, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                   env={**os.environ, "SHARDQUANT_BINARY": BINARY})
         # Wait for a first checkpoint, then kill one rank at a random moment of the steps after it.
-        deadline = time.time() + 600
-        while time.time() < deadline and not (os.path.isdir(checkpoint) and any(n.endswith(".json") for n in os.listdir(checkpoint))):
-            time.sleep(0.05)
-        time.sleep(random.uniform(0, 1.5))
-        # The rank processes themselves (not mpirun, whose command line holds the same words).
-        candidates = subprocess.run(["pgrep", "-f", f"calibrate.*--out {out}"], capture_output=True, text=True).stdout.split()
-        ranks = [pid for pid in candidates
-                 if open(f"/proc/{pid}/comm").read().strip() == os.path.basename(BINARY)[:15]] if candidates else []
-        victim = random.choice(ranks) if ranks else None
-        if victim:
-            os.kill(int(victim), signal.SIGKILL)
-        _, error = process.communicate(timeout=600)
+        victim, status = killed_from_outside(
+            llama, out, folder, lambda: os.path.isdir(checkpoint) and any(n.endswith(".json") for n in os.listdir(checkpoint)),
+            delay=random.uniform(0, 1.5))
         saved = sorted(n for n in os.listdir(checkpoint) if n.endswith(".json")) if os.path.isdir(checkpoint) else []
-        check(victim is not None and process.returncode != 0 and saved and not os.path.exists(os.path.join(folder, out)),
-              f"SmolLM2: one rank killed with kill -9 during calibration: exit {process.returncode}, checkpoint records {saved}")
+        check(victim is not None and status != 0 and saved and not os.path.exists(os.path.join(folder, out)),
+              f"SmolLM2: one rank killed with kill -9 during calibration: exit {status}, checkpoint records {saved}")
         resumed = run(2, [*llama, "--out", out, "--resume"], folder)
         if resumed.returncode != 0:
             check(False, f"SmolLM2 --resume: {resumed.stderr[-400:]}")
@@ -187,24 +196,13 @@ with tempfile.TemporaryDirectory() as folder:
         check(whole.returncode == 0, f"SmolLM2 GPTQ uninterrupted: {whole.stderr[-300:]}")
         out = "gptq-resumed"
         checkpoint = os.path.join(folder, f".{out}.checkpoint")
-        process = subprocess.Popen([LAUNCH, "-np", "2", *gptq, "--out", out], cwd=folder, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                   env={**os.environ, "SHARDQUANT_BINARY": BINARY})
-        deadline = time.time() + 600
-        while time.time() < deadline and process.poll() is None and not os.path.exists(os.path.join(checkpoint, "rank-0.gptq-block-5.json")):
-            time.sleep(0.02)
-        candidates = subprocess.run(["pgrep", "-f", f"calibrate.*--out {out}"], capture_output=True, text=True).stdout.split()
-        ranks = [pid for pid in candidates
-                 if open(f"/proc/{pid}/comm").read().strip() == os.path.basename(BINARY)[:15]] if candidates else []
-        victim = random.choice(ranks) if ranks else None
-        if victim:
-            os.kill(int(victim), signal.SIGKILL)
-        process.communicate(timeout=600)
+        victim, status = killed_from_outside(gptq, out, folder,
+                                             lambda: os.path.exists(os.path.join(checkpoint, "rank-0.gptq-block-5.json")))
         blocks = sorted(n for n in os.listdir(checkpoint) if "gptq-block" in n and n.endswith(".json")) if os.path.isdir(checkpoint) else []
         steps = [n for n in os.listdir(checkpoint) if ".step-" in n] if os.path.isdir(checkpoint) else []
-        check(victim is not None and process.returncode != 0 and len(blocks) >= 6 and not steps
+        check(victim is not None and status != 0 and len(blocks) >= 6 and not steps
               and not os.path.exists(os.path.join(folder, out)),
-              f"SmolLM2 GPTQ: one rank killed with kill -9 after block 5: exit {process.returncode}, {len(blocks)} GPTQ block records, "
+              f"SmolLM2 GPTQ: one rank killed with kill -9 after block 5: exit {status}, {len(blocks)} GPTQ block records, "
               f"{len(steps)} step files")
         talkative = [arg for arg in gptq if arg != "--quiet"]
         resumed = run(2, [*talkative, "--out", out, "--resume"], folder)

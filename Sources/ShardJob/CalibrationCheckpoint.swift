@@ -64,8 +64,11 @@ public struct CalibrationCheckpoint {
     public var exists: Bool { FileManager.default.fileExists(atPath: folder.path) }
 
     /// The steps this rank has a record of, ascending.
-    public func steps() -> [Int] {
-        let prefix = "rank-\(rank).step-"
+    public func steps() -> [Int] { recordedIndices(kind: "step") }
+
+    /// The numbers N of this rank's records `rank-R.KIND-N.json`, ascending.
+    func recordedIndices(kind: String) -> [Int] {
+        let prefix = "rank-\(rank).\(kind)-"
         return ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
             .filter { $0.hasPrefix(prefix) && $0.hasSuffix(".json") }
             .compactMap { Int($0.dropFirst(prefix.count).dropLast(".json".count)) }
@@ -112,13 +115,7 @@ public struct CalibrationCheckpoint {
     func gptqBlockRecord(_ block: Int) -> URL { folder.appendingPathComponent("rank-\(rank).gptq-block-\(block).json") }
 
     /// The GPTQ blocks this rank has a record of, ascending.
-    public func gptqBlocks() -> [Int] {
-        let prefix = "rank-\(rank).gptq-block-"
-        return ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
-            .filter { $0.hasPrefix(prefix) && $0.hasSuffix(".json") }
-            .compactMap { Int($0.dropFirst(prefix.count).dropLast(".json".count)) }
-            .sorted()
-    }
+    public func gptqBlocks() -> [Int] { recordedIndices(kind: "gptq-block") }
 
     /// One GPTQ-quantized linear of a block, as this rank holds it.
     public struct GPTQLayer: Equatable, Sendable {
