@@ -69,6 +69,20 @@ enum ExitStatus {
         guard let rank = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] else { return false }
         return rank != "0"
     }
+
+    /// The longest a quiet rank waits, in seconds, for the launcher to end it (``letRankZeroEndFirst()``).
+    static let quietRankGrace: Double = 10
+
+    /// Called on a quiet rank (``isQuietRank``) that is about to exit with an error every rank
+    /// shares: waits until the launcher ends this process, at most ``quietRankGrace`` seconds,
+    /// so that rank 0, which prints the error for the job, exits first. Were a quiet rank to exit
+    /// first, `mpirun` would abort the job while rank 0's message is still in flight, and the
+    /// message may be cut (a CI run once lost its first letter). `mpirun` ends the other ranks
+    /// within milliseconds of rank 0's non-zero exit; the bound covers launchers that do not.
+    static func letRankZeroEndFirst() {
+        guard isQuietRank else { return }
+        Thread.sleep(forTimeInterval: quietRankGrace)
+    }
 }
 
 extension ExitStatus {
@@ -85,13 +99,16 @@ extension ExitStatus {
                 let path = usage.split(separator: " ").prefix { !$0.hasPrefix("[") && !$0.hasPrefix("<") && !$0.hasPrefix("-") }
                 FileHandle.standardError.write(Data("Error: \(error.message)\nUsage: \(usage)\n  See '\(path.joined(separator: " ")) --help' for more information.\n".utf8))
             }
+            letRankZeroEndFirst()
             throw ExitCode(usage)
         } catch let exit as ExitCode {
+            if exit.rawValue != 0 { letRankZeroEndFirst() }
             throw exit
         } catch let clean as CleanExit {
             throw clean
         } catch {
             if !isQuietRank { FileHandle.standardError.write(Data("Error: \(error)\n".utf8)) }
+            letRankZeroEndFirst()
             throw ExitCode(code(for: error))
         }
     }
@@ -109,6 +126,10 @@ extension ShardQuantCommand {
         if let first = arguments.first, !first.hasPrefix("-"), !names.contains(first), first != "help" {
             let nearest = names.min { editDistance($0, first) < editDistance($1, first) }!
             let hint = editDistance(nearest, first) <= 3 ? "did you mean '\(nearest)'? " : ""
+            if ExitStatus.isQuietRank {
+                ExitStatus.letRankZeroEndFirst()
+                Foundation.exit(ExitStatus.usage)
+            }
             fail("unknown command '\(first)'; \(hint)The commands are: \(names.joined(separator: ", ")).\n"
                  + "Usage: shardquant <subcommand>\n  See 'shardquant --help' for more information.", code: ExitStatus.usage)
         }
@@ -116,6 +137,7 @@ extension ShardQuantCommand {
             // Rank 0 prints usage errors (and help) for every rank; the others exit quietly.
             do { _ = try parseAsRoot(arguments) } catch {
                 let help = arguments.contains { ["--help", "-h", "help", "--version"].contains($0) }
+                if !help { ExitStatus.letRankZeroEndFirst() }
                 Foundation.exit(help ? 0 : ExitStatus.usage)
             }
         }
