@@ -140,12 +140,9 @@ public struct CalibrationCheckpoint {
     public func writeGPTQBlock(_ block: Int, blockPath: String, layers: [GPTQLayer], identity: Identity) throws {
         var writer = SafetensorsWriter()
         for layer in layers {
-            writer.add("\(layer.path)/weight", rawBytes: layer.weight.scalars.map { $0.bitPattern.littleEndian }.withUnsafeBytes { Data($0) },
-                       scalarType: .float32, shape: layer.weight.shape)
-            writer.add("\(layer.path)/thresholds", rawBytes: layer.thresholds.map { $0.bitPattern.littleEndian }.withUnsafeBytes { Data($0) },
-                       scalarType: .float32, shape: [layer.thresholds.count])
-            writer.add("\(layer.path)/error", rawBytes: [layer.error.bitPattern.littleEndian].withUnsafeBytes { Data($0) },
-                       scalarType: .float64, shape: [1])
+            writer.add("\(layer.path)/weight", layer.weight)
+            writer.add("\(layer.path)/thresholds", Tensor(shape: [layer.thresholds.count], scalars: layer.thresholds))
+            writer.add("\(layer.path)/error", rawBytes: StatisticsFile.bytes(of: [layer.error]), scalarType: .float64, shape: [1])
         }
         var metadata = identity.metadata
         metadata["block"] = String(block)
@@ -162,28 +159,21 @@ public struct CalibrationCheckpoint {
         guard contents.metadata["block_path"] == blockPath else {
             throw CalibrationCheckpointError.corrupted(file: file.path, reason: "it holds block \(contents.metadata["block_path"] ?? "?"), this run's block \(block) is \(blockPath)")
         }
-        func values<Scalar>(_ name: String, _ type: ScalarType, _ make: (UInt64) -> Scalar) throws -> (values: [Scalar], shape: [Int]) {
+        /// The bytes and shape of tensor `name`, which must be of `type`.
+        func tensor(_ name: String, _ type: ScalarType) throws -> (data: Data, shape: [Int]) {
             guard let entry = contents.entries.first(where: { $0.name == name }), entry.scalarType == type else {
                 throw CalibrationCheckpointError.corrupted(file: file.path, reason: "no \(type.safetensorsName) tensor '\(name)'")
             }
-            let data: Data
-            do { data = try contents.bytes(name) } catch { throw CalibrationCheckpointError.corrupted(file: file.path, reason: "\(error)") }
-            let width = type == .float64 ? 8 : 4
-            let scalars = data.withUnsafeBytes { raw in
-                (0..<(raw.count / width)).map { index in
-                    make(width == 8 ? UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))
-                                    : UInt64(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self))))
-                }
-            }
-            return (scalars, entry.shape)
+            do { return (try contents.bytes(name), entry.shape) } catch { throw CalibrationCheckpointError.corrupted(file: file.path, reason: "\(error)") }
         }
         let paths = (contents.metadata["layers"] ?? "").split(separator: ",").map(String.init)
         return try paths.map { path in
-            let weight = try values("\(path)/weight", .float32) { Float(bitPattern: UInt32($0)) }
-            let thresholds = try values("\(path)/thresholds", .float32) { Float(bitPattern: UInt32($0)) }
-            let error = try values("\(path)/error", .float64) { Double(bitPattern: $0) }
-            guard error.values.count == 1 else { throw CalibrationCheckpointError.corrupted(file: file.path, reason: "'\(path)/error' is not one value") }
-            return GPTQLayer(path: path, weight: Tensor(shape: weight.shape, scalars: weight.values), thresholds: thresholds.values, error: error.values[0])
+            let weight = try tensor("\(path)/weight", .float32)
+            let thresholds = try tensor("\(path)/thresholds", .float32)
+            let error = StatisticsFile.doubles(in: try tensor("\(path)/error", .float64).data)
+            guard error.count == 1 else { throw CalibrationCheckpointError.corrupted(file: file.path, reason: "'\(path)/error' is not one value") }
+            return GPTQLayer(path: path, weight: Tensor(shape: weight.shape, scalars: ScalarType.float32.decodeFloats(weight.data)),
+                             thresholds: ScalarType.float32.decodeFloats(thresholds.data), error: error[0])
         }
     }
 
@@ -307,8 +297,7 @@ enum StatisticsFile {
             }
             observers[path] = quanter.observerName
             for (key, values) in state.arrays {
-                writer.add("\(path)/\(key)", rawBytes: values.map { $0.bitPattern.littleEndian }.withUnsafeBytes { Data($0) },
-                           scalarType: .float64, shape: [values.count])
+                writer.add("\(path)/\(key)", rawBytes: bytes(of: values), scalarType: .float64, shape: [values.count])
             }
         }
         let json = String(decoding: try JSONSerialization.data(withJSONObject: observers, options: [.sortedKeys]), as: UTF8.self)
@@ -333,11 +322,20 @@ enum StatisticsFile {
             do { data = try contents.bytes(entry.name) } catch {
                 throw CalibrationCheckpointError.corrupted(file: contents.file, reason: "\(error)")
             }
-            let values = data.withUnsafeBytes { raw in
-                (0..<(raw.count / 8)).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))) }
-            }
-            states[path, default: StatisticsState()].set(key, values)
+            states[path, default: StatisticsState()].set(key, doubles(in: data))
         }
         return states
+    }
+
+    /// `values` as little-endian float64 bytes (safetensors `F64`).
+    static func bytes(of values: [Double]) -> Data {
+        values.map { $0.bitPattern.littleEndian }.withUnsafeBytes { Data($0) }
+    }
+
+    /// Little-endian float64 bytes (safetensors `F64`) as values.
+    static func doubles(in data: Data) -> [Double] {
+        data.withUnsafeBytes { raw in
+            (0..<(raw.count / 8)).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))) }
+        }
     }
 }

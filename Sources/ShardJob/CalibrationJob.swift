@@ -443,14 +443,18 @@ public struct CalibrationJob {
         model.namedSublayers().compactMap { entry in (entry.layer as? BaseQuanter).map { (entry.path, $0) } }
     }
 
+    /// Every rank's `local` indices (checkpointed steps or GPTQ blocks), gathered in rank order.
+    func gatheredIndices(_ local: [Int]) throws -> [Set<Int>] {
+        try world.allGather(bytes: Array(local.map(String.init).joined(separator: ",").utf8))
+            .map { Set(String(decoding: $0, as: UTF8.self).split(separator: ",").compactMap { Int($0) }) }
+    }
+
     /// `--resume`: the latest step every rank has a checkpoint of (gathered), each rank's
     /// statistics of that step restored into `observed`; 0 (a fresh start) when some rank has none.
     func resume(_ observed: Layer, from checkpoint: CalibrationCheckpoint, identity: CalibrationCheckpoint.Identity,
                 events: (Event) -> Void) throws -> Int {
-        let local = checkpoint.steps()
-        let gathered = try world.allGather(bytes: Array(local.map(String.init).joined(separator: ",").utf8))
-            .map { String(decoding: $0, as: UTF8.self).split(separator: ",").compactMap { Int($0) } }
-        let common = gathered.dropFirst().reduce(Set(gathered[0])) { $0.intersection($1) }.max()
+        let gathered = try gatheredIndices(checkpoint.steps())
+        let common = gathered.dropFirst().reduce(gathered[0]) { $0.intersection($1) }.max()
         guard let step = common else {
             events(.note(gathered.allSatisfy(\.isEmpty)
                 ? "resume: no checkpoint yet at \(checkpoint.folder.path); starting afresh"

@@ -86,9 +86,7 @@ extension CalibrationJob {
     ///   job or layout, or that does not hold this run's linears and shapes.
     func restoreGPTQ(from progress: GPTQProgress, blocks: [String], layers: [String: GPTQ], pass: GPTQPass, network: Layer,
                      events: (Event) -> Void) throws -> Int {
-        let local = progress.checkpoint.gptqBlocks()
-        let gathered = try world.allGather(bytes: Array(local.map(String.init).joined(separator: ",").utf8))
-            .map { Set(String(decoding: $0, as: UTF8.self).split(separator: ",").compactMap { Int($0) }) }
+        let gathered = try gatheredIndices(progress.checkpoint.gptqBlocks())
         var count = 0
         while count < blocks.count && gathered.allSatisfy({ $0.contains(count) }) { count += 1 }
         guard count > 0 else { return 0 }
