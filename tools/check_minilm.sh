@@ -4,9 +4,10 @@
 #     (NumPy, float64, ids from the tokenizers package) to cosine >= 0.99999 on every sentence;
 #  2. --reproducible: scales.json's layers are byte-identical for T = 1, 2, 3, 4 under mpirun, for
 #     every activation observer (a few calibration batches each);
+#     and with Shift + SmoothQuant on every linear (input transforms), the whole model.safetensors too;
 #  3. default mode at T = 2: thresholds within DESIGN.md §3's bounds of T = 1;
 #  4. the T = 2 output folder keeps the checkpoint's tensor names, is a loadable BERT folder for
-#     `embed`, and passes tools/check_export.py (onnx.checker, onnxruntime vs infer, compressed-
+#     `embed`, and passes tools/check_export.py (as does the shifted and smoothed T = 2 folder) (onnx.checker, onnxruntime vs infer, compressed-
 #     tensors fields, shards, PaddleNLP files).
 # Usage: tools/check_minilm.sh PYTHON (numpy, onnx, onnxruntime, safetensors, tokenizers).
 set -euo pipefail
@@ -52,6 +53,26 @@ PY
   $same && pass "--reproducible $observer: 36 layers' thresholds identical for T = 1, 2, 3, 4" \
         || fail "--reproducible $observer: thresholds differ between tensor-parallel degrees"
 done
+
+# 2b. Shift and SmoothQuant on every linear (input transforms before the linears): the centres,
+# factors, compensated biases, weights and thresholds byte-identical for T = 1, 2, 3, 4.
+for t in 1 2 3 4; do
+  run -np "$t" "${common[@]}" --observer mse --shift-all-linears --smooth-all-linears --tp "$t" --reproducible --out "$work/s_$t"
+done
+same=true
+for t in 2 3 4; do
+  cmp -s "$work/s_1/model.safetensors" "$work/s_$t/model.safetensors" || same=false
+  "$python" - "$work/s_1/scales.json" "$work/s_$t/scales.json" <<'PY' || same=false
+import json, sys
+a, b = (json.load(open(p))["layers"] for p in sys.argv[1:3])
+sys.exit(0 if json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True) else 1)
+PY
+done
+transforms="$("$python" -c "
+import sys
+from safetensors.numpy import load_file
+print(sum(1 for n in load_file(sys.argv[1]) if n.endswith('input_transform.shift_bias')))" "$work/s_1/model.safetensors")"
+$same && [ "$transforms" = 24 ] && pass "--reproducible --shift-all-linears --smooth-all-linears: 24 input transforms; model.safetensors and thresholds identical for T = 1, 2, 3, 4"       || fail "--shift-all-linears --smooth-all-linears: $transforms input transforms, or T = 1..4 differ"
 
 # 3. Default mode: T = 2 within the bounds of T = 1 (relative 1e-5 for abs_max/avg, 1e-3 otherwise).
 for observer in abs_max kl; do
@@ -100,7 +121,9 @@ np.save(sys.argv[2], np.where(ids[:, :width] < 0, 0, ids[:, :width]).astype(np.i
 "$binary" infer --model "$folder" --input "$work/tokens.npy" --output "$work/infer.npy"
 vnni=false
 grep -q -w -E "avx512_vnni|avx_vnni" /proc/cpuinfo && vnni=true
-echo "[{\"folder\": \"$folder\", \"input\": \"$work/tokens.npy\", \"infer\": \"$work/infer.npy\", \"exact\": false, \"fused\": $vnni}]" > "$work/cases.json"
+"$binary" infer --model "$work/s_2" --input "$work/tokens.npy" --output "$work/infer_shift.npy"
+echo "[{\"folder\": \"$folder\", \"input\": \"$work/tokens.npy\", \"infer\": \"$work/infer.npy\", \"exact\": false, \"fused\": $vnni},
+ {\"folder\": \"$work/s_2\", \"input\": \"$work/tokens.npy\", \"infer\": \"$work/infer_shift.npy\", \"exact\": false, \"fused\": $vnni}]" > "$work/cases.json"
 "$python" tools/check_export.py "$work/cases.json" > "$work/python.out" || true
 cat "$work/python.out"
 summary="$(tail -1 "$work/python.out")"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Runs the real PaddleSlim 2.6.0 (on Paddle 3.3.1, CPU) `GroupWiseWeightObserver` and
-`paddleslim.quant.advanced.Smooth` on committed small inputs and writes the golden fixture that
+`paddleslim.quant.advanced.Smooth` and `Shift` on committed small inputs and writes the golden fixture that
 Tests/ShardQuantTests/AdvancedGoldenTests.swift reads (tests never need Paddle).
 
     bash ../shared/anchors/setup-paddle-reference.sh .venv-paddle
@@ -25,6 +25,7 @@ import textwrap
 import numpy as np
 import paddle
 import paddleslim.quant.advanced.smooth as smooth_module
+from paddleslim.quant.advanced import Shift
 from paddleslim.quant.observers import GroupWiseWeightObserver
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "ShardQuantTests", "Fixtures", "advanced")
@@ -111,10 +112,45 @@ def smooth_cases():
     return cases
 
 
+def shift_cases():
+    """PaddleSlim's `Shift` on LayerNorm → Linear: the centres z (its `zero_point_dict`), the
+    norm's bias minus z and the linear's bias plus z·W. With one batch its z is (min + max) / 2 of
+    that batch, as ShardQuant's; with three, its running mean of the batches' centres, which
+    ShardQuant replaces by (min + max) / 2 over every token (docs/compatibility.md)."""
+    cases = []
+    for batch_count in (1, 3):
+        features, outputs = 16, 6
+        model = NormLinear(features, outputs)
+        model.norm.weight.set_value(rng.uniform(0.5, 1.5, features).astype(np.float32))
+        model.norm.bias.set_value(rng.uniform(-0.2, 0.2, features).astype(np.float32))
+        model.linear.weight.set_value((rng.standard_normal((features, outputs)) * 0.1).astype(np.float32))
+        model.linear.bias.set_value(rng.uniform(-0.1, 0.1, outputs).astype(np.float32))
+        model.eval()
+        batches = []
+        for _ in range(batch_count):
+            x = rng.standard_normal((2, 5, features)).astype(np.float32)
+            x[:, :, 3] = x[:, :, 3] * 4 + 20  # a channel far from zero
+            batches.append(x)
+        before = {"norm_weight": floats(model.norm.weight.numpy()), "norm_bias": floats(model.norm.bias.numpy()),
+                  "linear_weight": floats(model.linear.weight.numpy()), "linear_bias": floats(model.linear.bias.numpy())}
+        shift = Shift(model, {"fused_qkv": True, "linear_flag": "linear", "norm_flag": "norm"})
+        with paddle.no_grad():
+            model(paddle.to_tensor(batches[0]))  # records the layer order only
+            for batch in batches:
+                model(paddle.to_tensor(batch))
+                shift.step += 1
+            shift.update_weight()
+        centres = list(shift.zero_point_dict.values())[0].numpy()
+        cases.append({"batches": batch_count, "features": features, "outputs": outputs, "inputs": [floats(b) for b in batches],
+                      "input_shape": list(batches[0].shape), "before": before, "centres": floats(centres),
+                      "norm_bias": floats(model.norm.bias.numpy()), "linear_bias": floats(model.linear.bias.numpy())})
+    return cases
+
+
 def main():
     os.makedirs(ROOT, exist_ok=True)
     document = {"generator": "tools/make_advanced_goldens.py", "paddle": paddle.__version__,
-                "group_wise": group_wise_cases(), "smooth": smooth_cases()}
+                "group_wise": group_wise_cases(), "smooth": smooth_cases(), "shift": shift_cases()}
     with open(os.path.join(ROOT, "advanced.json"), "w") as handle:
         json.dump(document, handle, separators=(",", ":"))
         handle.write("\n")

@@ -22,6 +22,13 @@ extension QuantizedCheckpoint {
             unused.remove(name)
             return tensor
         }
+        // Input transforms (Shift, SmoothQuant on a post-norm model) are not part of the model's
+        // definition: each `PATH.input_transform.shift_bias` re-creates the container's transform.
+        for tensor in tensors where tensor.name.hasSuffix("." + ChannelTransform.name + ".shift_bias") && tensor.shape.count == 1 {
+            let container = String(tensor.name.dropLast(("." + ChannelTransform.name + ".shift_bias").count))
+            guard let parent = model.sublayer(at: container) else { continue }
+            _ = parent.inputTransform(features: tensor.shape[0], input: .replicated, rank: 0)
+        }
         let quantedPaths = Set(model.namedSublayers().filter { $0.layer is ConvertibleQuantedLayer }.map(\.path))
         for path in scales.layers.keys.sorted() where !quantedPaths.contains(path) {
             throw CheckpointError.scalesMismatch(layer: path, reason: "scales.json names it but the rebuilt model does not quantize it")

@@ -32,6 +32,8 @@ public struct CalibrationJob {
         public var overrides = QuantizationConfigFile.Settings()
         /// `--scheme`: a preset under the config file and the flags.
         public var scheme: QuantizationScheme?
+        /// `--shift` / `--shift-all-linears`: Shift before calibration (over the file's).
+        public var shift: ShiftSettings?
         /// `--smooth` / `--smooth-alpha`: SmoothQuant before calibration, over the file's and the scheme's.
         public var smooth: SmoothSettings.Override?
         /// `--gptq` / `--gptq-damp` / `--gptq-act-order`: GPTQ on the weights, over the file's and the scheme's.
@@ -165,7 +167,7 @@ public struct CalibrationJob {
         try agreement {
             try checkTensorParallel()
             let network = try s.model.build(seed: s.seed, group: groups.tensorParallel, seeded: true, loadWeights: true)
-            let plan = try CalibrationPlan(file: inputs.configFile, overrides: s.overrides, model: network, scheme: s.scheme, smooth: s.smooth, gptq: s.gptq, awq: s.awq, awqGridSize: s.awqGridSize, autoClip: s.autoClip)
+            let plan = try CalibrationPlan(file: inputs.configFile, overrides: s.overrides, model: network, scheme: s.scheme, smooth: s.smooth, gptq: s.gptq, awq: s.awq, awqGridSize: s.awqGridSize, autoClip: s.autoClip, shift: s.shift)
             // Before any pass: the algorithms that run ahead of observation need fitting groups.
             if plan.awq != nil || plan.autoClip != nil { try plan.config.checkWeightGroups(in: network) }
             if plan.gptq != nil { _ = try GPTQPass.layers(of: network, config: plan.config, settings: plan.gptq!) }
@@ -176,8 +178,20 @@ public struct CalibrationJob {
         // Smoothing and GPTQ run collectives, so they start only once every rank has built its
         // part (a failure above is agreed first) and get an agreement of their own.
         var observedModel: Layer?
+        var transformedFloat: Layer?
         var gptqErrors: [String: Double] = [:]
         try agreement {
+            if let shifting = plan.shift {
+                // A float pass for the channel ranges; the centres go into input transforms and
+                // the linears' biases (the same on every rank), before any smoothing.
+                let groupsToShift = s.model.smoothingGroups(of: network, allLinears: shifting.allLinears).filter(\.isTransform)
+                guard !groupsToShift.isEmpty else { throw CalibrationJobError.noSmoothingGroups(model: type(of: s.model).name, flag: "--shift") }
+                let shift = Shift(groups: groupsToShift, processGroups: groups)
+                try shift.prepare(network)
+                events(.note("shift: Shift over \(groupsToShift.count) groups, one float pass over \(batches.count) batches"))
+                for batch in batches { _ = network(batch) }
+                try shift.apply(to: network)
+            }
             if let smoothing = plan.smooth {
                 // A float pass over the calibration batches for the activation maxima, then the
                 // factors (the same on every rank) fold into the float network before observing.
@@ -202,6 +216,10 @@ public struct CalibrationJob {
                 let ratios = awq.ratios.values
                 events(.note(String(format: "awq: grid point r from %.2f to %.2f (mean %.2f)", ratios.min() ?? 0, ratios.max() ?? 0, ratios.reduce(0, +) / Double(Swift.max(ratios.count, 1)))))
             }
+            // Shift, SmoothQuant and AWQ change the float network exactly (the model computes what
+            // it did); the report's per-layer references and --keep-float's float layers must be
+            // these transformed layers, since their inputs are the transformed ones.
+            if plan.shift != nil || plan.smooth != nil || plan.awq != nil { transformedFloat = network.deepCopy() }
             if let clipSettings = plan.autoClip {
                 let clipLayers = try autoClipLayers(in: network, plan: plan)
                 let clip = AutoClip(layers: clipLayers, settings: clipSettings, processGroups: groups)
@@ -225,7 +243,7 @@ public struct CalibrationJob {
             PTQ.setNonFiniteHandling(s.nonFinite, in: observed)
             if s.saveStatistics != nil || !s.mergeFrom.isEmpty {
                 // Algorithms fitted on each job's own data, or sequential, cannot be combined.
-                let fitted = [(plan.smooth != nil, "SmoothQuant's factors"), (plan.awq != nil, "AWQ's scales"),
+                let fitted = [(plan.shift != nil, "Shift's centres"), (plan.smooth != nil, "SmoothQuant's factors"), (plan.awq != nil, "AWQ's scales"),
                               (plan.autoClip != nil, "AutoClip's clipping"),
                               (plan.gptq != nil, "GPTQ's weights (GPTQ is sequential: each layer's Hessian depends on the layers quantized before it)")]
                 if let (_, what) = fitted.first(where: { $0.0 }) {
@@ -288,7 +306,7 @@ public struct CalibrationJob {
         var layers = try PTQ.assembledLayerScales(of: converted!, groups: groups)
         var report: CalibrationReport?
         try agreement {
-            report = try measureReport(float: floatModel, converted: converted!, layers: &layers, on: evaluation,
+            report = try measureReport(float: floatModel, reference: transformedFloat ?? floatModel, converted: converted!, layers: &layers, on: evaluation,
                                        groups: groups, dataParallel: dataParallel, events: events)
             report!.nonFiniteSkipped = skipped
             for index in report!.layers.indices { report!.layers[index].gptqError = gptqErrors[report!.layers[index].path] }
@@ -306,6 +324,9 @@ public struct CalibrationJob {
                 notes.append("PaddleNLP scale files (weight_scales.json, act_scales.json) not written: they hold thresholds only, and this run's activation quantizers are affine (--asymmetric)")
             }
             if let scheme = plan.scheme { notes.append("scheme \(scheme.name): \(scheme.expansion) (flags and config keys given with it override its parts)") }
+            if let shifting = plan.shift {
+                notes.append("Shift\(shifting.allLinears ? " (all linears)" : "") put into input transforms before the linears (ONNX Add and Mul before their input's quantize-dequantize; checkpoint tensors PATH.input_transform.shift_bias and .smooth_weight), compensated in their biases; the same centres on every rank")
+            }
             if let smoothing = plan.smooth {
                 notes.append("SmoothQuant (alpha \(smoothing.alpha)\(smoothing.allLinears ? ", all linears" : "")) folded into the float model before calibration; the same factors on every rank; the report's float reference is the unsmoothed model")
             }
@@ -563,12 +584,14 @@ public struct CalibrationJob {
 
     /// The report's measurements on every rank (the parallel layers need all of them); with
     /// `sensitivity` or `keepFloat` N, also the one-layer-at-a-time ranking, and the N most
-    /// sensitive layers put back to float in `converted` and removed from `layers`.
-    private func measureReport(float: Layer, converted: Layer, layers: inout [LayerScales], on evaluation: EvaluationSet,
+    /// sensitive layers put back to float in `converted` and removed from `layers`. `float` is the
+    /// model as loaded (the model-level reference); `reference` the float model after the exact
+    /// transforms (Shift, SmoothQuant, AWQ), whose layers take the converted layers' inputs.
+    private func measureReport(float original: Layer, reference float: Layer, converted: Layer, layers: inout [LayerScales], on evaluation: EvaluationSet,
                                groups: ProcessGroups, dataParallel: Int, events: (Event) -> Void) throws -> CalibrationReport {
         let s = settings
         events(.note("report: measuring \(layers.count) layers on \(evaluation.samples) samples"))
-        let metrics = ReportMeasurement.modelMetrics(float: float, quantized: converted, on: evaluation)
+        let metrics = ReportMeasurement.modelMetrics(float: original, quantized: converted, on: evaluation)
         let layerReports = try ReportMeasurement.layerReports(float: float, converted: converted, scales: layers, on: evaluation,
                                                               tensorParallel: groups.tensorParallel)
         var sensitivityReport: CalibrationReport.Sensitivity?
@@ -644,7 +667,10 @@ public enum CalibrationJobError: Error, CustomStringConvertible, Equatable {
         case .noQuantizedWeights(let flag):
             return "\(flag): the config quantizes no Linear or parallel linear weight; \(flag) needs weight quantization (a weight observer)"
         case .noSmoothingGroups(let model, let flag):
-            return "\(flag): \(model) declares no norm or linear whose smoothing factors fold exactly; \(flag == "--awq" ? "AWQ" : "smoothing") is for llama"
+            if flag == "--shift" {
+                return "--shift: \(model) declares no input transform before its linears (Shift needs one: a norm without a bias cannot take the shift, and one that also feeds the residual must not); Shift is for minilm"
+            }
+            return "\(flag): \(model) declares no norm, linear or input transform whose smoothing factors fold exactly; \(flag == "--awq" ? "AWQ" : "smoothing") is for llama and minilm"
         }
     }
 }

@@ -13,6 +13,8 @@ public struct CalibrationPlan {
     public let resolutions: [String: QuantizationConfigFile.Resolution]
     /// The scheme: the flag's, else the file's.
     public let scheme: QuantizationScheme?
+    /// Shift's settings after the file and the flags (`nil`: no shift).
+    public let shift: ShiftSettings?
     /// SmoothQuant's settings after the scheme, the file and the flags (`nil`: no smoothing).
     public let smooth: SmoothSettings?
     /// GPTQ's settings after the scheme, the file and the flags (`nil`: round to nearest).
@@ -31,10 +33,12 @@ public struct CalibrationPlan {
     /// part by part over the file's or else the scheme's.
     public init(file: QuantizationConfigFile, overrides: QuantizationConfigFile.Settings, model: Layer,
                 scheme flagScheme: QuantizationScheme? = nil, smooth smoothOverride: SmoothSettings.Override? = nil,
-                gptq gptqOverride: GPTQSettings.Override? = nil, awq awqFlag: Bool = false, awqGridSize: Int? = nil, autoClip autoClipFlag: Bool = false) throws(ConfigFileError) {
+                gptq gptqOverride: GPTQSettings.Override? = nil, awq awqFlag: Bool = false, awqGridSize: Int? = nil, autoClip autoClipFlag: Bool = false,
+                shift shiftFlag: ShiftSettings? = nil) throws(ConfigFileError) {
         self.file = file
         self.overrides = overrides
         scheme = flagScheme ?? file.scheme
+        shift = shiftFlag ?? file.shift
         smooth = SmoothSettings.resolved(file.smooth ?? scheme?.smooth, smoothOverride)
         gptq = GPTQSettings.resolved(file.gptq ?? scheme?.gptq, gptqOverride)
         awq = AWQSettings.resolved(file.awq ?? scheme?.awq, enabled: awqFlag, gridSize: awqGridSize)
@@ -57,10 +61,14 @@ public struct CalibrationPlan {
     /// statistics; then the layers kept in float.
     public static func describe(observed: Layer, resolutions: [String: QuantizationConfigFile.Resolution],
                          tensorParallel: Int, dataParallel: Int, configName: String,
-                         scheme: QuantizationScheme? = nil, smooth: SmoothSettings? = nil, gptq: GPTQSettings? = nil, awq: AWQSettings? = nil, autoClip: AutoClipSettings? = nil) -> String {
+                         scheme: QuantizationScheme? = nil, smooth: SmoothSettings? = nil, gptq: GPTQSettings? = nil, awq: AWQSettings? = nil, autoClip: AutoClipSettings? = nil,
+                         shift: ShiftSettings? = nil) -> String {
         var lines = ["dry run: \(configName); T=\(tensorParallel), D=\(dataParallel); nothing is calibrated or written", ""]
         if let scheme {
             lines.insert("scheme \(scheme.name): \(scheme.expansion)", at: 1)
+        }
+        if let shift {
+            lines.insert("shift: Shift (Outlier Suppression+) before calibration\(shift.allLinears ? ", all linears" : ""); channel centres (min + max) / 2 from MIN/MAX over DP (and TP where the input is replicated), compensated in the linears' biases: the same on every rank", at: lines.count - 1)
         }
         if let smooth {
             lines.insert("smooth: SmoothQuant before calibration, alpha \(smooth.alpha)\(smooth.allLinears ? ", all linears" : ""); factors MAX-reduced over TP (column-parallel weight rows) and DP (activations): the same on every rank", at: scheme == nil ? 1 : 2)

@@ -266,15 +266,18 @@ public final class BERTLayer: Layer {
 
     public override func forward(_ input: Tensor) -> Tensor { forward(input, keyMask: nil) }
 
-    /// `x = LN₁(x + dense(attention(x; mask)))`, then `x = LN₂(x + dense(GELU(dense(x))))`.
+    /// `x = LN₁(x + dense(attention(x; mask)))`, then `x = LN₂(x + dense(GELU(dense(x))))`; each
+    /// linear's input goes through its container's ``ChannelTransform`` first, where Shift or
+    /// SmoothQuant has put one (`attention.self`, `attention.output`, `intermediate`, `output`).
     public func forward(_ input: Tensor, keyMask: Tensor?) -> Tensor {
         let projections = attention.projections
+        let projected = projections.inputTransformed(input)
         let context = MultiHeadAttention.context(
-            query: projections.query(input), key: projections.key(input), value: projections.value(input),
+            query: projections.query(projected), key: projections.key(projected), value: projections.value(projected),
             headCount: headCount, headDimension: headDimension, isCausal: false, keyMask: keyMask)
-        var x = attention.output.norm(input + attention.output.dense(context))
-        let hidden = intermediate.activation(intermediate.dense(x))
-        x = output.norm(x + output.dense(hidden))
+        var x = attention.output.norm(input + attention.output.dense(attention.output.inputTransformed(context)))
+        let hidden = intermediate.activation(intermediate.dense(intermediate.inputTransformed(x)))
+        x = output.norm(x + output.dense(output.inputTransformed(hidden)))
         return x
     }
 

@@ -117,14 +117,18 @@ extension BERT: GraphModel {
             }
             let prefix = "encoder.layer.\(index)"
             let attention = block.attention
+            let projected = try GraphPieces.inputTransformed(attention.projections, path: prefix + ".attention.self", input: x, into: &writer)
             let attended = try GraphPieces.attention(
                 projections: attention.projections, projectionsPath: prefix + ".attention.self",
                 output: attention.output.dense, outputPath: prefix + ".attention.output.dense",
-                heads: block.headCount, width: block.headDimension, input: x, mask: keyMask, into: &writer)
+                heads: block.headCount, width: block.headDimension, input: projected, mask: keyMask,
+                outputTransform: attention.output.sublayers[ChannelTransform.name], into: &writer)
             x = writer.node("Add", [x, attended], name: prefix + ".attention.output.residual")
             x = try writer.emit(attention.output.norm, path: prefix + ".attention.output.LayerNorm", input: x)
-            var h = try writer.emit(block.intermediate.dense, path: prefix + ".intermediate.dense", input: x)
+            var h = try GraphPieces.inputTransformed(block.intermediate, path: prefix + ".intermediate", input: x, into: &writer)
+            h = try writer.emit(block.intermediate.dense, path: prefix + ".intermediate.dense", input: h)
             h = try writer.emit(block.intermediate.activation, path: prefix + ".intermediate.activation", input: h)
+            h = try GraphPieces.inputTransformed(block.output, path: prefix + ".output", input: h, into: &writer)
             h = try writer.emit(block.output.dense, path: prefix + ".output.dense", input: h)
             x = writer.node("Add", [x, h], name: prefix + ".output.residual")
             x = try writer.emit(block.output.norm, path: prefix + ".output.LayerNorm", input: x)

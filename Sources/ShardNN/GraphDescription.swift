@@ -73,9 +73,11 @@ public enum GraphDescriptionError: Error, CustomStringConvertible, Equatable {
 /// Graph pieces shared by several models.
 public enum GraphPieces {
     /// Multi-head attention from the `query`, `key`, `value` sublayers of `projections` and the
-    /// `output` layer; `mask` (when given) is added to the scaled scores before the softmax.
+    /// `output` layer; `mask` (when given) is added to the scaled scores before the softmax, and
+    /// `outputTransform` (a ``ChannelTransform`` of the output's container, when given) is
+    /// applied to the merged heads before `output`.
     public static func attention(projections: Layer, projectionsPath path: String, output: Layer, outputPath: String, heads: Int, width: Int,
-                                 input: String, mask: String?, into writer: inout some GraphWriter) throws -> String {
+                                 input: String, mask: String?, outputTransform: Layer? = nil, into writer: inout some GraphWriter) throws -> String {
         let splitShape = writer.constant(path + ".split_shape", int64s: [0, 0, Int64(heads), Int64(width)], shape: [4])
         func projected(_ name: String, permutation: [Int], writer: inout some GraphWriter) throws -> String {
             let value = try writer.emit(projections[sublayer: name], path: path + "." + name, input: input)
@@ -93,8 +95,19 @@ public enum GraphPieces {
         let context = writer.node("MatMul", [weights, value], name: path + ".context")
         let merged = writer.node("Transpose", [context], name: path + ".context_transposed", attributes: [.ints("perm", [0, 2, 1, 3])])
         let mergedShape = writer.constant(path + ".merged_shape", int64s: [0, 0, Int64(heads * width)], shape: [3])
-        let flat = writer.node("Reshape", [merged, mergedShape], name: path + ".merged")
+        var flat = writer.node("Reshape", [merged, mergedShape], name: path + ".merged")
+        if let outputTransform {
+            let container = outputPath.split(separator: ".").dropLast().joined(separator: ".")
+            flat = try writer.emit(outputTransform, path: container + "." + ChannelTransform.name, input: flat)
+        }
         return try writer.emit(output, path: outputPath, input: flat)
+    }
+
+    /// `input` through `container`'s ``ChannelTransform`` (at `path.input_transform`), or
+    /// unchanged when it has none.
+    public static func inputTransformed(_ container: Layer, path: String, input: String, into writer: inout some GraphWriter) throws -> String {
+        guard let transform = container.sublayers[ChannelTransform.name] else { return input }
+        return try writer.emit(transform, path: path + "." + ChannelTransform.name, input: input)
     }
 
     /// Positions 0..<S: the first S rows of a position table (constant `name.weight`), S read from

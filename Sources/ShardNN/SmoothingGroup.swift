@@ -9,6 +9,11 @@ public struct SmoothingGroup: Sendable, Equatable {
         /// A linear whose output channels are the consumers' input channels one to one (up → down
         /// through SwiGLU's product): its output columns (and bias) are divided by `s`.
         case linear(String)
+        /// A container whose ``ChannelTransform`` (its sublayer `input_transform`, made when first
+        /// needed) feeds nothing but the consumers: a post-norm model's norm output, which also
+        /// feeds the residual, or an activation (GELU) before a linear. Shift's `−z` goes into its
+        /// `shift_bias`, SmoothQuant's `1/s` into its `smooth_weight`.
+        case transform(String)
     }
 
     public let source: Source
@@ -20,10 +25,17 @@ public struct SmoothingGroup: Sendable, Equatable {
         self.consumers = consumers
     }
 
-    /// The source layer's path.
+    /// The source layer's path (for a transform, the transform's own path).
     public var sourcePath: String {
         switch source {
         case .norm(let path), .linear(let path): return path
+        case .transform(let container): return container + "." + ChannelTransform.name
         }
+    }
+
+    /// Whether the factors go into an input transform (``Source/transform(_:)``).
+    public var isTransform: Bool {
+        if case .transform = source { return true }
+        return false
     }
 }

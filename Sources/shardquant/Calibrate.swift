@@ -40,6 +40,12 @@ struct Calibrate: ParsableCommand {
     @Option(help: "A preset (documented expansion into the flags below, which override its parts; every scheme keeps lm_head in float): \(QuantizationScheme.all.map { "\($0.name) = \($0.expansion)" }.joined(separator: "; ")).")
     var scheme: String?
 
+    @Flag(help: "Shift before calibration, and before SmoothQuant (PaddleSlim's Shift, Outlier Suppression+): each input channel of a linear group centred on zero, x' = x - z with z = (min + max) / 2 over every calibration token, z . W added to the linears' biases; the shift sits in an input transform before the linears (minilm: before query/key/value and intermediate.dense); the same shifts on every rank.")
+    var shift = false
+
+    @Flag(help: "Shift also the linears fed by a linear or an activation (minilm: attention.output.dense, output.dense; implies --shift).")
+    var shiftAllLinears = false
+
     @Flag(help: "SmoothQuant before calibration (PaddleSlim's Smooth): per-channel factors s = max(a^alpha / w^(1-alpha), 1e-5) move activation outliers into the weights, folded into the norms before the projections (llama); the same factors on every rank.")
     var smooth = false
 
@@ -239,6 +245,11 @@ struct Calibrate: ParsableCommand {
         return SmoothSettings.Override(alpha: smoothAlpha, allLinears: smoothAllLinears ? true : nil)
     }
 
+    /// The flags' Shift settings, or `nil` when no Shift flag is given.
+    var shiftFlag: ShiftSettings? {
+        shift || shiftAllLinears ? ShiftSettings(allLinears: shiftAllLinears) : nil
+    }
+
     /// The flags' GPTQ settings, part by part, or `nil` when no GPTQ flag is given.
     var gptqOverride: GPTQSettings.Override? {
         guard gptq || gptqDamp != nil || gptqActOrder != nil else { return nil }
@@ -248,7 +259,8 @@ struct Calibrate: ParsableCommand {
     /// The config file (or the flags alone) resolved against `network`.
     func plan(for network: Layer) throws -> CalibrationPlan {
         let file = try config.map { try QuantizationConfigFile.read(URL(fileURLWithPath: $0)) } ?? QuantizationConfigFile()
-        return try CalibrationPlan(file: file, overrides: overrides, model: network, scheme: scheme.flatMap(QuantizationScheme.named), smooth: smoothOverride, gptq: gptqOverride, awq: awq, awqGridSize: awqGrid, autoClip: autoClip)
+        return try CalibrationPlan(file: file, overrides: overrides, model: network, scheme: scheme.flatMap(QuantizationScheme.named), smooth: smoothOverride, gptq: gptqOverride, awq: awq, awqGridSize: awqGrid, autoClip: autoClip,
+                                   shift: shiftFlag)
     }
 
     /// `--dry-run`: builds the model on every rank of the job (or, without mpirun, on an in-process
@@ -263,7 +275,8 @@ struct Calibrate: ParsableCommand {
             guard world.rank == 0 else { return nil }
             return CalibrationPlan.describe(observed: observed, resolutions: plan.resolutions, tensorParallel: self.tp,
                                             dataParallel: dataParallel, configName: self.config ?? "command-line flags",
-                                            scheme: plan.scheme, smooth: plan.smooth, gptq: plan.gptq, awq: plan.awq, autoClip: plan.autoClip)
+                                            scheme: plan.scheme, smooth: plan.smooth, gptq: plan.gptq, awq: plan.awq, autoClip: plan.autoClip,
+                                            shift: plan.shift)
         }
         if world.size == 1 && tp * dataParallel > 1 {
             return try ThreadGroup.run(size: tp * dataParallel, describe)[0]
@@ -328,6 +341,7 @@ struct Calibrate: ParsableCommand {
         settings.dataParallel = dp
         settings.overrides = overrides
         settings.scheme = scheme.flatMap(QuantizationScheme.named)
+        settings.shift = shiftFlag
         settings.smooth = smoothOverride
         settings.gptq = gptqOverride
         settings.awq = awq

@@ -36,8 +36,28 @@ struct AdvancedGoldens: Decodable {
         var testDescription: String { "alpha \(alpha)" }
     }
 
+    struct ShiftCase: Decodable, CustomTestStringConvertible, Sendable {
+        struct Before: Decodable, Sendable {
+            let norm_weight: [Float]
+            let norm_bias: [Float]
+            let linear_weight: [Float]
+            let linear_bias: [Float]
+        }
+        let batches: Int
+        let features: Int
+        let outputs: Int
+        let inputs: [[Float]]
+        let input_shape: [Int]
+        let before: Before
+        let centres: [Float]
+        let norm_bias: [Float]
+        let linear_bias: [Float]
+        var testDescription: String { "\(batches) batch(es)" }
+    }
+
     let group_wise: [GroupWiseCase]
     let smooth: [SmoothCase]
+    let shift: [ShiftCase]
 
     static let loaded: AdvancedGoldens = {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/advanced/advanced.json")

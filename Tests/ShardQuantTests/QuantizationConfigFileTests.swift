@@ -55,7 +55,7 @@ struct QuantizationConfigFileTests {
         ("{", "quant.json: not valid JSON"),
         ("[1]", "quant.json: expected an object, got a list"),
         (#"{"observr": "kl"}"#, #"quant.json: observr: unknown key; did you mean "observer"?"#),
-        (#"{"zzzzzzzz": 1}"#, "quant.json: zzzzzzzz: unknown key; expected one of: format, scheme, smooth, gptq, awq, auto_clip, observer, weight_observer, bits, activation_bits, weight_bits, bins, percent, asymmetric, group_size, types, rules, keep_float, mappings"),
+        (#"{"zzzzzzzz": 1}"#, "quant.json: zzzzzzzz: unknown key; expected one of: format, scheme, shift, smooth, gptq, awq, auto_clip, observer, weight_observer, bits, activation_bits, weight_bits, bins, percent, asymmetric, group_size, types, rules, keep_float, mappings"),
         (#"{"scheme": "w4a61"}"#, #"quant.json: scheme: unknown scheme "w4a61"; did you mean "w4a16"?; expected one of: w8a8, w8a8-smooth, w4a16, w4a16-gptq, w4a16-awq, w8a16"#),
         (#"{"auto_clip": {"max_shrink": 1}}"#, "quant.json: auto_clip.max_shrink: must be in (0, 1), got 1.0"),
         (#"{"awq": {"n_grid": 0}}"#, "quant.json: awq.n_grid: expected an integer from 1 to 1000, got 0"),
@@ -214,6 +214,15 @@ struct QuantizationConfigFileTests {
         #expect(AWQSettings.resolved(nil, enabled: false, gridSize: nil) == nil)
         #expect(AWQSettings.resolved(nil, enabled: true, gridSize: nil) == AWQSettings())
         #expect(AWQSettings.resolved(AWQSettings(), enabled: false, gridSize: 5) == AWQSettings(gridSize: 5))
+    }
+
+    @Test("shift: the key, its all_linears and their errors")
+    func shift() throws {
+        #expect(try parse(#"{"shift": true}"#).shift == ShiftSettings())
+        #expect(try parse(#"{"shift": false}"#).shift == nil)
+        #expect(try parse(#"{"shift": {"all_linears": true}}"#).shift == ShiftSettings(allLinears: true))
+        #expect(throws: ConfigFileError.self) { try parse(#"{"shift": {"all_linears": 1}}"#) }
+        #expect(throws: ConfigFileError.self) { try parse(#"{"shift": {"alpha": 0.5}}"#) }
     }
 
     @Test("YAML files say the same as JSON ones and get the same key-naming errors")

@@ -120,6 +120,27 @@ public struct MiniLMDefinition: ModelDefinition {
 
     public var weightsDescription: String? { folder.path }
 
+    /// BERT is post-norm: each LayerNorm's output feeds the next linears and the residual, so no
+    /// factor folds into it; every group gets an input transform (``ChannelTransform``) in the
+    /// linears' container: `attention.self` (query, key, value) and `intermediate` (its dense), and
+    /// with `allLinears` also `attention.output` (the merged heads into its dense) and `output`
+    /// (the GELU output into its dense).
+    public func smoothingGroups(of network: Layer, allLinears: Bool) -> [SmoothingGroup] {
+        var groups: [SmoothingGroup] = []
+        for (path, layer) in network.namedSublayers() where layer is BERTLayer {
+            groups.append(SmoothingGroup(source: .transform(path + ".attention.self"),
+                                         consumers: ["query", "key", "value"].map { path + ".attention.self." + $0 }))
+            if allLinears {
+                groups.append(SmoothingGroup(source: .transform(path + ".attention.output"), consumers: [path + ".attention.output.dense"]))
+            }
+            groups.append(SmoothingGroup(source: .transform(path + ".intermediate"), consumers: [path + ".intermediate.dense"]))
+            if allLinears {
+                groups.append(SmoothingGroup(source: .transform(path + ".output"), consumers: [path + ".output.dense"]))
+            }
+        }
+        return groups
+    }
+
     /// The tokenizer and sentence-transformers files, so an output folder is a complete model.
     public func companionFiles() -> [(source: URL, name: String)] {
         Self.companionFileNames.filter { FileManager.default.fileExists(atPath: folder.appendingPathComponent($0).path) }

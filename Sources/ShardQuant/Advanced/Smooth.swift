@@ -89,8 +89,15 @@ public final class Smooth {
     }
 
     static func fold(_ factors: [Float], group: SmoothingGroup, consumers: [Layer], model: Layer) throws {
+        if case .transform(let container) = group.source {
+            let transform = try ChannelTransform.installed(in: model, container: container, consumer: consumers[0], features: factors.count)
+            transform.smoothWeight = Tensor(shape: [factors.count], scalars: zip(transform.smoothWeight.scalars, factors).map { $0 / $1 })
+            scaleRows(of: consumers, by: factors)
+            return
+        }
         guard let source = model.sublayer(at: group.sourcePath) else { throw LayerError.noSublayer(path: group.sourcePath, nearest: []) }
         switch group.source {
+        case .transform: break
         case .norm:
             for name in ["weight", "bias"] {
                 guard let value = source.parameters[name] else { continue }
@@ -108,6 +115,11 @@ public final class Smooth {
                 source.parameters["bias"] = Tensor(shape: bias.shape, scalars: zip(bias.scalars, factors).map { $0 / $1 })
             }
         }
+        scaleRows(of: consumers, by: factors)
+    }
+
+    /// `W[j, :] ·= s_j` for every consumer's `[in, out]` weight.
+    static func scaleRows(of consumers: [Layer], by factors: [Float]) {
         for consumer in consumers {
             let weight = consumer.parameter("weight")
             let columns = weight.shape[1]
@@ -115,6 +127,18 @@ public final class Smooth {
             for index in scalars.indices { scalars[index] *= factors[index / columns] }
             consumer.parameters["weight"] = Tensor(shape: weight.shape, scalars: scalars)
         }
+    }
+}
+
+extension ChannelTransform {
+    /// The input transform of the container at `container`, made (as the identity, laid out as
+    /// `consumer`'s input, `features` channels on this rank) when it has none.
+    /// - Throws: ``LayerError`` when the container is missing.
+    static func installed(in model: Layer, container: String, consumer: Layer, features: Int) throws -> ChannelTransform {
+        guard let parent = container.isEmpty ? model : model.sublayer(at: container) else {
+            throw LayerError.noSublayer(path: container, nearest: model.nearestPaths(to: container))
+        }
+        return parent.inputTransform(features: features, input: consumer.sharding.input, rank: consumer.sharding.rank)
     }
 }
 

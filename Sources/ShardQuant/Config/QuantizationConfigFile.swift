@@ -131,6 +131,8 @@ public struct QuantizationConfigFile: Sendable {
     public var mappings: [(source: String, target: String)]
     /// `scheme`: a preset whose settings the file's own keys override.
     public var scheme: QuantizationScheme?
+    /// `shift`: Shift before calibration, and before SmoothQuant (`{"all_linears": false}` or `true`).
+    public var shift: ShiftSettings?
     /// `smooth`: SmoothQuant before calibration (`{"alpha": 0.5, "all_linears": false}` or `true`).
     public var smooth: SmoothSettings?
     /// `gptq`: GPTQ on the weights (`{"percdamp": 0.01, "actorder": true}` or `true`).
@@ -161,7 +163,7 @@ public struct QuantizationConfigFile: Sendable {
     public static let asymmetricObservers: Set<String> = ["abs_max", "mse", "hist"]
 
     static let settingKeys = ["observer", "weight_observer", "bits", "activation_bits", "weight_bits", "bins", "percent", "asymmetric", "group_size"]
-    static let topKeys = ["format", "scheme", "smooth", "gptq", "awq", "auto_clip"] + settingKeys + ["types", "rules", "keep_float", "mappings"]
+    static let topKeys = ["format", "scheme", "shift", "smooth", "gptq", "awq", "auto_clip"] + settingKeys + ["types", "rules", "keep_float", "mappings"]
     static let ruleKeys = ["name", "type"] + settingKeys
     /// The only format this version reads.
     public static let format = "shardquant.config/1"
@@ -280,6 +282,19 @@ public struct QuantizationConfigFile: Sendable {
                                      + "; expected one of: " + QuantizationScheme.names.joined(separator: ", "))
             }
             scheme = preset
+        }
+        if let value = top["shift"] {
+            switch value {
+            case .bool(let flag): shift = flag ? ShiftSettings() : nil
+            default:
+                let object = try reader.object(value, at: "shift", allowed: ["all_linears"])
+                var settings = ShiftSettings()
+                if let all = object["all_linears"] {
+                    guard case .bool(let flag) = all else { throw reader.failure("shift.all_linears", "expected true or false, got \(all.kind)") }
+                    settings.allLinears = flag
+                }
+                shift = settings
+            }
         }
         if let value = top["smooth"] {
             switch value {

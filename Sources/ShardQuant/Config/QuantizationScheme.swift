@@ -46,6 +46,18 @@ public struct QuantizationScheme: Sendable, Equatable {
     public static var names: [String] { all.map(\.name) }
 }
 
+/// Shift (Outlier Suppression+) before calibration: every input-transform group's channels
+/// centred on zero (`shift` in a config file, `--shift` on the command line).
+public struct ShiftSettings: Sendable, Equatable {
+    /// Also the groups whose input comes from a linear or an activation (MiniLM's attention
+    /// output and FFN output denses), PaddleSlim's `shift_all_linears`.
+    public var allLinears: Bool
+
+    public init(allLinears: Bool = false) {
+        self.allLinears = allLinears
+    }
+}
+
 /// SmoothQuant's settings (PaddleSlim's `Smooth(alpha, smooth_all_linears)`).
 public struct SmoothSettings: Sendable, Equatable {
     /// Migration strength α in [0, 1].
