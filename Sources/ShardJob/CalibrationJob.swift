@@ -302,6 +302,10 @@ public struct CalibrationJob {
         try agreement {
             try PTQ.checkFinite(observed)
             converted = try ptq.convert(observed, inplace: true)
+            if plan.shift != nil, let reference = transformedFloat {
+                // The shifted linears' biases, made exact for their rounded weights.
+                try Shift.compensateRounding(in: converted!, float: reference, groups: s.model.smoothingGroups(of: reference, allLinears: true))
+            }
         }
         var layers = try PTQ.assembledLayerScales(of: converted!, groups: groups)
         var report: CalibrationReport?

@@ -129,6 +129,35 @@ struct ShiftTests {
         #expect(ranks.flatMap(\.firstBias) == single.firstBias)
     }
 
+    @Test("after conversion the shifted biases are exact for the rounded weights: weight-only, the shifted model computes the unshifted one")
+    func roundingCompensation() throws {
+        func converted(shifted: Bool, compensated: Bool) throws -> Layer {
+            let model = Sequential(TransformedStage(Linear(weight: Self.first, bias: Self.firstBias)), GELU(),
+                                   TransformedStage(Linear(weight: Self.second, bias: Self.secondBias)))
+            model.eval()
+            if shifted {
+                let shift = Shift(groups: Self.groups)
+                try shift.prepare(model)
+                for seed in [51, 52] as [UInt64] { _ = model(Self.batch(seed)) }
+                try shift.apply(to: model)
+            }
+            let float = model.deepCopy()
+            let ptq = PTQ(QuantConfig(activation: nil, weight: AbsMaxChannelWiseWeightObserver(quantBits: 4)))
+            let observed = try ptq.quantize(model, inplace: true)
+            _ = observed(Self.batch(51))
+            let result = try ptq.convert(observed, inplace: true)
+            if compensated { try Shift.compensateRounding(in: result, float: float, groups: Self.groups) }
+            return result
+        }
+        let x = Self.batch(53)
+        let unshifted = try converted(shifted: false, compensated: false)(x)
+        // 4-bit weights and centres near 12: z·(W − Wq) moves every output by a visible amount.
+        let uncompensated = try converted(shifted: true, compensated: false)(x)
+        #expect(!uncompensated.isClose(to: unshifted, relativeTolerance: 1e-3, absoluteTolerance: 1e-3))
+        // Compensated: x·Wq + b again, up to float32 reassociation of the shifted sums.
+        #expect(try converted(shifted: true, compensated: true)(x).isClose(to: unshifted, relativeTolerance: 1e-5, absoluteTolerance: 1e-5))
+    }
+
     @Test("a transform adds then multiplies per channel, and its graph is Add then Mul")
     func transform() throws {
         let transform = ChannelTransform(features: 3)

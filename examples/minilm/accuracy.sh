@@ -3,7 +3,8 @@
 # forms of abs_max, mse and hist), with per-channel weights (abs_max_channel_wise at 8 bits,
 # mse_channel_wise at 4), at W8A8 and W4A8, calibrates all-MiniLM-L6-v2 on calibration.txt (153 sentences,
 # batches of 8) under mpirun at T=2, embeds evaluation.txt (153 other sentences) with the converted
-# model, and compares with the float embeddings (tools/embedding_metrics.py). Prints a Markdown table.
+# model, and compares with the float embeddings (tools/embedding_metrics.py); then Shift and
+# SmoothQuant rows. Prints a Markdown table.
 # Usage: examples/minilm/accuracy.sh [TP]     (needs a Python with numpy: launch/test's venv is used)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -44,3 +45,15 @@ for observer in abs_max mse hist; do
   row "$observer --asymmetric" W8A8 --observer "$observer" --asymmetric "${w8[@]}"
   row "$observer --asymmetric" W4A8 --observer "$observer" --asymmetric "${w4[@]}"
 done
+# Shift (input channels centred) and SmoothQuant, in input transforms before query/key/value and
+# the FFN input; the -all-linears forms also before the attention output and FFN-down (docs/advanced.md).
+for observer in abs_max avg mse; do
+  row "$observer --shift" W8A8 --observer "$observer" "${w8[@]}" --shift
+  row "$observer --shift-all-linears" W8A8 --observer "$observer" "${w8[@]}" --shift-all-linears
+  row "$observer --smooth" W8A8 --observer "$observer" "${w8[@]}" --smooth
+  row "$observer --shift-all-linears --smooth" W8A8 --observer "$observer" "${w8[@]}" --shift-all-linears --smooth
+  row "$observer --shift-all-linears --smooth-alpha 0.6" W8A8 --observer "$observer" "${w8[@]}" --shift-all-linears --smooth-alpha 0.6
+done
+row "mse --shift-all-linears --smooth-all-linears" W8A8 --observer mse "${w8[@]}" --shift-all-linears --smooth-all-linears
+row "mse --asymmetric --smooth" W8A8 --observer mse --asymmetric "${w8[@]}" --smooth
+row "mse --shift-all-linears --smooth" W4A8 --observer mse "${w4[@]}" --shift-all-linears --smooth

@@ -84,6 +84,38 @@ public final class Shift {
         return result
     }
 
+    /// After conversion, each shifted consumer's bias made exact for its rounded weight:
+    ///
+    /// ```
+    /// z'_j = −shift_bias_j · smooth_weight_j      the centres in the consumer's input units
+    /// b ← b + z' · (Wq − W)                       Wq the dequantized weight, W the float one
+    /// ```
+    ///
+    /// Shift compensated `b + z'·W`; with the rounded weight the layer computes
+    /// `(x − z')·Wq + b + z'·W = x·Wq + b + z'·(W − Wq)`, a constant error per output that grows
+    /// with the centres (GELU outputs centred near 10 move every FFN-down output). After this
+    /// step it computes `x·Wq + b` on the centred input: the weight error of the unshifted model,
+    /// and the activation error of the shifted one. PaddleSlim keeps `z·W` (see
+    /// `docs/compatibility.md`). `float` is the float model after the exact transforms (its
+    /// consumers hold `W`); `converted` the converted model with the same transforms. Consumers
+    /// kept in float are left alone. A row-parallel consumer sums its ranks' parts (a collective).
+    public static func compensateRounding(in converted: Layer, float: Layer, groups: [SmoothingGroup]) throws {
+        for group in groups where group.isTransform {
+            guard let transform = converted.sublayer(at: group.sourcePath) as? ChannelTransform else { continue }
+            let centres = zip(transform.shiftBias.scalars, transform.smoothWeight.scalars).map { -$0 * $1 }
+            guard centres.contains(where: { $0 != 0 }) else { continue }
+            let row = Tensor(shape: [1, centres.count], scalars: centres)
+            for path in group.consumers {
+                guard let quantized = converted.sublayer(at: path) as? ConvertibleQuantedLayer, quantized.quantizedWeight != nil,
+                      let floatLayer = float.sublayer(at: path), let bias = quantized.parameters["bias"] else { continue }
+                let difference = quantized.effectiveWeight() - floatLayer.parameter("weight")
+                let correction = product(of: floatLayer, row, weight: difference)
+                precondition(correction.count == bias.count, "Shift \(path): bias \(bias.shape) for \(correction.count) outputs")
+                quantized.parameters["bias"] = Tensor(shape: bias.shape, scalars: zip(bias.scalars, correction.scalars).map { $0 + $1 })
+            }
+        }
+    }
+
     /// `z_j = (min_j + max_j) / 2`, computed in double precision and rounded once.
     /// - Throws: ``QuantizationError/nonFinite(path:detail:)`` when a range is not finite.
     public static func centres(minima: [Float], maxima: [Float], path: String) throws -> [Float] {
@@ -98,8 +130,8 @@ public final class Shift {
     /// `--reproducible`, as its forward pass does); otherwise (whole rows: replicated or
     /// column-parallel, this rank's outputs) each output accumulated in double precision over
     /// the inputs in order and rounded once, the same bits however the outputs are split.
-    static func product(of consumer: Layer, _ row: Tensor) -> Tensor {
-        let weight = consumer.parameter("weight")
+    static func product(of consumer: Layer, _ row: Tensor, weight: Tensor? = nil) -> Tensor {
+        let weight = weight ?? consumer.parameter("weight")
         if let parallel = consumer as? TensorParallelLayer, consumer.sharding.parameter("weight").splitAxis == 0 {
             return parallel.product(row, weight: weight, bias: nil)
         }
