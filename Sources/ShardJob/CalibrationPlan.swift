@@ -68,10 +68,10 @@ public struct CalibrationPlan {
             lines.insert("scheme \(scheme.name): \(scheme.expansion)", at: 1)
         }
         if let shift {
-            lines.insert("shift: Shift (Outlier Suppression+) before calibration\(shift.allLinears ? ", all linears" : ""); channel centres (min + max) / 2 from MIN/MAX over DP (and TP where the input is replicated), compensated in the linears' biases: the same on every rank", at: lines.count - 1)
+            lines.insert("shift: Shift (Outlier Suppression+) before calibration\(shift.allLinears ? ", all linears" : ""); channel centres (min + max) / 2 from MIN/MAX over DP (and TP where the input is replicated), compensated in the linears' biases (made exact for the rounded weights after conversion): the same on every rank", at: lines.count - 1)
         }
         if let smooth {
-            lines.insert("smooth: SmoothQuant before calibration, alpha \(smooth.alpha)\(smooth.allLinears ? ", all linears" : ""); factors MAX-reduced over TP (column-parallel weight rows) and DP (activations): the same on every rank", at: scheme == nil ? 1 : 2)
+            lines.insert("smooth: SmoothQuant before calibration, alpha \(smooth.alpha)\(smooth.allLinears ? ", all linears" : ""); factors MAX-reduced over TP (column-parallel weight rows) and DP (activations): the same on every rank", at: lines.count - 1)
         }
         if let awq {
             lines.insert("awq: \(awq.summary)", at: lines.count - 1)
