@@ -63,6 +63,21 @@ def patched_smooth_class():
     return namespace["Smooth"]
 
 
+# How PaddleSlim pairs a norm with the linears after it (by the layers' full names).
+PAIRING = {"fused_qkv": True, "linear_flag": "linear", "norm_flag": "norm"}
+
+
+def calibrated(algorithm, model, batches):
+    """Runs PaddleSlim's `Smooth` or `Shift` over `batches` and updates the model's weights."""
+    with paddle.no_grad():
+        model(paddle.to_tensor(batches[0]))  # records the layer order only
+        for batch in batches:
+            model(paddle.to_tensor(batch))
+            algorithm.step += 1
+        algorithm.update_weight()
+    return algorithm
+
+
 class NormLinear(paddle.nn.Layer):
     """A LayerNorm feeding one Linear (PaddleSlim pairs a norm with the next linear it sees)."""
 
@@ -96,13 +111,7 @@ def smooth_cases():
             batches.append(x)
         before = {"norm_weight": floats(model.norm.weight.numpy()), "norm_bias": floats(model.norm.bias.numpy()),
                   "linear_weight": floats(model.linear.weight.numpy())}
-        smooth = Smooth(model, {"fused_qkv": True, "linear_flag": "linear", "norm_flag": "norm"}, alpha=alpha)
-        with paddle.no_grad():
-            model(paddle.to_tensor(batches[0]))  # records the layer order only
-            for batch in batches:
-                model(paddle.to_tensor(batch))
-                smooth.step += 1
-            smooth.update_weight()
+        smooth = calibrated(Smooth(model, PAIRING, alpha=alpha), model, batches)
         factors = list(smooth.smooth_scale_dict.values())[0].numpy()
         cases.append({"alpha": alpha, "features": features, "outputs": outputs, "inputs": [floats(b) for b in batches],
                       "input_shape": list(batches[0].shape), "before": before,
@@ -133,13 +142,7 @@ def shift_cases():
             batches.append(x)
         before = {"norm_weight": floats(model.norm.weight.numpy()), "norm_bias": floats(model.norm.bias.numpy()),
                   "linear_weight": floats(model.linear.weight.numpy()), "linear_bias": floats(model.linear.bias.numpy())}
-        shift = Shift(model, {"fused_qkv": True, "linear_flag": "linear", "norm_flag": "norm"})
-        with paddle.no_grad():
-            model(paddle.to_tensor(batches[0]))  # records the layer order only
-            for batch in batches:
-                model(paddle.to_tensor(batch))
-                shift.step += 1
-            shift.update_weight()
+        shift = calibrated(Shift(model, PAIRING), model, batches)
         centres = list(shift.zero_point_dict.values())[0].numpy()
         cases.append({"batches": batch_count, "features": features, "outputs": outputs, "inputs": [floats(b) for b in batches],
                       "input_shape": list(batches[0].shape), "before": before, "centres": floats(centres),
