@@ -27,6 +27,12 @@ extension QuantizedCheckpoint {
         for tensor in tensors where tensor.name.hasSuffix("." + ChannelTransform.name + ".shift_bias") && tensor.shape.count == 1 {
             let container = String(tensor.name.dropLast(("." + ChannelTransform.name + ".shift_bias").count))
             guard let parent = model.sublayer(at: container) else { continue }
+            // The transform feeds the container's linears: its length is their input features.
+            if let inputs = parent.sublayers.values.lazy.compactMap({ $0.hasInputByOutputWeight ? $0.parameters["weight"]?.shape.first : nil }).first,
+               inputs != tensor.shape[0] {
+                throw CheckpointError.mismatch(file: file, tensor: tensor.name, expected: "F32 [\(inputs)] (the input features of the linears in \(container))",
+                                               actual: "\(tensor.scalarType.safetensorsName) \(tensor.shape)")
+            }
             _ = parent.inputTransform(features: tensor.shape[0], input: .replicated, rank: 0)
         }
         let quantedPaths = Set(model.namedSublayers().filter { $0.layer is ConvertibleQuantedLayer }.map(\.path))

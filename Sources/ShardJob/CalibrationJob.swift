@@ -332,7 +332,7 @@ public struct CalibrationJob {
                 notes.append("Shift\(shifting.allLinears ? " (all linears)" : "") put into input transforms before the linears (ONNX Add and Mul before their input's quantize-dequantize; checkpoint tensors PATH.input_transform.shift_bias and .smooth_weight), compensated in their biases; the same centres on every rank")
             }
             if let smoothing = plan.smooth {
-                notes.append("SmoothQuant (alpha \(smoothing.alpha)\(smoothing.allLinears ? ", all linears" : "")) folded into the float model before calibration; the same factors on every rank; the report's float reference is the unsmoothed model")
+                notes.append("SmoothQuant (alpha \(smoothing.alpha)\(smoothing.allLinears ? ", all linears" : "")) folded into the float model before calibration; the same factors on every rank; the report's model-level reference is the unsmoothed model, its per-layer figures use the smoothed float layers")
             }
             if let awq = plan.awq {
                 notes.append("\(awq.summary); the report's float reference is the unscaled model")
