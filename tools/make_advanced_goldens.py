@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Runs the real PaddleSlim 2.6.0 (on Paddle 3.3.1, CPU) `GroupWiseWeightObserver` and
-`paddleslim.quant.advanced.Smooth` and `Shift` on committed small inputs and writes the golden fixture that
+`paddleslim.quant.advanced.Smooth` (also with its `PieceWiseSearch`) and `Shift` on committed small inputs and writes the golden fixture that
 Tests/ShardQuantTests/AdvancedGoldenTests.swift reads (tests never need Paddle).
 
     bash ../shared/anchors/setup-paddle-reference.sh .venv-paddle
@@ -10,6 +10,9 @@ What is patched, and why:
 - `Smooth.update_weight` casts the activation maxima, the sampled input and the weight to float16
   before `pow` and `clip`; Paddle 3.3.1 on CPU has no float16 `pow`/`clip`, so the generator runs
   PaddleSlim's own source with those casts replaced by float32 (nothing else changed).
+- `PieceWiseSearch` clusters the channel maxima with scikit-learn's unseeded KMeans; with
+  `k_piece=1` there is one cluster (every channel), so the search is deterministic. Its loss
+  function is wrapped to record each candidate's loss (the search only prints them).
 - PaddleSlim's first forward only records the layer order (its pre-hook samples from the second
   forward on): the generator runs the first batch once more before the calibration batches, so
   PaddleSlim's statistics cover every batch, as ShardQuant's do.
@@ -25,7 +28,8 @@ import textwrap
 import numpy as np
 import paddle
 import paddleslim.quant.advanced.smooth as smooth_module
-from paddleslim.quant.advanced import Shift
+from paddleslim.quant.advanced import PieceWiseSearch, Shift
+from paddleslim.quant.advanced.metrics import mse_loss
 from paddleslim.quant.observers import GroupWiseWeightObserver
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "ShardQuantTests", "Fixtures", "advanced")
@@ -150,10 +154,60 @@ def shift_cases():
     return cases
 
 
+def piecewise_cases():
+    """`Smooth(search_function=PieceWiseSearch(k_piece=1))` on LayerNorm → Linear: the loss of each
+    candidate (α = 0.21 … 0.79 by 0.01, then the constant factors 1 … 5.5 by 0.5, in the search's
+    order), the chosen factors and the folded norm and linear. The inputs have outlier channels,
+    so one α wins clearly (the generator checks the margin; a near tie would make the golden
+    depend on float32 summation order)."""
+    cases = []
+    Smooth = patched_smooth_class()
+    for name, outlier_channels, outlier_scale in [("one_outlier", [9], 30.0), ("three_outliers", [2, 7, 11], 12.0)]:
+        features, outputs = 16, 6
+        model = NormLinear(features, outputs)
+        model.norm.weight.set_value(rng.uniform(0.5, 1.5, features).astype(np.float32))
+        model.norm.bias.set_value(rng.uniform(-0.2, 0.2, features).astype(np.float32))
+        weight = (rng.standard_normal((features, outputs)) * 0.1).astype(np.float32)
+        weight[4, :] *= 8  # a channel with large weights
+        model.linear.weight.set_value(weight)
+        model.linear.bias.set_value(np.zeros(outputs, np.float32))
+        model.eval()
+        batches = []
+        for _ in range(3):
+            x = rng.standard_normal((2, 8, features)).astype(np.float32)
+            for channel in outlier_channels:
+                x[:, :, channel] *= outlier_scale
+            batches.append(x)
+        before = {"norm_weight": floats(model.norm.weight.numpy()), "norm_bias": floats(model.norm.bias.numpy()),
+                  "linear_weight": floats(model.linear.weight.numpy())}
+        losses = []
+
+        def recording_loss(y_pred, y_real):
+            loss = mse_loss(y_pred, y_real)
+            losses.append(float(loss))
+            return loss
+
+        search = PieceWiseSearch(k_piece=1, bits_length=8, search_piece=False, search_alpha_min=0.2, search_alpha_max=0.8,
+                                 search_scale_min=1., search_scale_max=5., weight_quant_method='abs_max_channel_wise',
+                                 act_quant_method='abs_max', loss_function=recording_loss)
+        smooth = calibrated(Smooth(model, PAIRING, search_function=search), model, batches)
+        factors = list(smooth.smooth_scale_dict.values())[0].numpy()
+        ordered = sorted(losses)
+        assert len(losses) == 69, len(losses)
+        assert ordered[1] - ordered[0] > 1e-4 * ordered[0], ("near tie", ordered[:3])
+        cases.append({"name": name, "features": features, "outputs": outputs, "inputs": [floats(b) for b in batches],
+                      "input_shape": list(batches[0].shape), "before": before, "losses": [float(v) for v in losses],
+                      "factors": floats(factors),
+                      "norm_weight": floats(model.norm.weight.numpy()), "norm_bias": floats(model.norm.bias.numpy()),
+                      "linear_weight": floats(model.linear.weight.numpy())})
+    return cases
+
+
 def main():
     os.makedirs(ROOT, exist_ok=True)
     document = {"generator": "tools/make_advanced_goldens.py", "paddle": paddle.__version__,
-                "group_wise": group_wise_cases(), "smooth": smooth_cases(), "shift": shift_cases()}
+                "group_wise": group_wise_cases(), "smooth": smooth_cases(), "shift": shift_cases(),
+                "piecewise": piecewise_cases()}
     with open(os.path.join(ROOT, "advanced.json"), "w") as handle:
         json.dump(document, handle, separators=(",", ":"))
         handle.write("\n")

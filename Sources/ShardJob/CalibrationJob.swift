@@ -197,11 +197,17 @@ public struct CalibrationJob {
                 // factors (the same on every rank) fold into the float network before observing.
                 let groupsToSmooth = s.model.smoothingGroups(of: network, allLinears: smoothing.allLinears)
                 guard !groupsToSmooth.isEmpty else { throw CalibrationJobError.noSmoothingGroups(model: type(of: s.model).name, flag: "--smooth") }
-                let smooth = Smooth(groups: groupsToSmooth, alpha: smoothing.alpha, processGroups: groups)
+                let smooth = Smooth(groups: groupsToSmooth, alpha: smoothing.alpha, search: smoothing.search ? PieceWiseSearch() : nil, processGroups: groups)
                 try smooth.prepare(network)
-                events(.note("smooth: SmoothQuant over \(groupsToSmooth.count) groups (alpha \(smoothing.alpha)), one float pass over \(batches.count) batches"))
+                events(.note("smooth: SmoothQuant over \(groupsToSmooth.count) groups (\(smoothing.search ? "factors searched per group" : "alpha \(smoothing.alpha)")), one float pass over \(batches.count) batches"))
                 for batch in batches { _ = network(batch) }
                 try smooth.apply(to: network)
+                if smoothing.search {
+                    let chosen = groupsToSmooth.compactMap { smooth.searchResults[$0.sourcePath]?.candidate }
+                    let alphas = chosen.compactMap { candidate -> Double? in if case .alpha(let alpha) = candidate { return alpha } else { return nil } }
+                    events(.note(String(format: "smooth: search chose alpha in %d groups (%.2f to %.2f), a constant factor (no smoothing) in %d",
+                                        alphas.count, alphas.min() ?? 0, alphas.max() ?? 0, chosen.count - alphas.count)))
+                }
             }
             if let awqSettings = plan.awq {
                 // A float pass for the channel means and the last batch, then one search per group.

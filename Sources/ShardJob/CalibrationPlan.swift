@@ -71,7 +71,7 @@ public struct CalibrationPlan {
             lines.insert("shift: Shift (Outlier Suppression+) before calibration\(shift.allLinears ? ", all linears" : ""); channel centres (min + max) / 2 from MIN/MAX over DP (and TP where the input is replicated), compensated in the linears' biases (made exact for the rounded weights after conversion): the same on every rank", at: lines.count - 1)
         }
         if let smooth {
-            lines.insert("smooth: SmoothQuant before calibration, alpha \(smooth.alpha)\(smooth.allLinears ? ", all linears" : ""); factors MAX-reduced over TP (column-parallel weight rows) and DP (activations): the same on every rank", at: lines.count - 1)
+            lines.insert("smooth: SmoothQuant before calibration, \(smooth.search ? "factors searched per group (PieceWiseSearch, k_piece 1: alpha 0.21 to 0.79 by 0.01, then constants 1 to 5.5 by 0.5; least output error of 8-bit abs_max activations and channel-wise weights on the last batch, exact sums over the ranks)" : "alpha \(smooth.alpha)")\(smooth.allLinears ? ", all linears" : ""); factors MAX-reduced over TP (column-parallel weight rows) and DP (activations): the same on every rank", at: lines.count - 1)
         }
         if let awq {
             lines.insert("awq: \(awq.summary)", at: lines.count - 1)

@@ -55,6 +55,9 @@ struct Calibrate: ParsableCommand {
     @Flag(help: "SmoothQuant also where a linear feeds a linear and the fold is exact (llama: up_proj -> down_proj; implies --smooth).")
     var smoothAllLinears = false
 
+    @Flag(help: "Search each smoothing group's factors (PaddleSlim's PieceWiseSearch, k_piece 1): alpha 0.21 to 0.79 by 0.01, then constant factors 1 to 5.5 by 0.5, the one of least output error under 8-bit per-tensor activations and per-channel weights on the last batch; replaces --smooth-alpha (implies --smooth).")
+    var smoothSearch = false
+
     @Flag(help: "GPTQ on the weights (PaddleSlim's GPTQ.fasterquant): rounds each weight column and moves its error onto the columns not yet rounded through the inverse Hessian of the layer's input, block by block on the already-quantized model (llama); bits, thresholds and groups are the weight observer's (abs_max_channel_wise, group_wise or abs_max); the same weights at every T and D.")
     var gptq = false
 
@@ -169,6 +172,7 @@ struct Calibrate: ParsableCommand {
             throw ValidationError("--scheme: unknown scheme '\(scheme)'; expected one of: \(QuantizationScheme.names.joined(separator: ", "))")
         }
         if let smoothAlpha, !(0...1).contains(smoothAlpha) { throw ValidationError("--smooth-alpha must be in [0, 1], got \(smoothAlpha)") }
+        if smoothAlpha != nil && smoothSearch { throw ValidationError("--smooth-search chooses each group's alpha; --smooth-alpha cannot be given with it") }
         if let awqGrid, !(1...1000).contains(awqGrid) { throw ValidationError("--awq-grid must be from 1 to 1000, got \(awqGrid)") }
         if let gptqDamp, !(gptqDamp > 0 && gptqDamp <= 1) { throw ValidationError("--gptq-damp must be in (0, 1], got \(gptqDamp)") }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
@@ -241,8 +245,8 @@ struct Calibrate: ParsableCommand {
 
     /// The flags' smoothing, part by part, or `nil` when no smoothing flag is given.
     var smoothOverride: SmoothSettings.Override? {
-        guard smooth || smoothAlpha != nil || smoothAllLinears else { return nil }
-        return SmoothSettings.Override(alpha: smoothAlpha, allLinears: smoothAllLinears ? true : nil)
+        guard smooth || smoothAlpha != nil || smoothAllLinears || smoothSearch else { return nil }
+        return SmoothSettings.Override(alpha: smoothAlpha, allLinears: smoothAllLinears ? true : nil, search: smoothSearch ? true : nil)
     }
 
     /// The flags' Shift settings, or `nil` when no Shift flag is given.

@@ -55,9 +55,26 @@ struct AdvancedGoldens: Decodable {
         var testDescription: String { "\(batches) batch(es)" }
     }
 
+    struct PieceWiseCase: Decodable, CustomTestStringConvertible, Sendable {
+        let name: String
+        let features: Int
+        let outputs: Int
+        let inputs: [[Float]]
+        let input_shape: [Int]
+        let before: SmoothCase.Before
+        /// PaddleSlim's mean squared error of each candidate, in the search's order.
+        let losses: [Double]
+        let factors: [Float]
+        let norm_weight: [Float]
+        let norm_bias: [Float]
+        let linear_weight: [Float]
+        var testDescription: String { name }
+    }
+
     let group_wise: [GroupWiseCase]
     let smooth: [SmoothCase]
     let shift: [ShiftCase]
+    let piecewise: [PieceWiseCase]
 
     static let loaded: AdvancedGoldens = {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/advanced/advanced.json")

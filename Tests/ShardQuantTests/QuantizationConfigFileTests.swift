@@ -225,6 +225,15 @@ struct QuantizationConfigFileTests {
         #expect(throws: ConfigFileError.self) { try parse(#"{"shift": {"alpha": 0.5}}"#) }
     }
 
+    @Test("smooth.search: the key, its errors and the flags' override")
+    func smoothSearch() throws {
+        #expect(try parse(#"{"smooth": {"search": true, "all_linears": true}}"#).smooth == SmoothSettings(allLinears: true, search: true))
+        #expect(try parse(#"{"smooth": true}"#).smooth?.search == false)
+        #expect(throws: ConfigFileError.self) { try parse(#"{"smooth": {"search": "piecewise"}}"#) }
+        #expect(SmoothSettings.resolved(QuantizationScheme.named("w8a8-smooth")?.smooth, .init(search: true))
+                == SmoothSettings(alpha: 0.5, allLinears: true, search: true))
+    }
+
     @Test("YAML files say the same as JSON ones and get the same key-naming errors")
     func yaml() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

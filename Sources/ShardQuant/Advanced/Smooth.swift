@@ -21,18 +21,26 @@ import ShardTensor
 /// output). PaddleSlim takes `w_j` from the local shard (different factors per rank) and from the
 /// last consumer alone; see `docs/compatibility.md`.
 ///
+/// With a ``PieceWiseSearch`` each group's factors are searched instead of taken at `alpha`
+/// (PaddleSlim's `search_function`), on the last calibration batch.
+///
 /// Use: ``prepare(_:)`` installs recorders, the caller runs the float model over the calibration
 /// batches, and ``apply(to:)`` reduces the statistics, computes `s` and folds it.
 public final class Smooth {
     public let groups: [SmoothingGroup]
     /// SmoothQuant's migration strength α.
     public let alpha: Double
+    /// The factor search, when the factors are searched per group instead of taken at `alpha`.
+    public let search: PieceWiseSearch?
     let processGroups: ProcessGroups
     private var recorders: [String: SmoothingRecorder] = [:]
+    /// Each group's search result by source path, after ``apply(to:)`` with a search.
+    public private(set) var searchResults: [String: PieceWiseSearch.Result] = [:]
 
-    public init(groups: [SmoothingGroup], alpha: Double = 0.5, processGroups: ProcessGroups = .single) {
+    public init(groups: [SmoothingGroup], alpha: Double = 0.5, search: PieceWiseSearch? = nil, processGroups: ProcessGroups = .single) {
         self.groups = groups
         self.alpha = alpha
+        self.search = search
         self.processGroups = processGroups
     }
 
@@ -40,7 +48,7 @@ public final class Smooth {
     /// - Throws: ``LayerError`` when a declared path is missing.
     public func prepare(_ model: Layer) throws {
         for group in groups {
-            recorders[group.sourcePath] = try group.wrapFirstConsumer(in: model) { SmoothingRecorder(wrapping: $0) }
+            recorders[group.sourcePath] = try group.wrapFirstConsumer(in: model) { SmoothingRecorder(wrapping: $0, keepingLastInput: search != nil) }
         }
     }
 
@@ -71,7 +79,16 @@ public final class Smooth {
                 precondition(maxima.count == weightMaxima.count, "smoothing group \(group.sourcePath): \(maxima.count) weight rows, \(activation.count) input channels")
                 for j in maxima.indices { weightMaxima[j] = Swift.max(weightMaxima[j], maxima[j]) }
             }
-            let factors = Self.factors(activationMaxima: activation, weightMaxima: weightMaxima, alpha: alpha)
+            let factors: [Float]
+            if let search {
+                guard let sample = recorder.lastInput else { throw QuantizationError.notCalibrated(path: group.consumers[0], observer: "smooth") }
+                let found = try search.search(sample: sample, activationMaxima: activation, weightMaxima: weightMaxima, consumers: consumers,
+                                              featureSplit: featureSplit, processGroups: processGroups)
+                searchResults[group.sourcePath] = found
+                factors = found.factors
+            } else {
+                factors = Self.factors(activationMaxima: activation, weightMaxima: weightMaxima, alpha: alpha)
+            }
             try Self.fold(factors, group: group, consumers: consumers, model: model)
             result[group.sourcePath] = factors
         }
@@ -146,10 +163,14 @@ extension ChannelTransform {
 /// wrapped layer on it (PaddleSlim's forward pre-hook of `Smooth`).
 final class SmoothingRecorder: Layer {
     let wrapped: Layer
+    let keepingLastInput: Bool
     private(set) var maxima: [Float]?
+    /// The last input, when kept (the factor search's sample).
+    private(set) var lastInput: Tensor?
 
-    init(wrapping layer: Layer) {
+    init(wrapping layer: Layer, keepingLastInput: Bool = false) {
         wrapped = layer
+        self.keepingLastInput = keepingLastInput
         super.init()
         sharding = layer.sharding
     }
@@ -159,6 +180,7 @@ final class SmoothingRecorder: Layer {
         let batch = input.count == 0 ? [Float](repeating: 0, count: channels)
             : input.reshaped([-1, channels]).absMax(alongAxes: 0).scalars
         maxima = maxima.map { zip($0, batch).map { Swift.max($0, $1) } } ?? batch
+        if keepingLastInput { lastInput = input }
         return wrapped(input)
     }
 

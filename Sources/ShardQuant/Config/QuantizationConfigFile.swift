@@ -300,7 +300,7 @@ public struct QuantizationConfigFile: Sendable {
             switch value {
             case .bool(let flag): smooth = flag ? SmoothSettings() : nil
             default:
-                let object = try reader.object(value, at: "smooth", allowed: ["alpha", "all_linears"])
+                let object = try reader.object(value, at: "smooth", allowed: ["alpha", "all_linears", "search"])
                 var settings = SmoothSettings()
                 if let alpha = object["alpha"] {
                     settings.alpha = try reader.number(alpha, at: "smooth.alpha")
@@ -309,6 +309,10 @@ public struct QuantizationConfigFile: Sendable {
                 if let all = object["all_linears"] {
                     guard case .bool(let flag) = all else { throw reader.failure("smooth.all_linears", "expected true or false, got \(all.kind)") }
                     settings.allLinears = flag
+                }
+                if let search = object["search"] {
+                    guard case .bool(let flag) = search else { throw reader.failure("smooth.search", "expected true or false, got \(search.kind)") }
+                    settings.search = flag
                 }
                 smooth = settings
             }

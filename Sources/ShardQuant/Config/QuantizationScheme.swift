@@ -65,10 +65,14 @@ public struct SmoothSettings: Sendable, Equatable {
     /// Also smooth the linears whose input comes from another linear where the fold is exact
     /// (the model definition's up → down).
     public var allLinears: Bool
+    /// Search each group's factors (``PieceWiseSearch``, PaddleSlim's `search_function`) instead
+    /// of taking them at `alpha`.
+    public var search: Bool
 
-    public init(alpha: Double = 0.5, allLinears: Bool = false) {
+    public init(alpha: Double = 0.5, allLinears: Bool = false, search: Bool = false) {
         self.alpha = alpha
         self.allLinears = allLinears
+        self.search = search
     }
 
     /// The flags' part-by-part override of some base smoothing (`--smooth`, `--smooth-alpha`,
@@ -76,9 +80,11 @@ public struct SmoothSettings: Sendable, Equatable {
     public struct Override: Sendable, Equatable {
         public var alpha: Double?
         public var allLinears: Bool?
-        public init(alpha: Double? = nil, allLinears: Bool? = nil) {
+        public var search: Bool?
+        public init(alpha: Double? = nil, allLinears: Bool? = nil, search: Bool? = nil) {
             self.alpha = alpha
             self.allLinears = allLinears
+            self.search = search
         }
     }
 
@@ -88,6 +94,7 @@ public struct SmoothSettings: Sendable, Equatable {
         var result = base ?? SmoothSettings()
         if let alpha = override.alpha { result.alpha = alpha }
         if let allLinears = override.allLinears { result.allLinears = allLinears }
+        if let search = override.search { result.search = search }
         return result
     }
 }
