@@ -211,7 +211,7 @@ public struct CalibrationJob {
             }
             if let awqSettings = plan.awq {
                 // A float pass for the channel means and the last batch, then one search per group.
-                let groupsToScale = s.model.smoothingGroups(of: network, allLinears: true)
+                let groupsToScale = s.model.smoothingGroups(of: network, allLinears: true).filter { $0.channelMap == nil }
                 guard !groupsToScale.isEmpty else { throw CalibrationJobError.noSmoothingGroups(model: type(of: s.model).name, flag: "--awq") }
                 let search = try awqSearch(for: groupsToScale, in: network, plan: plan, settings: awqSettings)
                 let awq = AWQ(groups: groupsToScale, search: search, processGroups: groups)

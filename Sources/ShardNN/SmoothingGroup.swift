@@ -16,13 +16,48 @@ public struct SmoothingGroup: Sendable, Equatable {
         case transform(String)
     }
 
+    /// How a linear source's output channels reach the consumers' input channels when they are
+    /// not one to one: both index one shared vector of `count` factors. Llama's v_proj → o_proj:
+    /// each query head reads its key/value head's values, so o_proj's input channel `(h, j)` takes
+    /// the factor of value channel `(g(h), j)` and the query heads of a group share their factors.
+    public struct ChannelMap: Sendable, Equatable {
+        /// The number of factors (every rank's, for the whole model).
+        public let count: Int
+        /// The factor index of each of this rank's source output channels.
+        public let source: [Int]
+        /// The factor index of each of this rank's consumer input channels.
+        public let consumers: [Int]
+
+        public init(count: Int, source: [Int], consumers: [Int]) {
+            self.count = count
+            self.source = source
+            self.consumers = consumers
+        }
+
+        /// `values` (one per consumer input channel) reduced to the factors' indices by maximum;
+        /// 0 where this rank has no channel.
+        public func maxima(ofConsumerChannels values: [Float]) -> [Float] {
+            var result = [Float](repeating: 0, count: count)
+            for (index, value) in zip(consumers, values) { result[index] = Swift.max(result[index], value) }
+            return result
+        }
+    }
+
     public let source: Source
     /// Paths of the linears whose input rows are multiplied by `s`, in model order.
     public let consumers: [String]
+    /// `nil`: the source's output channel `j` is the consumers' input channel `j`.
+    public let channelMap: ChannelMap?
 
-    public init(source: Source, consumers: [String]) {
+    public init(source: Source, consumers: [String], channelMap: ChannelMap? = nil) {
         self.source = source
         self.consumers = consumers
+        self.channelMap = channelMap
+    }
+
+    /// The factor of each of this rank's consumer input channels.
+    public func consumerFactors(_ factors: [Float]) -> [Float] {
+        channelMap.map { map in map.consumers.map { factors[$0] } } ?? factors
     }
 
     /// The source layer's path (for a transform, the transform's own path).

@@ -1,5 +1,6 @@
 import Foundation
 import ShardDistributed
+import ShardModels
 import ShardNN
 import ShardQuant
 import ShardTensor
@@ -104,5 +105,94 @@ struct SmoothTests {
         #expect(factors[0] == 2)
         #expect(factors[1] == 1 && factors[2] == 1)
         #expect(factors[3] == 1e-5)
+    }
+}
+
+/// A tiny Llama with seeded weights (9 query heads, 3 key/value heads of 8: T = 2 and 4 split
+/// the heads unevenly and replicate key/value, T = 3 splits both).
+struct TinyLlamaWeights: LlamaWeightSource {
+    static let configuration = LlamaConfiguration(hidden: 72, layers: 2, heads: 9, keyValueHeads: 3, ffn: 96, vocabulary: 120,
+                                                  contextLength: 64, normEpsilon: 1e-5, ropeBase: 10_000, tiedEmbedding: true)
+    var path: String { "tiny" }
+    func configuration() throws -> LlamaConfiguration { Self.configuration }
+    func whole(_ name: String) -> Tensor {
+        let c = Self.configuration
+        let shape: [Int]
+        if name == "model.embed_tokens.weight" { shape = [c.vocabulary, c.hidden] }
+        else if name.hasSuffix("k_proj.weight") || name.hasSuffix("v_proj.weight") { shape = [c.keyValueHeads * c.headDimension, c.hidden] }
+        else if name.hasSuffix("gate_proj.weight") || name.hasSuffix("up_proj.weight") { shape = [c.ffn, c.hidden] }
+        else if name.hasSuffix("down_proj.weight") { shape = [c.hidden, c.ffn] }
+        else if name.hasSuffix("norm.weight") || name.hasSuffix("layernorm.weight") { shape = [c.hidden] }
+        else { shape = [c.hidden, c.hidden] }
+        let generator = CounterRandom(seed: 11).substream(name)
+        if shape.count == 1 { return Tensor.uniform(shape, low: 0.5, high: 1.5, generator: generator) }
+        var weight = Tensor.uniform(shape, low: -0.3, high: 0.3, generator: generator)
+        // A value channel with large outputs: an outlier in o_proj's input.
+        if name.hasSuffix("v_proj.weight") { for column in 0..<shape[1] { weight.scalars[13 * shape[1] + column] *= 25 } }
+        return weight
+    }
+    func rows(_ name: String, _ rows: Range<Int>) throws -> Tensor { whole(name).slice(axis: 0, start: rows.lowerBound, end: rows.upperBound) }
+    func columns(_ name: String, _ columns: Range<Int>) throws -> Tensor { whole(name).slice(axis: 1, start: columns.lowerBound, end: columns.upperBound) }
+    func vector(_ name: String) throws -> Tensor { whole(name) }
+}
+
+@Suite("Smooth v_proj → o_proj")
+struct ValueOutputSmoothingTests {
+    static let ids: [Float] = [3, 17, 99, 4, 4, 58, 119, 0, 23, 77, 61, 5]
+
+    /// Smooths every layer's v → o at T = `degree` (optionally with the factor search); returns
+    /// rank 0's factors by layer, logits before and after.
+    static func smoothed(degree: Int, search: Bool) throws -> (factors: [[Float]], before: Tensor, after: Tensor) {
+        try Reproducibility.with(true) {
+            try ThreadGroup.run(size: degree) { group in
+                let groups = try ProcessGroups(world: group, tensorParallelSize: degree)
+                let model = try Llama(TinyLlamaWeights.configuration, weights: TinyLlamaWeights(), group: group)
+                model.eval()
+                let input = Tensor(shape: [1, ids.count], scalars: ids)
+                let before = model(input)
+                var smoothingGroups: [SmoothingGroup] = []
+                for (path, layer) in model.namedSublayers() {
+                    guard let attention = layer as? LlamaAttention else { continue }
+                    let map = try #require(LlamaDefinition.valueChannelMap(of: attention, keyValueHeads: 3))
+                    smoothingGroups.append(SmoothingGroup(source: .linear(path + ".v_proj"), consumers: [path + ".o_proj"], channelMap: map))
+                }
+                #expect(smoothingGroups.count == 2)
+                let smooth = Smooth(groups: smoothingGroups, alpha: 0.5, search: search ? PieceWiseSearch() : nil, processGroups: groups)
+                try smooth.prepare(model)
+                _ = model(input)
+                let factors = try smooth.apply(to: model)
+                return (smoothingGroups.map { factors[$0.sourcePath]! }, before, model(input))
+            }[0]
+        }
+    }
+
+    @Test("factors shared by each value head's query heads fold exactly, and are bit-identical at T = 1, 2, 3, 4", arguments: [false, true])
+    func exactAndRankInvariant(search: Bool) throws {
+        let reference = try Self.smoothed(degree: 1, search: search)
+        #expect(reference.factors.allSatisfy { $0.count == 3 * 8 })
+        // The outlier value channel gets a factor away from 1 (without search, alpha 0.5).
+        if !search { #expect(reference.factors.allSatisfy { $0[13] > 2 }, "\(reference.factors.map { $0[13] })") }
+        // The smoothed model computes the float one (float32 rounding of the scaled weights).
+        #expect(reference.after.isClose(to: reference.before, relativeTolerance: 1e-4, absoluteTolerance: 1e-4))
+        for degree in [2, 3, 4] {
+            let result = try Self.smoothed(degree: degree, search: search)
+            #expect(result.factors == reference.factors, "T = \(degree)")
+            #expect(result.after.scalars == reference.after.scalars, "T = \(degree): logits after smoothing")
+        }
+    }
+
+    @Test("the channel map: o_proj's input channel (h, j) takes value channel ((offset + h) / group, j)")
+    func channelMap() throws {
+        let maps = try ThreadGroup.run(size: 2) { group -> SmoothingGroup.ChannelMap in
+            let model = try Llama(TinyLlamaWeights.configuration, weights: TinyLlamaWeights(), group: group)
+            let attention = try #require(model.namedSublayers().compactMap { $0.layer as? LlamaAttention }.first)
+            return try #require(LlamaDefinition.valueChannelMap(of: attention, keyValueHeads: 3))
+        }
+        // T = 2: heads 5 + 4, key/value replicated (all 24 value channels on both ranks).
+        #expect(maps[0].source == Array(0..<24) && maps[1].source == Array(0..<24))
+        #expect(maps[0].consumers.count == 40 && maps[1].consumers.count == 32)
+        #expect(maps[0].consumers[0..<8] == ArraySlice(0..<8) && maps[0].consumers[24..<32] == ArraySlice(8..<16))  // head 3 → value head 1
+        #expect(maps[1].consumers[0..<8] == ArraySlice(8..<16) && maps[1].consumers[8..<16] == ArraySlice(16..<24))  // heads 5, 6 → 1, 2
+        #expect(maps[0].maxima(ofConsumerChannels: (0..<40).map(Float.init))[0] == 16)  // heads 0, 1, 2: channel 0 at 0, 8, 16
     }
 }

@@ -119,15 +119,22 @@ public struct LlamaDefinition: ModelDefinition {
     }
 
     /// Each decoder layer's pre-norms and the projections they alone feed (`input_layernorm` → q, k,
-    /// v; `post_attention_layernorm` → gate, up), and with `allLinears` up → down (SwiGLU multiplies
-    /// up's output channel j into down's input j, so a factor on that channel folds exactly). The
-    /// final norm feeds the tied embedding's head and is never smoothed. o_proj's input (the
-    /// attention heads, with 3 query heads sharing each value head) has no exact fold: not smoothed.
+    /// v; `post_attention_layernorm` → gate, up), and with `allLinears` v → o and up → down. SwiGLU
+    /// multiplies up's output channel j into down's input j, so a factor on that channel folds
+    /// exactly. Attention multiplies each query head's softmax into its key/value head's values,
+    /// so a factor on value channel `(g, j)` folds exactly into o_proj's input channels `(h, j)` of
+    /// every query head `h` of group `g`: those share one factor (a ``SmoothingGroup/ChannelMap``).
+    /// The final norm feeds the tied embedding's head and is never smoothed.
     public func smoothingGroups(of network: Layer, allLinears: Bool) -> [SmoothingGroup] {
         var groups: [SmoothingGroup] = []
+        let keyValueHeads = allLinears ? (try? checkpoint().configuration.keyValueHeads) : nil
         for (path, layer) in network.namedSublayers() where layer is LlamaDecoderLayer {
             groups.append(SmoothingGroup(source: .norm(path + ".input_layernorm"),
                                          consumers: ["q_proj", "k_proj", "v_proj"].map { path + ".self_attn." + $0 }))
+            if let keyValueHeads, let attention = network.sublayer(at: path + ".self_attn") as? LlamaAttention,
+               let map = Self.valueChannelMap(of: attention, keyValueHeads: keyValueHeads) {
+                groups.append(SmoothingGroup(source: .linear(path + ".self_attn.v_proj"), consumers: [path + ".self_attn.o_proj"], channelMap: map))
+            }
             groups.append(SmoothingGroup(source: .norm(path + ".post_attention_layernorm"),
                                          consumers: ["gate_proj", "up_proj"].map { path + ".mlp." + $0 }))
             if allLinears {
@@ -135,6 +142,18 @@ public struct LlamaDefinition: ModelDefinition {
             }
         }
         return groups
+    }
+
+    /// v_proj → o_proj's channel map on this rank: value channel `(g, j)` is factor `g·d + j`; o_proj's
+    /// input channel `(h, j)` of local query head `h` takes its key/value head's, `((offset + h) / group)·d + j`.
+    public static func valueChannelMap(of attention: LlamaAttention, keyValueHeads: Int) -> SmoothingGroup.ChannelMap? {
+        let d = attention.rotary.headDimension
+        guard let valueColumns = attention.value.parameters["weight"]?.shape.last,
+              let outputRows = attention.output.parameters["weight"]?.shape.first,
+              outputRows == attention.headCount * d, valueColumns % d == 0 else { return nil }
+        let source = (0..<valueColumns).map { attention.keyValueOffset * d + $0 }
+        let consumers = (0..<outputRows).map { ((attention.headOffset + $0 / d) / attention.groupSize) * d + $0 % d }
+        return SmoothingGroup.ChannelMap(count: keyValueHeads * d, source: source, consumers: consumers)
     }
 
     /// `model.embed_tokens`, then every decoder layer `model.layers.i` (hidden states `[B, S, h]` in

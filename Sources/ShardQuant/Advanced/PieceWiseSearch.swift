@@ -83,17 +83,20 @@ public struct PieceWiseSearch: Sendable, Equatable {
     }
 
     /// Searches one group's factors on `sample` (this rank's share of the last batch, as the
-    /// first consumer sees it) for `consumers` (their float weights, restored afterwards).
+    /// first consumer sees it) for `consumers` (their float weights, restored afterwards);
+    /// `consumerFactors` expands the factors to this rank's consumer input channels (a group
+    /// with a ``SmoothingGroup/ChannelMap``).
     /// - Throws: ``CommunicatorError`` when a reduction fails.
     func search(sample: Tensor, activationMaxima: [Float], weightMaxima: [Float], consumers: [Layer],
-                featureSplit: Bool, processGroups: ProcessGroups) throws -> Result {
+                featureSplit: Bool, consumerFactors: ([Float]) -> [Float] = { $0 }, processGroups: ProcessGroups) throws -> Result {
         let weights = consumers.map { $0.parameter("weight") }
         let original = consumers.map { $0(sample) }
         var best: (loss: Int128, index: Int, factors: [Float])?
         var losses: [Double] = []
         for (candidateIndex, candidate) in Self.candidates.enumerated() {
             let factors = Self.factors(of: candidate, activationMaxima: activationMaxima, weightMaxima: weightMaxima)
-            var scaled = (sample / Tensor(shape: [factors.count], scalars: factors)).scalars
+            let channelFactors = consumerFactors(factors)
+            var scaled = (sample / Tensor(shape: [channelFactors.count], scalars: channelFactors)).scalars
             var maximum = [scaled.reduce(Float(0)) { Swift.max($0, $1.magnitude) }]
             try (featureSplit ? processGroups.world : processGroups.dataParallel).allReduce(&maximum, .maximum)
             let activationStep = maximum[0] == 0 ? 1e-8 : maximum[0]
@@ -101,7 +104,7 @@ public struct PieceWiseSearch: Sendable, Equatable {
             let quantizedInput = Tensor(shape: sample.shape, scalars: scaled)
             var loss: Int128 = 0
             for (index, consumer) in consumers.enumerated() {
-                consumer.parameters["weight"] = try quantizedWeight(AWQ.scaledRows(weights[index], by: factors), consumer: consumer, processGroups: processGroups)
+                consumer.parameters["weight"] = try quantizedWeight(AWQ.scaledRows(weights[index], by: channelFactors), consumer: consumer, processGroups: processGroups)
                 let output = consumer(quantizedInput)
                 consumer.parameters["weight"] = weights[index]
                 var partial: Int128 = 0

@@ -68,12 +68,21 @@ public final class Smooth {
             }
             let consumers = try group.consumerLayers(in: model)
             let featureSplit = consumers[0].sharding.input.isSplit
-            try (featureSplit ? processGroups.dataParallel : processGroups.world).allReduce(&activation, .maximum)
+            if let map = group.channelMap {
+                // Each rank holds some of the channels that share a factor: MAX over every rank.
+                activation = map.maxima(ofConsumerChannels: activation)
+                try processGroups.world.allReduce(&activation, .maximum)
+            } else {
+                try (featureSplit ? processGroups.dataParallel : processGroups.world).allReduce(&activation, .maximum)
+            }
             var weightMaxima = [Float](repeating: 0, count: activation.count)
             for consumer in consumers {
                 let weight = consumer.parameter("weight")
                 var maxima = weight.absMax(alongAxes: 1).scalars
-                if consumer.sharding.parameter("weight").splitAxis == 1 {
+                if let map = group.channelMap {
+                    maxima = map.maxima(ofConsumerChannels: maxima)
+                    try processGroups.tensorParallel.allReduce(&maxima, .maximum)
+                } else if consumer.sharding.parameter("weight").splitAxis == 1 {
                     try processGroups.tensorParallel.allReduce(&maxima, .maximum)
                 }
                 precondition(maxima.count == weightMaxima.count, "smoothing group \(group.sourcePath): \(maxima.count) weight rows, \(activation.count) input channels")
@@ -83,7 +92,7 @@ public final class Smooth {
             if let search {
                 guard let sample = recorder.lastInput else { throw QuantizationError.notCalibrated(path: group.consumers[0], observer: "smooth") }
                 let found = try search.search(sample: sample, activationMaxima: activation, weightMaxima: weightMaxima, consumers: consumers,
-                                              featureSplit: featureSplit, processGroups: processGroups)
+                                              featureSplit: featureSplit, consumerFactors: group.consumerFactors, processGroups: processGroups)
                 searchResults[group.sourcePath] = found
                 factors = found.factors
             } else {
@@ -106,6 +115,15 @@ public final class Smooth {
     }
 
     static func fold(_ factors: [Float], group: SmoothingGroup, consumers: [Layer], model: Layer) throws {
+        if let map = group.channelMap {
+            guard case .linear(let path) = group.source, let source = model.sublayer(at: path) else {
+                throw LayerError.noSublayer(path: group.sourcePath, nearest: [])
+            }
+            let sourceFactors = map.source.map { factors[$0] }
+            divideColumns(of: source, by: sourceFactors, path: path)
+            scaleRows(of: consumers, by: group.consumerFactors(factors))
+            return
+        }
         if case .transform(let container) = group.source {
             let transform = try ChannelTransform.installed(in: model, container: container, consumer: consumers[0], features: factors.count)
             transform.smoothWeight = Tensor(shape: [factors.count], scalars: zip(transform.smoothWeight.scalars, factors).map { $0 / $1 })
@@ -122,17 +140,22 @@ public final class Smooth {
                 source.parameters[name] = Tensor(shape: value.shape, scalars: zip(value.scalars, factors).map { $0 / $1 })
             }
         case .linear:
-            let weight = source.parameter("weight")
-            let columns = weight.shape[1]
-            precondition(columns == factors.count, "linear \(group.sourcePath): \(columns) outputs, \(factors.count) factors")
-            var scalars = weight.scalars
-            for index in scalars.indices { scalars[index] /= factors[index % columns] }
-            source.parameters["weight"] = Tensor(shape: weight.shape, scalars: scalars)
-            if let bias = source.parameters["bias"] {
-                source.parameters["bias"] = Tensor(shape: bias.shape, scalars: zip(bias.scalars, factors).map { $0 / $1 })
-            }
+            divideColumns(of: source, by: factors, path: group.sourcePath)
         }
         scaleRows(of: consumers, by: factors)
+    }
+
+    /// `W[:, j] /= s_j` (and `b_j /= s_j`) for a source linear's `[in, out]` weight.
+    static func divideColumns(of source: Layer, by factors: [Float], path: String) {
+        let weight = source.parameter("weight")
+        let columns = weight.shape[1]
+        precondition(columns == factors.count, "linear \(path): \(columns) outputs, \(factors.count) factors")
+        var scalars = weight.scalars
+        for index in scalars.indices { scalars[index] /= factors[index % columns] }
+        source.parameters["weight"] = Tensor(shape: weight.shape, scalars: scalars)
+        if let bias = source.parameters["bias"] {
+            source.parameters["bias"] = Tensor(shape: bias.shape, scalars: zip(bias.scalars, factors).map { $0 / $1 })
+        }
     }
 
     /// `W[j, :] ·= s_j` for every consumer's `[in, out]` weight.
