@@ -13,7 +13,8 @@
 #  5. a T = 2 output folder (uneven head shards) through tools/check_export.py (onnx.checker, onnxruntime
 #     against `infer`, compressed-tensors fields, shards, PaddleNLP files);
 #  6. weight-only W8 calibrated at T = 3: the converted folder's perplexity within 3 % of float;
-#  7. --reproducible SmoothQuant (w8a8-smooth, all linears) at T = 1, 2, 3, 4: bit-identical folders;
+#  7. --reproducible SmoothQuant (w8a8-smooth, all linears) at T = 1, 2, 3, 4, and with --smooth-search at
+#     T = 1, 2, 3: bit-identical folders;
 #  8. model.gguf of a w4a16 group-32 run at T = 3 equals the checkpoint's integers times steps, its
 #     pack-quantized/ folder unpacks (a NumPy unpacker of our own) to the same int4 values, and the
 #     folder passes tools/check_export.py (onnxruntime's blocked DequantizeLinear = infer);
@@ -186,6 +187,15 @@ for t in 1 2 3 4; do
 done
 for t in 2 3 4; do
   if message="$(same_folders "$work/smooth1" "$work/smooth$t")"; then pass "--reproducible w8a8-smooth at T = $t bit-identical to T = 1: $message"; else fail "w8a8-smooth at T = $t differs from T = 1: $message"; fi
+done
+# The factor search (--smooth-search, PaddleSlim's PieceWiseSearch): one search on every rank, the
+# same candidate per group and so the same folder at T = 1 and 3 (v -> o included: 5 + 4 query heads
+# at T = 2 share value heads across ranks).
+for t in 1 2 3; do
+  run -np "$t" "${calibrate[@]}" --tp "$t" --scheme w8a8-smooth --smooth-search --reproducible --out "$work/search$t" >/dev/null
+done
+for t in 2 3; do
+  if message="$(same_folders "$work/search1" "$work/search$t")"; then pass "--reproducible w8a8-smooth --smooth-search at T = $t bit-identical to T = 1: $message"; else fail "w8a8-smooth --smooth-search at T = $t differs from T = 1: $message"; fi
 done
 
 check_gguf() {  # check_gguf FOLDER -> message; exit status 0 when model.gguf = q x step for all 210 matrices
