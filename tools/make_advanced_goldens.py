@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Runs the real PaddleSlim 2.6.0 (on Paddle 3.3.1, CPU) `GroupWiseWeightObserver` and
-`paddleslim.quant.advanced.Smooth` (also with its `PieceWiseSearch`) and `Shift` on committed small inputs and writes the golden fixture that
+`paddleslim.quant.advanced.Smooth` (also with its `PieceWiseSearch` and with `smooth_all_linears`) and `Shift` on committed small inputs and writes the golden fixture that
 Tests/ShardQuantTests/AdvancedGoldenTests.swift reads (tests never need Paddle).
 
     bash ../shared/anchors/setup-paddle-reference.sh .venv-paddle
@@ -13,6 +13,9 @@ What is patched, and why:
 - `PieceWiseSearch` clusters the channel maxima with scikit-learn's unseeded KMeans; with
   `k_piece=1` there is one cluster (every channel), so the search is deterministic. Its loss
   function is wrapped to record each candidate's loss (the search only prints them).
+- With `smooth_all_linears` the `ShiftSmoothHelpLayer`s are created during the first sampling
+  forward and sample only from the next forward on: the generator gives that case's first batch
+  once more (maxima are unchanged by a repeated batch).
 - PaddleSlim's first forward only records the layer order (its pre-hook samples from the second
   forward on): the generator runs the first batch once more before the calibration batches, so
   PaddleSlim's statistics cover every batch, as ShardQuant's do.
@@ -203,11 +206,63 @@ def piecewise_cases():
     return cases
 
 
+class NormLinearGeluLinear(paddle.nn.Layer):
+    """LayerNorm → Linear → GELU → Linear: with `smooth_all_linears` PaddleSlim pairs the norm with
+    the first linear and wraps the second in a `ShiftSmoothHelpLayer` (its input comes from GELU,
+    which cannot absorb a factor)."""
+
+    def __init__(self, features, hidden, outputs):
+        super().__init__()
+        self.norm = paddle.nn.LayerNorm(features)
+        self.linear1 = paddle.nn.Linear(features, hidden)
+        self.gelu = paddle.nn.GELU()
+        self.linear2 = paddle.nn.Linear(hidden, outputs)
+
+    def forward(self, x):
+        return self.linear2(self.gelu(self.linear1(self.norm(x))))
+
+
+def smooth_all_linears_cases():
+    """`Smooth(smooth_all_linears=True)`: the norm → first linear pair as in `smooth_cases`, and the
+    second linear's `ShiftSmoothHelpLayer.smooth_weight` (1/s) and smoothed weight."""
+    cases = []
+    Smooth = patched_smooth_class()
+    features, hidden, outputs = 16, 12, 5
+    model = NormLinearGeluLinear(features, hidden, outputs)
+    model.norm.weight.set_value(rng.uniform(0.5, 1.5, features).astype(np.float32))
+    model.norm.bias.set_value(rng.uniform(-0.2, 0.2, features).astype(np.float32))
+    first = (rng.standard_normal((features, hidden)) * 0.3).astype(np.float32)
+    first[:, 7] *= 10  # a hidden channel with large activations after GELU
+    model.linear1.weight.set_value(first)
+    model.linear1.bias.set_value(np.zeros(hidden, np.float32))
+    second = (rng.standard_normal((hidden, outputs)) * 0.2).astype(np.float32)
+    second[2, :] *= 6  # a hidden channel with large weights
+    model.linear2.weight.set_value(second)
+    model.linear2.bias.set_value(rng.uniform(-0.1, 0.1, outputs).astype(np.float32))
+    model.eval()
+    batches = [rng.standard_normal((2, 5, features)).astype(np.float32) * 2 for _ in range(3)]
+    before = {"norm_weight": floats(model.norm.weight.numpy()), "norm_bias": floats(model.norm.bias.numpy()),
+              "linear1_weight": floats(first), "linear2_weight": floats(second),
+              "linear2_bias": floats(model.linear2.bias.numpy())}
+    # PaddleSlim creates the help layers inside the first sampling forward, and they sample only
+    # from the next one on: the first batch is given once more so that they see every batch too
+    # (a maximum is unchanged by a repeated batch).
+    calibrated(Smooth(model, PAIRING, alpha=0.5, smooth_all_linears=True), model, [batches[0]] + batches)
+    helper = model.linear2
+    assert type(helper).__name__ == "ShiftSmoothHelpLayer", type(helper)
+    cases.append({"alpha": 0.5, "features": features, "hidden": hidden, "outputs": outputs,
+                  "inputs": [floats(b) for b in batches], "input_shape": list(batches[0].shape), "before": before,
+                  "norm_weight": floats(model.norm.weight.numpy()), "linear1_weight": floats(model.linear1.weight.numpy()),
+                  "smooth_weight": floats(helper.smooth_weight.numpy()), "shift_bias": floats(helper.shift_bias.numpy()),
+                  "linear2_weight": floats(helper.layer.weight.numpy()), "linear2_bias": floats(helper.layer.bias.numpy())})
+    return cases
+
+
 def main():
     os.makedirs(ROOT, exist_ok=True)
     document = {"generator": "tools/make_advanced_goldens.py", "paddle": paddle.__version__,
                 "group_wise": group_wise_cases(), "smooth": smooth_cases(), "shift": shift_cases(),
-                "piecewise": piecewise_cases()}
+                "piecewise": piecewise_cases(), "smooth_all_linears": smooth_all_linears_cases()}
     with open(os.path.join(ROOT, "advanced.json"), "w") as handle:
         json.dump(document, handle, separators=(",", ":"))
         handle.write("\n")

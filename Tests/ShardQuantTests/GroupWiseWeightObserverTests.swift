@@ -75,6 +75,32 @@ struct AdvancedGoldens: Decodable {
     let smooth: [SmoothCase]
     let shift: [ShiftCase]
     let piecewise: [PieceWiseCase]
+    let smooth_all_linears: [SmoothAllLinearsCase]
+
+    struct SmoothAllLinearsCase: Decodable, CustomTestStringConvertible, Sendable {
+        struct Before: Decodable, Sendable {
+            let norm_weight: [Float]
+            let norm_bias: [Float]
+            let linear1_weight: [Float]
+            let linear2_weight: [Float]
+            let linear2_bias: [Float]
+        }
+        let alpha: Double
+        let features: Int
+        let hidden: Int
+        let outputs: Int
+        let inputs: [[Float]]
+        let input_shape: [Int]
+        let before: Before
+        let norm_weight: [Float]
+        let linear1_weight: [Float]
+        /// The `ShiftSmoothHelpLayer`'s `1 / s` before the second linear.
+        let smooth_weight: [Float]
+        let shift_bias: [Float]
+        let linear2_weight: [Float]
+        let linear2_bias: [Float]
+        var testDescription: String { "alpha \(alpha)" }
+    }
 
     static let loaded: AdvancedGoldens = {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/advanced/advanced.json")

@@ -29,6 +29,37 @@ struct SmoothTests {
         #expect(model.sublayer(at: "1") is Linear)
     }
 
+    @Test("smooth_all_linears: the input transform before a linear fed by GELU equals PaddleSlim's ShiftSmoothHelpLayer",
+          arguments: AdvancedGoldens.loaded.smooth_all_linears)
+    func allLinearsGolden(_ golden: AdvancedGoldens.SmoothAllLinearsCase) throws {
+        let b = golden.before
+        let norm = LayerNorm(features: golden.features)
+        norm.parameters["weight"] = Tensor(shape: [golden.features], scalars: b.norm_weight)
+        norm.parameters["bias"] = Tensor(shape: [golden.features], scalars: b.norm_bias)
+        let second = TransformedLinear(Linear(weight: Tensor(shape: [golden.hidden, golden.outputs], scalars: b.linear2_weight),
+                                              bias: Tensor(shape: [golden.outputs], scalars: b.linear2_bias)))
+        let model = Sequential(norm, Linear(weight: Tensor(shape: [golden.features, golden.hidden], scalars: b.linear1_weight), bias: Tensor.zeros([golden.hidden])),
+                               GELU(), second)
+        model.eval()
+        let smooth = Smooth(groups: [SmoothingGroup(source: .norm("0"), consumers: ["1"]),
+                                     SmoothingGroup(source: .transform("3"), consumers: ["3.linear"])], alpha: golden.alpha)
+        try smooth.prepare(model)
+        for input in golden.inputs { _ = model(Tensor(shape: golden.input_shape, scalars: input)) }
+        try smooth.apply(to: model)
+        // GELU (erf) from two libraries differs by a few ulps in the activation maxima; pow(·, 0.5)
+        // halves that, and 1/s and W·s add one rounding each: 1e-5 relative covers it.
+        func close(_ a: [Float], _ b: [Float]) -> Bool {
+            a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-5 * max(abs($1), 1e-3) }
+        }
+        let transform = try #require(model.sublayer(at: "3.input_transform") as? ChannelTransform)
+        #expect(close(transform.smoothWeight.scalars, golden.smooth_weight))
+        #expect(transform.shiftBias.scalars == golden.shift_bias)
+        #expect(close(model.sublayer(at: "3.linear")!.parameter("weight").scalars, golden.linear2_weight))
+        #expect(model.sublayer(at: "3.linear")!.parameter("bias").scalars == golden.linear2_bias)
+        #expect(close(model.sublayer(at: "0")!.parameter("weight").scalars, golden.norm_weight))
+        #expect(close(model.sublayer(at: "1")!.parameter("weight").scalars, golden.linear1_weight))
+    }
+
     /// The golden generators' LayerNorm → Linear (zero bias) with PaddleSlim's weights before smoothing.
     static func normLinear(features: Int, outputs: Int, before: AdvancedGoldens.SmoothCase.Before) -> Layer {
         let norm = LayerNorm(features: features)
@@ -106,6 +137,17 @@ struct SmoothTests {
         #expect(factors[1] == 1 && factors[2] == 1)
         #expect(factors[3] == 1e-5)
     }
+}
+
+/// A container that runs its linear on its input transform's output (PaddleSlim's
+/// `ShiftSmoothHelpLayer` around a linear).
+final class TransformedLinear: Layer {
+    init(_ linear: Layer) {
+        super.init()
+        addSublayer("linear", linear)
+    }
+
+    override func forward(_ input: Tensor) -> Tensor { sublayers["linear"]!(inputTransformed(input)) }
 }
 
 /// A tiny Llama with seeded weights (9 query heads, 3 key/value heads of 8: T = 2 and 4 split
