@@ -96,8 +96,12 @@ struct PieceWiseSearchTests {
     @Test("the fake quantization is PaddleSlim's: clip(round(v / t * 127), -128, 127) / 127 * t, half away from zero")
     func fakeQuantization() {
         var values: [Float] = [0.5 / 127, -0.5 / 127, 2, -3, 1]
-        PieceWiseSearch.fakeQuantize(&values, bits: 8) { _ in 1 }
+        PieceWiseSearch.fakeQuantize(&values, bits: 8, thresholds: [1])
         #expect(values[0] == 1 / 127 && values[1] == -1 / 127)
         #expect(values[2] == 1 && values[3] == -128 / 127 && values[4] == 1)
+        // Per column: row-major values, column k's step.
+        var matrix: [Float] = [2, 4, -4, 8, 0, -2]
+        PieceWiseSearch.fakeQuantize(&matrix, bits: 8, thresholds: [2, 4])
+        #expect(matrix == [2, 4, Float(-128) / 127 * 2, 4, 0, Float(-64) / 127 * 4])
     }
 }

@@ -64,14 +64,53 @@ public struct PieceWiseSearch: Sendable, Equatable {
     }
 
     /// PaddleSlim's fake quantization `clip(round(v / t · B), −B − 1, B) / B · t` with
-    /// `B = 2^(bits−1) − 1`, in float32 in its order; `threshold(i)` is value `i`'s `t`.
-    static func fakeQuantize(_ values: inout [Float], bits: Int, threshold: (Int) -> Float) {
+    /// `B = 2^(bits−1) − 1`, in float32 in its order, for values laid out as rows of
+    /// `thresholds.count` columns, column `k`'s `t` being `thresholds[k]` (one threshold: per
+    /// tensor). Rows are spread over the threads (each value on its own: the same bits).
+    static func fakeQuantize(_ values: inout [Float], bits: Int, thresholds: [Float]) {
         let bound = Float((1 << (bits - 1)) - 1)
-        for index in values.indices {
-            let step = threshold(index)
-            let level = Swift.min(Swift.max((values[index] / step * bound).rounded(), -bound - 1), bound)
-            values[index] = level / bound * step
+        let columns = thresholds.count
+        let rows = values.count / columns
+        values.withUnsafeMutableBufferPointer { buffer in
+            let base = buffer.baseAddress!
+            thresholds.withUnsafeBufferPointer { steps in
+                Parallelism.forEach(Swift.min(rows, 64)) { part in
+                    let parts = Swift.min(rows, 64)
+                    for row in (rows * part / parts)..<(rows * (part + 1) / parts) {
+                        let line = base + row * columns
+                        for column in 0..<columns {
+                            let step = steps[column]
+                            let level = Swift.min(Swift.max((line[column] / step * bound).rounded(), -bound - 1), bound)
+                            line[column] = level / bound * step
+                        }
+                    }
+                }
+            }
         }
+    }
+
+    /// `Σ ((new_i − old_i)² · 2⁶⁴ rounded to an integer)`: an exact sum, the same in any order,
+    /// so it is spread over the threads.
+    static func squaredErrorGridSum(_ new: [Float], _ old: [Float]) -> Int128 {
+        precondition(new.count == old.count, "outputs of \(new.count) and \(old.count) values")
+        let count = new.count, parts = Swift.max(Swift.min(count / 4096, 64), 1)
+        var sums = [Int128](repeating: 0, count: parts)
+        new.withUnsafeBufferPointer { new in
+            old.withUnsafeBufferPointer { old in
+                sums.withUnsafeMutableBufferPointer { sums in
+                    let results = sums.baseAddress!
+                    Parallelism.forEach(parts) { part in
+                        var sum: Int128 = 0
+                        for i in (count * part / parts)..<(count * (part + 1) / parts) {
+                            let difference = Double(new[i]) - Double(old[i])
+                            sum += HessianAccumulator.gridInteger(difference * difference * 0x1p64)
+                        }
+                        results[part] = sum
+                    }
+                }
+            }
+        }
+        return sums.reduce(0, +)
     }
 
     /// The search's result for one group: the chosen candidate and factors, and every
@@ -100,22 +139,14 @@ public struct PieceWiseSearch: Sendable, Equatable {
             var maximum = [scaled.reduce(Float(0)) { Swift.max($0, $1.magnitude) }]
             try (featureSplit ? processGroups.world : processGroups.dataParallel).allReduce(&maximum, .maximum)
             let activationStep = maximum[0] == 0 ? 1e-8 : maximum[0]
-            Self.fakeQuantize(&scaled, bits: bits) { _ in activationStep }
+            Self.fakeQuantize(&scaled, bits: bits, thresholds: [activationStep])
             let quantizedInput = Tensor(shape: sample.shape, scalars: scaled)
             var loss: Int128 = 0
             for (index, consumer) in consumers.enumerated() {
                 consumer.parameters["weight"] = try quantizedWeight(AWQ.scaledRows(weights[index], by: channelFactors), consumer: consumer, processGroups: processGroups)
                 let output = consumer(quantizedInput)
                 consumer.parameters["weight"] = weights[index]
-                var partial: Int128 = 0
-                output.scalars.withUnsafeBufferPointer { new in
-                    original[index].scalars.withUnsafeBufferPointer { old in
-                        for i in 0..<new.count {
-                            let difference = Double(new[i]) - Double(old[i])
-                            partial += HessianAccumulator.gridInteger(difference * difference * 0x1p64)
-                        }
-                    }
-                }
+                let partial = Self.squaredErrorGridSum(output.scalars, original[index].scalars)
                 // A column-parallel consumer's outputs are this rank's channels; a row-parallel
                 // one's are whole on every rank (its forward all-reduces them).
                 var reduced = [partial]
@@ -138,9 +169,8 @@ public struct PieceWiseSearch: Sendable, Equatable {
         let spec = consumer.sharding.parameter("weight")
         if spec.splitAxis == 0 && (spec.parts?.count ?? 1) > 1 { try processGroups.tensorParallel.allReduce(&steps, .maximum) }
         steps = steps.map { $0 == 0 ? 1e-8 : $0 }
-        let columns = weight.shape[1]
         var scalars = weight.scalars
-        Self.fakeQuantize(&scalars, bits: bits) { steps[$0 % columns] }
+        Self.fakeQuantize(&scalars, bits: bits, thresholds: steps)
         return Tensor(shape: weight.shape, scalars: scalars)
     }
 }
