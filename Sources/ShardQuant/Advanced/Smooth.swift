@@ -21,6 +21,11 @@ import ShardTensor
 /// output). PaddleSlim takes `w_j` from the local shard (different factors per rank) and from the
 /// last consumer alone; see `docs/compatibility.md`.
 ///
+/// A group with a ``SmoothingGroup/ChannelMap`` (Llama's v_proj → o_proj) has one factor per
+/// mapped index: `a_j` and `w_j` are maxima over the consumer channels that share it, MAX-reduced
+/// over every rank, and the factor divides each source column and multiplies each consumer row
+/// mapped to it.
+///
 /// With a ``PieceWiseSearch`` each group's factors are searched instead of taken at `alpha`
 /// (PaddleSlim's `search_function`), on the last calibration batch.
 ///
