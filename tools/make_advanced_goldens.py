@@ -97,20 +97,26 @@ class NormLinear(paddle.nn.Layer):
         return self.linear(self.norm(x))
 
 
+def smoothing_model(features, outputs):
+    """The smoothing cases' LayerNorm → Linear: random norm, a weight row 8× the others, zero bias."""
+    model = NormLinear(features, outputs)
+    model.norm.weight.set_value(rng.uniform(0.5, 1.5, features).astype(np.float32))
+    model.norm.bias.set_value(rng.uniform(-0.2, 0.2, features).astype(np.float32))
+    weight = (rng.standard_normal((features, outputs)) * 0.1).astype(np.float32)
+    weight[4, :] *= 8  # a channel with large weights
+    model.linear.weight.set_value(weight)
+    model.linear.bias.set_value(np.zeros(outputs, np.float32))
+    model.eval()
+    return model
+
+
 def smooth_cases():
     cases = []
     Smooth = patched_smooth_class()
     for alpha in (0.5, 0.75):
         features, outputs = 16, 6
         paddle.seed(7)
-        model = NormLinear(features, outputs)
-        model.norm.weight.set_value(rng.uniform(0.5, 1.5, features).astype(np.float32))
-        model.norm.bias.set_value(rng.uniform(-0.2, 0.2, features).astype(np.float32))
-        weight = (rng.standard_normal((features, outputs)) * 0.1).astype(np.float32)
-        weight[4, :] *= 8  # a channel with large weights
-        model.linear.weight.set_value(weight)
-        model.linear.bias.set_value(np.zeros(outputs, np.float32))
-        model.eval()
+        model = smoothing_model(features, outputs)
         batches = []
         for _ in range(3):
             x = rng.standard_normal((2, 5, features)).astype(np.float32)
@@ -167,14 +173,7 @@ def piecewise_cases():
     Smooth = patched_smooth_class()
     for name, outlier_channels, outlier_scale in [("one_outlier", [9], 30.0), ("three_outliers", [2, 7, 11], 12.0)]:
         features, outputs = 16, 6
-        model = NormLinear(features, outputs)
-        model.norm.weight.set_value(rng.uniform(0.5, 1.5, features).astype(np.float32))
-        model.norm.bias.set_value(rng.uniform(-0.2, 0.2, features).astype(np.float32))
-        weight = (rng.standard_normal((features, outputs)) * 0.1).astype(np.float32)
-        weight[4, :] *= 8  # a channel with large weights
-        model.linear.weight.set_value(weight)
-        model.linear.bias.set_value(np.zeros(outputs, np.float32))
-        model.eval()
+        model = smoothing_model(features, outputs)
         batches = []
         for _ in range(3):
             x = rng.standard_normal((2, 8, features)).astype(np.float32)

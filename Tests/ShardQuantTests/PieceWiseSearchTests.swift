@@ -42,9 +42,7 @@ struct PieceWiseSearchTests {
             #expect(abs(mean - paddle) <= 2e-4 * paddle, "\(PieceWiseSearch.candidates[index]): \(mean) against PaddleSlim's \(paddle)")
         }
         // Factors: one pow in double (PaddleSlim's in float32), of maxima a few ulps apart.
-        func close(_ a: [Float], _ b: [Float]) -> Bool {
-            a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 2e-6 * max(abs($1), 1e-3) }
-        }
+        func close(_ a: [Float], _ b: [Float]) -> Bool { SmoothTests.close(a, b, relative: 2e-6) }
         #expect(close(factors, golden.factors))
         #expect(close(model.sublayer(at: "0")!.parameter("weight").scalars, golden.norm_weight))
         #expect(close(model.sublayer(at: "0")!.parameter("bias").scalars, golden.norm_bias))

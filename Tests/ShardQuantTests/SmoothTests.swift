@@ -18,9 +18,7 @@ struct SmoothTests {
         let factors = try #require(try smooth.apply(to: model)["0"])
         // The activation maxima come from two LayerNorm implementations (float32, summed in
         // another order): relative differences of a few ulps, which pow(·, α) keeps of that size.
-        func close(_ a: [Float], _ b: [Float]) -> Bool {
-            a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 2e-6 * max(abs($1), 1e-3) }
-        }
+        func close(_ a: [Float], _ b: [Float]) -> Bool { Self.close(a, b, relative: 2e-6) }
         #expect(close(factors, golden.factors))
         #expect(close(model.sublayer(at: "0")!.parameter("weight").scalars, golden.norm_weight))
         #expect(close(model.sublayer(at: "0")!.parameter("bias").scalars, golden.norm_bias))
@@ -48,9 +46,7 @@ struct SmoothTests {
         try smooth.apply(to: model)
         // GELU (erf) from two libraries differs by a few ulps in the activation maxima; pow(·, 0.5)
         // halves that, and 1/s and W·s add one rounding each: 1e-5 relative covers it.
-        func close(_ a: [Float], _ b: [Float]) -> Bool {
-            a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-5 * max(abs($1), 1e-3) }
-        }
+        func close(_ a: [Float], _ b: [Float]) -> Bool { Self.close(a, b, relative: 1e-5) }
         let transform = try #require(model.sublayer(at: "3.input_transform") as? ChannelTransform)
         #expect(close(transform.smoothWeight.scalars, golden.smooth_weight))
         #expect(transform.shiftBias.scalars == golden.shift_bias)
@@ -58,6 +54,11 @@ struct SmoothTests {
         #expect(model.sublayer(at: "3.linear")!.parameter("bias").scalars == golden.linear2_bias)
         #expect(close(model.sublayer(at: "0")!.parameter("weight").scalars, golden.norm_weight))
         #expect(close(model.sublayer(at: "1")!.parameter("weight").scalars, golden.linear1_weight))
+    }
+
+    /// Equal lengths, and each value within `relative` of the golden's (of 1e-3 for values near 0).
+    static func close(_ values: [Float], _ golden: [Float], relative: Float) -> Bool {
+        values.count == golden.count && zip(values, golden).allSatisfy { abs($0 - $1) <= relative * max(abs($1), 1e-3) }
     }
 
     /// The golden generators' LayerNorm → Linear (zero bias) with PaddleSlim's weights before smoothing.

@@ -85,15 +85,7 @@ public final class AWQ {
                     consumer.parameters["weight"] = try roundedToNearest(scaled, consumer: consumer)
                     let output = consumer(scaledInput)
                     consumer.parameters["weight"] = weights[index]
-                    var partial: Int128 = 0
-                    output.scalars.withUnsafeBufferPointer { new in
-                        original[index].scalars.withUnsafeBufferPointer { old in
-                            for i in 0..<new.count {
-                                let difference = Double(new[i]) - Double(old[i])
-                                partial += HessianAccumulator.gridInteger(difference * difference * 0x1p64)
-                            }
-                        }
-                    }
+                    let partial = HessianAccumulator.squaredErrorGridSum(output.scalars, original[index].scalars)
                     // A column-parallel consumer's outputs are this rank's channels; a row-parallel
                     // one's are whole on every rank (its forward all-reduces them).
                     var reduced = [partial]

@@ -328,6 +328,30 @@ struct HessianAccumulator {
         sum = [Int128](repeating: 0, count: columns * columns)
     }
 
+    /// `Σ ((new_i − old_i)² · 2⁶⁴ rounded to an integer)`: an exact sum, the same in any order,
+    /// so it is spread over the threads.
+    static func squaredErrorGridSum(_ new: [Float], _ old: [Float]) -> Int128 {
+        precondition(new.count == old.count, "outputs of \(new.count) and \(old.count) values")
+        let count = new.count, parts = Swift.max(Swift.min(count / 4096, 64), 1)
+        var sums = [Int128](repeating: 0, count: parts)
+        new.withUnsafeBufferPointer { new in
+            old.withUnsafeBufferPointer { old in
+                sums.withUnsafeMutableBufferPointer { sums in
+                    let results = sums.baseAddress!
+                    Parallelism.forEach(parts) { part in
+                        var sum: Int128 = 0
+                        for i in (count * part / parts)..<(count * (part + 1) / parts) {
+                            let difference = Double(new[i]) - Double(old[i])
+                            sum += HessianAccumulator.gridInteger(difference * difference * 0x1p64)
+                        }
+                        results[part] = sum
+                    }
+                }
+            }
+        }
+        return sums.reduce(0, +)
+    }
+
     /// The integer nearest `scaled` (|scaled| < 2¹¹⁰), built from two native conversions of its
     /// magnitude `m`: the high part `⌊m / 2⁶⁴⌋` and the low part `m − high · 2⁶⁴`, which a double
     /// holds exactly (they are bits of `m`'s own significand); the sign is applied last.

@@ -89,30 +89,6 @@ public struct PieceWiseSearch: Sendable, Equatable {
         }
     }
 
-    /// `Σ ((new_i − old_i)² · 2⁶⁴ rounded to an integer)`: an exact sum, the same in any order,
-    /// so it is spread over the threads.
-    static func squaredErrorGridSum(_ new: [Float], _ old: [Float]) -> Int128 {
-        precondition(new.count == old.count, "outputs of \(new.count) and \(old.count) values")
-        let count = new.count, parts = Swift.max(Swift.min(count / 4096, 64), 1)
-        var sums = [Int128](repeating: 0, count: parts)
-        new.withUnsafeBufferPointer { new in
-            old.withUnsafeBufferPointer { old in
-                sums.withUnsafeMutableBufferPointer { sums in
-                    let results = sums.baseAddress!
-                    Parallelism.forEach(parts) { part in
-                        var sum: Int128 = 0
-                        for i in (count * part / parts)..<(count * (part + 1) / parts) {
-                            let difference = Double(new[i]) - Double(old[i])
-                            sum += HessianAccumulator.gridInteger(difference * difference * 0x1p64)
-                        }
-                        results[part] = sum
-                    }
-                }
-            }
-        }
-        return sums.reduce(0, +)
-    }
-
     /// The search's result for one group: the chosen candidate and factors, and every
     /// candidate's loss (the exact sum, in the candidates' order, as double).
     public struct Result: Sendable {
@@ -146,7 +122,7 @@ public struct PieceWiseSearch: Sendable, Equatable {
                 consumer.parameters["weight"] = try quantizedWeight(AWQ.scaledRows(weights[index], by: channelFactors), consumer: consumer, processGroups: processGroups)
                 let output = consumer(quantizedInput)
                 consumer.parameters["weight"] = weights[index]
-                let partial = Self.squaredErrorGridSum(output.scalars, original[index].scalars)
+                let partial = HessianAccumulator.squaredErrorGridSum(output.scalars, original[index].scalars)
                 // A column-parallel consumer's outputs are this rank's channels; a row-parallel
                 // one's are whole on every rank (its forward all-reduces them).
                 var reduced = [partial]
