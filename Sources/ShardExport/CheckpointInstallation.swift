@@ -42,6 +42,11 @@ extension QuantizedCheckpoint {
         for (path, layer) in [("", model)] + model.namedSublayers() {
             let prefix = path.isEmpty ? "" : path + "."
             let linear = QuantizedCheckpoint.isLinearLike(layer)
+            // Shift's compensating bias on a linear that the model's definition builds without
+            // one (Llama's projections): made here, read from the file below.
+            if linear, layer.parameters["bias"] == nil, byName[prefix + "bias"] != nil, let outputs = layer.parameters["weight"]?.shape.last {
+                layer.parameters["bias"] = Tensor.zeros([outputs])
+            }
             if let quanted = layer as? ConvertibleQuantedLayer {
                 guard let entry = scales.layers[path] else {
                     throw CheckpointError.scalesMismatch(layer: path, reason: "quantized in the model but missing from scales.json")

@@ -184,7 +184,7 @@ public struct CalibrationJob {
             if let shifting = plan.shift {
                 // A float pass for the channel ranges; the centres go into input transforms and
                 // the linears' biases (the same on every rank), before any smoothing.
-                let groupsToShift = s.model.smoothingGroups(of: network, allLinears: shifting.allLinears).filter(\.isTransform)
+                let groupsToShift = try s.model.shiftGroups(of: network, allLinears: shifting.allLinears)
                 guard !groupsToShift.isEmpty else { throw CalibrationJobError.noSmoothingGroups(model: type(of: s.model).name, flag: "--shift") }
                 let shift = Shift(groups: groupsToShift, processGroups: groups)
                 try shift.prepare(network)
@@ -349,7 +349,7 @@ public struct CalibrationJob {
             if let gptq = plan.gptq {
                 notes.append("weights quantized by \(gptq.summary); the exported integers and thresholds are GPTQ's")
             }
-            if let llama = s.model as? LlamaDefinition, let obstacle = LlamaGGUFExport.obstacle(model: llama, layers: layers) { notes.append(obstacle) }
+            if let llama = s.model as? LlamaDefinition, let obstacle = LlamaGGUFExport.obstacle(model: llama, layers: layers, shifted: plan.shift != nil) { notes.append(obstacle) }
             report!.notes = notes.isEmpty ? nil : notes
             report!.run = .init(command: s.commandLine, config: s.configPath, version: s.toolVersion, date: ISO8601DateFormatter().string(from: Date()), blasKernel: BLASKernelSelection.outcome)
         }
@@ -678,7 +678,7 @@ public enum CalibrationJobError: Error, CustomStringConvertible, Equatable {
             return "\(flag): the config quantizes no Linear or parallel linear weight; \(flag) needs weight quantization (a weight observer)"
         case .noSmoothingGroups(let model, let flag):
             if flag == "--shift" {
-                return "--shift: \(model) declares no input transform before its linears (Shift needs one: a norm without a bias cannot take the shift, and one that also feeds the residual must not); Shift is for minilm"
+                return "--shift: \(model) declares no input transform before its linears (Shift needs one: a norm without a bias cannot take the shift, and one that also feeds the residual must not); Shift is for llama and minilm"
             }
             return "\(flag): \(model) declares no norm, linear or input transform whose smoothing factors fold exactly; \(flag == "--awq" ? "AWQ" : "smoothing") is for llama and minilm"
         }

@@ -40,10 +40,10 @@ struct Calibrate: ParsableCommand {
     @Option(help: "A preset (documented expansion into the flags below, which override its parts; every scheme keeps lm_head in float): \(QuantizationScheme.all.map { "\($0.name) = \($0.expansion)" }.joined(separator: "; ")).")
     var scheme: String?
 
-    @Flag(help: "Shift before calibration, and before SmoothQuant (PaddleSlim's Shift, Outlier Suppression+): each input channel of a linear group centred on zero, x' = x - z with z = (min + max) / 2 over every calibration token, z . W added to the linears' biases; the shift sits in an input transform before the linears (minilm: before query/key/value and intermediate.dense); the same shifts on every rank.")
+    @Flag(help: "Shift before calibration, and before SmoothQuant (PaddleSlim's Shift, Outlier Suppression+): each input channel of a linear group centred on zero, x' = x - z with z = (min + max) / 2 over every calibration token, z . W added to the linears' biases; the shift sits in an input transform before the linears (minilm: before query/key/value and intermediate.dense; llama: after each norm, before q/k/v_proj and gate/up_proj, which gain biases; no model.gguf then); the same shifts on every rank.")
     var shift = false
 
-    @Flag(help: "Shift also the linears fed by a linear or an activation (minilm: attention.output.dense, output.dense; implies --shift).")
+    @Flag(help: "Shift also the linears fed by a linear or an activation (minilm: attention.output.dense, output.dense; implies --shift; refused for llama).")
     var shiftAllLinears = false
 
     @Flag(help: "SmoothQuant before calibration (PaddleSlim's Smooth): per-channel factors s = max(a^alpha / w^(1-alpha), 1e-5) move activation outliers into the weights, folded into the norms before the projections (llama); the same factors on every rank.")

@@ -1,5 +1,7 @@
 import Foundation
 import ShardDistributed
+import ShardExport
+import ShardModels
 import ShardNN
 import ShardQuant
 import ShardTensor
@@ -175,5 +177,114 @@ struct ShiftTests {
     func nonFinite() throws {
         #expect(throws: QuantizationError.self) { try Shift.centres(minima: [0, -.infinity], maxima: [1, 2], path: "a.dense") }
         #expect(try Shift.centres(minima: [-1, 2], maxima: [3, 2], path: "a") == [1, 2])
+    }
+}
+
+@Suite("Shift on Llama")
+struct LlamaShiftTests {
+    static let ids: [Float] = [3, 17, 99, 4, 4, 58, 119, 0, 23, 77, 61, 5]
+    static let definition = try! LlamaDefinition(settings: ModelSettings(weights: "tiny.gguf"))
+
+    /// Shifts the tiny Llama's q/k/v and gate/up at T = `degree` (then, with `smooth`, SmoothQuant
+    /// α 0.5 over the definition's groups); rank 0's centres by transform, its q_proj bias, logits
+    /// before and after, and the smoothing groups' sources.
+    static func shifted(degree: Int, smooth: Bool) throws
+        -> (centres: [String: [Float]], queryBias: [Float], before: Tensor, after: Tensor, sources: [SmoothingGroup.Source]) {
+        try Reproducibility.with(true) {
+            try ThreadGroup.run(size: degree) { group in
+                let processGroups = try ProcessGroups(world: group, tensorParallelSize: degree)
+                let model = try Llama(TinyLlamaWeights.configuration, weights: TinyLlamaWeights(), group: group)
+                model.eval()
+                let input = Tensor(shape: [1, ids.count], scalars: ids)
+                let before = model(input)
+                let shift = Shift(groups: try definition.shiftGroups(of: model, allLinears: false), processGroups: processGroups)
+                try shift.prepare(model)
+                _ = model(input)
+                let centres = try shift.apply(to: model)
+                let smoothingGroups = definition.smoothingGroups(of: model, allLinears: false)
+                if smooth {
+                    let smoothing = Smooth(groups: smoothingGroups, alpha: 0.5, processGroups: processGroups)
+                    try smoothing.prepare(model)
+                    _ = model(input)
+                    try smoothing.apply(to: model)
+                }
+                return (centres, model.sublayer(at: "model.layers.0.self_attn.q_proj")!.parameter("bias").scalars, before, model(input),
+                        smoothingGroups.map(\.source))
+            }[0]
+        }
+    }
+
+    @Test("q/k/v and gate/up shifted by transforms after the norms: the model computes the float one, bit-identical at T = 1, 2, 3, 4",
+          arguments: [false, true])
+    func exactAndRankInvariant(smooth: Bool) throws {
+        let reference = try Self.shifted(degree: 1, smooth: smooth)
+        #expect(reference.centres.keys.sorted() == ["model.layers.0.mlp.input_transform", "model.layers.0.self_attn.input_transform",
+                                                    "model.layers.1.mlp.input_transform", "model.layers.1.self_attn.input_transform"])
+        #expect(reference.centres.values.allSatisfy { $0.count == 72 && $0.contains { $0 != 0 } })
+        // After Shift, SmoothQuant scales the transforms (x − z) / s, never the norms.
+        #expect(reference.sources == [.transform("model.layers.0.self_attn"), .transform("model.layers.0.mlp"),
+                                      .transform("model.layers.1.self_attn"), .transform("model.layers.1.mlp")])
+        #expect(reference.queryBias.count == 72 && reference.queryBias.contains { $0 != 0 })
+        // Shifted inputs, compensated biases (and scaled weights): float32 reassociation only.
+        #expect(reference.after.isClose(to: reference.before, relativeTolerance: 1e-4, absoluteTolerance: 1e-4))
+        for degree in [2, 3, 4] {
+            let result = try Self.shifted(degree: degree, smooth: smooth)
+            #expect(result.centres == reference.centres, "T = \(degree): q/k/v's and gate/up's input is replicated, MIN/MAX over every rank")
+            #expect(result.after.scalars == reference.after.scalars, "T = \(degree): logits after shifting")
+        }
+    }
+
+    @Test("without Shift the pre-norm groups fold into the norms; --shift-all-linears is refused, naming o_proj and down_proj")
+    func groups() throws {
+        let model = try Llama(TinyLlamaWeights.configuration, weights: TinyLlamaWeights(), group: SingleProcessCommunicator())
+        #expect(Self.definition.smoothingGroups(of: model, allLinears: false).map(\.source).first == .norm("model.layers.0.input_layernorm"))
+        #expect(try Self.definition.shiftGroups(of: model, allLinears: false).count == 4)
+        let error = try #require(throws: ModelSettingsError.self) { try Self.definition.shiftGroups(of: model, allLinears: true) }
+        #expect(error.description.contains("--shift-all-linears") && error.description.contains("down_proj"))
+    }
+
+    @Test("a converted shifted Llama's checkpoint installs into a fresh one (biases on its projections, transforms made): the same logits")
+    func checkpointRoundTrip() throws {
+        let input = Tensor(shape: [1, Self.ids.count], scalars: Self.ids)
+        func fresh() throws -> Llama {
+            let model = try Llama(TinyLlamaWeights.configuration, weights: TinyLlamaWeights(), group: SingleProcessCommunicator())
+            model.eval()
+            return model
+        }
+        let model = try fresh()
+        let groups = try Self.definition.shiftGroups(of: model, allLinears: false)
+        let shift = Shift(groups: groups)
+        try shift.prepare(model)
+        _ = model(input)
+        try shift.apply(to: model)
+        let float = model.deepCopy()
+        let config = QuantConfig(activation: nil, weight: nil)
+        config.addTypeConfig([ColumnParallelLinear.self, RowParallelLinear.self], activation: AbsmaxObserver(quantBits: 8),
+                             weight: AbsMaxChannelWiseWeightObserver(quantBits: 8))
+        config.addQATLayerMapping(ColumnParallelLinear.self, QuantizedColumnParallelLinear.self)
+        config.addQATLayerMapping(RowParallelLinear.self, QuantizedRowParallelLinear.self)
+        let ptq = PTQ(config)
+        let observed = try ptq.quantize(model, inplace: true)
+        _ = observed(input)
+        let converted = try ptq.convert(observed, inplace: true)
+        try Shift.compensateRounding(in: converted, float: float, groups: Self.definition.smoothingGroups(of: float, allLinears: true))
+        let checkpoint = try QuantizedCheckpoint.local(of: converted)
+        #expect(checkpoint.tensors.contains { $0.name == "model.layers.1.mlp.up_proj.bias" })
+        #expect(checkpoint.tensors.contains { $0.name == "model.layers.1.mlp.input_transform.shift_bias" })
+        let scales = ScalesFile(layers: try PTQ.assembledLayerScales(of: converted, groups: .single))
+
+        let rebuilt = try fresh()
+        let rebuildConfig = QuantConfig(activation: nil, weight: nil)
+        rebuildConfig.addQATLayerMapping(ColumnParallelLinear.self, QuantizedColumnParallelLinear.self)
+        rebuildConfig.addQATLayerMapping(RowParallelLinear.self, QuantizedRowParallelLinear.self)
+        for (path, layer) in scales.layers {
+            rebuildConfig.addNameConfig(path, activation: try layer.activation.map { try ObserverRegistry.factory(named: "abs_max", bits: $0.bits) },
+                                        weight: try layer.weight.map { try ObserverRegistry.factory(named: "abs_max_channel_wise", bits: $0.bits) })
+        }
+        let installed = try PTQ(rebuildConfig).quantize(rebuilt, inplace: true)
+        try checkpoint.install(into: installed, scales: scales, file: "tiny.safetensors")
+        installed.eval()
+        #expect(installed.sublayer(at: "model.layers.0.self_attn.input_transform") is ChannelTransform)
+        #expect(installed(input).scalars == converted(input).scalars)
     }
 }

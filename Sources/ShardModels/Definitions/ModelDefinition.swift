@@ -73,6 +73,10 @@ public protocol ModelDefinition: Sendable {
     /// (SmoothQuant, Shift): the pre-norm groups, and with `allLinears` also the linear pairs
     /// where folding is exact (up → down). Empty for a model that declares none.
     func smoothingGroups(of network: Layer, allLinears: Bool) -> [SmoothingGroup]
+    /// Shift's groups: linears that share an input and an input transform to hold the shift.
+    /// Default: the ``smoothingGroups(of:allLinears:)`` whose source is a transform.
+    /// - Throws: ``ModelSettingsError`` when the model cannot shift what was asked.
+    func shiftGroups(of network: Layer, allLinears: Bool) throws -> [SmoothingGroup]
     /// The model as a chain of blocks (embedding, then decoder layers), for GPTQ's block-by-block
     /// pass; `nil` (the default) for one pass over the whole model.
     func sequentialBlocks(of network: Layer) -> SequentialBlocks?
@@ -89,6 +93,9 @@ extension ModelDefinition {
     public static var weightsMayBeFileOrFolder: Bool { false }
     public func floatingPointOperations(of network: Layer, batch: Int) -> Double? { nil }
     public func smoothingGroups(of network: Layer, allLinears: Bool) -> [SmoothingGroup] { [] }
+    public func shiftGroups(of network: Layer, allLinears: Bool) throws -> [SmoothingGroup] {
+        smoothingGroups(of: network, allLinears: allLinears).filter(\.isTransform)
+    }
     public func sequentialBlocks(of network: Layer) -> SequentialBlocks? { nil }
     public static var weightsAreFolder: Bool { false }
     public static var readsText: Bool { false }

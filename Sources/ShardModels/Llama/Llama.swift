@@ -121,15 +121,16 @@ public struct LlamaLayout: Sendable, Equatable {
         let d = c.headDimension
         let pieces = name.split(separator: ".")
         guard let last = pieces.last, let module = pieces.dropLast().last else { return nil }
-        let perChannel = last == "weight_scale"
-        guard last == "weight" || perChannel else { return nil }
+        // Per output: a row-parallel layer's steps and bias (Shift's) are whole on every rank.
+        let perOutput = last == "weight_scale" || last == "bias"
+        guard last == "weight" || perOutput else { return nil }
         switch module {
         case "q_proj": return (0, headParts.map { $0 * d })
         case "k_proj", "v_proj": return keyValueHeadParts.map { (0, $0.map { $0 * d }) }
-        case "o_proj": return perChannel ? nil : (1, headParts.map { $0 * d })
+        case "o_proj": return perOutput ? nil : (1, headParts.map { $0 * d })
         case "gate_proj", "up_proj": return (0, ffnParts)
-        case "down_proj": return perChannel ? nil : (1, ffnParts)
-        case "embed_tokens", "lm_head": return (0, vocabularyParts)
+        case "down_proj": return perOutput ? nil : (1, ffnParts)
+        case "embed_tokens", "lm_head": return last == "bias" ? nil : (0, vocabularyParts)
         default: return nil
         }
     }
@@ -313,7 +314,8 @@ public final class LlamaDecoderLayer: Layer {
     public override func makeCopy() -> Layer { LlamaDecoderLayer() }
 }
 
-/// Llama's gated MLP: `down_proj(silu(gate_proj(x)) · up_proj(x))` (``SwiGLU``).
+/// Llama's gated MLP: `down_proj(silu(gate_proj(x)) · up_proj(x))` (``SwiGLU``). After Shift,
+/// `x` first goes through the container's ``ChannelTransform`` (its `input_transform`).
 public final class LlamaMLP: Layer {
     @Sublayer("gate_proj") public var gate: Layer
     @Sublayer("up_proj") public var up: Layer
@@ -322,7 +324,8 @@ public final class LlamaMLP: Layer {
     public override init() { super.init() }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        down(SwiGLU.apply(gate: gate(input), up: up(input)))
+        let x = inputTransformed(input)
+        return down(SwiGLU.apply(gate: gate(x), up: up(x)))
     }
 
     public override func makeCopy() -> Layer { LlamaMLP() }
@@ -337,7 +340,8 @@ public final class LlamaMLP: Layer {
 /// ```
 ///
 /// On a rank, `headCount` query heads from global head `headOffset`, and the key/value heads its
-/// `k_proj`/`v_proj` hold from global key/value head `keyValueOffset` (0 when replicated).
+/// `k_proj`/`v_proj` hold from global key/value head `keyValueOffset` (0 when replicated). After
+/// Shift, `x` first goes through the container's ``ChannelTransform`` (its `input_transform`).
 public final class LlamaAttention: Layer {
     public let headOffset: Int
     public let headCount: Int
@@ -366,6 +370,7 @@ public final class LlamaAttention: Layer {
 
     public override func forward(_ input: Tensor) -> Tensor {
         let d = rotary.headDimension
+        let input = inputTransformed(input)
         let q = rotary.rotated(query(input))
         let k = rotary.rotated(key(input))
         let v = value(input)

@@ -12,7 +12,8 @@ extension Llama: GraphModel {
     /// embedding (Gather), per layer RMSNorm (`x / √(mean(x²) + ε) · w`), rotary embeddings on the
     /// query and key heads (cos/sin tables of the model's context, cut to the sequence), each key/
     /// value head repeated for its query heads (Gather), causal attention (a `Trilu` mask of −∞
-    /// above the diagonal), SwiGLU (`g · sigmoid(g) · u`), then the final norm and the head.
+    /// above the diagonal), SwiGLU (`g · sigmoid(g) · u`), then the final norm and the head. Shift's
+/// input transforms, where a layer has them, follow its norms (Add, Mul).
     /// Describes a single-process model (its vocabulary and heads whole).
     public func describeGraph(path: String, input: String, into writer: inout some GraphWriter) throws -> String {
         guard group.size == 1 else { throw GraphDescriptionError.unsupportedLayer(path: path, type: "Llama over \(group.size) ranks") }
@@ -79,7 +80,12 @@ extension Llama: GraphModel {
                 throw GraphDescriptionError.unsupportedLayer(path: prefix, type: child.typeName)
             }
             let p = prefix + ".self_attn"
-            let h = norm(layer.inputNorm, prefix + ".input_layernorm", x, into: &writer)
+            // Shift's input transforms (Add, Mul) sit between each pre-norm and its linears.
+            func transformed(_ container: Layer, _ path: String, _ input: String, into writer: inout some GraphWriter) throws -> String {
+                guard let transform = container.sublayers[ChannelTransform.name] else { return input }
+                return try writer.emit(transform, path: path + "." + ChannelTransform.name, input: input)
+            }
+            let h = try transformed(attention, p, norm(layer.inputNorm, prefix + ".input_layernorm", x, into: &writer), into: &writer)
             let q = rotated(heads(try writer.emit(attention.query, path: p + ".q_proj", input: h), count: c.heads, p + ".q", into: &writer), p + ".q", into: &writer)
             let k = rotated(heads(try writer.emit(attention.key, path: p + ".k_proj", input: h), count: c.keyValueHeads, p + ".k", into: &writer), p + ".k", into: &writer)
             let v = heads(try writer.emit(attention.value, path: p + ".v_proj", input: h), count: c.keyValueHeads, p + ".v", into: &writer)
@@ -95,8 +101,8 @@ extension Llama: GraphModel {
                                       attributes: [.ints("perm", [0, 2, 1, 3])])
             let merged = writer.node("Reshape", [context, writer.constant(p + ".merged_shape", int64s: [0, 0, Int64(c.hidden)], shape: [3])], name: p + ".merged")
             x = writer.node("Add", [x, try writer.emit(attention.output, path: p + ".o_proj", input: merged)], name: prefix + ".residual1")
-            let h2 = norm(layer.postAttentionNorm, prefix + ".post_attention_layernorm", x, into: &writer)
             let m = prefix + ".mlp"
+            let h2 = try transformed(mlp, m, norm(layer.postAttentionNorm, prefix + ".post_attention_layernorm", x, into: &writer), into: &writer)
             let gate = try writer.emit(mlp.gate, path: m + ".gate_proj", input: h2)
             let up = try writer.emit(mlp.up, path: m + ".up_proj", input: h2)
             let activated = writer.node("Mul", [writer.node("Mul", [gate, writer.node("Sigmoid", [gate], name: m + ".sigmoid")], name: m + ".silu"), up],
