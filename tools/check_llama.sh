@@ -10,11 +10,12 @@
 #     4 give logits bit-identical to T = 1 and the same perplexity;
 #  3. default mode under mpirun: T = 2, 3, 4 logits within 1e-4 of the largest magnitude of T = 1's;
 #  4. --reproducible calibration at T = 1, 2, 3: identical thresholds;
-#  5. a T = 2 output folder (uneven head shards) through tools/check_export.py (onnx.checker, onnxruntime
-#     against `infer`, compressed-tensors fields, shards, PaddleNLP files);
+#  5. a T = 2 output folder (uneven head shards, --shift: input transforms after the norms, biases on
+#     q/k/v and gate/up) through tools/check_export.py (onnx.checker, onnxruntime against `infer`,
+#     compressed-tensors fields, shards, PaddleNLP files), resharded to T = 4 and 3;
 #  6. weight-only W8 calibrated at T = 3: the converted folder's perplexity within 3 % of float;
-#  7. --reproducible SmoothQuant (w8a8-smooth, all linears) at T = 1, 2, 3, 4, and with --smooth-search at
-#     T = 1, 2, 3: bit-identical folders;
+#  7. --reproducible Shift + SmoothQuant (w8a8-smooth --shift, all linears) at T = 1, 2, 3, 4, and
+#     SmoothQuant alone with --smooth-search at T = 1, 2, 3: bit-identical folders;
 #  8. model.gguf of a w4a16 group-32 run at T = 3 equals the checkpoint's integers times steps, its
 #     pack-quantized/ folder unpacks (a NumPy unpacker of our own) to the same int4 values, and the
 #     folder passes tools/check_export.py (onnxruntime's blocked DequantizeLinear = infer);
@@ -114,11 +115,12 @@ PY
 done
 
 # 5. A T = 2 output folder (uneven shards) read by the real readers: W8 everywhere, A8 on layers 0 and 29
-#    and the head (examples/llama/w8-a8-edges.json), so the ONNX graph's QDQ of every projection kind is
-#    compared with `infer`. (With A8 on all 211 layers the two differ by float noise amplified through
+#    and the head (examples/llama/w8-a8-edges.json), after Shift (--shift: the transforms' Add and Mul
+#    after each norm, the compensating biases on q/k/v and gate/up, split with their columns), so the
+#    ONNX graph's QDQ of every projection kind is compared with `infer`. (With A8 on all 211 layers the two differ by float noise amplified through
 #    single-step rounding flips: two converted models whose thresholds differ in the 7th digit already
 #    differ by cosine 0.97 there; docs/llm.md.)
-run -np 2 "${calibrate[@]}" --tp 2 --config examples/llama/w8-a8-edges.json --out "$work/edges" >/dev/null
+run -np 2 "${calibrate[@]}" --tp 2 --config examples/llama/w8-a8-edges.json --shift --out "$work/edges" >/dev/null
 "$python" - "$work/edges/tokenizer.json" "$text" "$work/ids.npy" <<'PY'
 import sys, numpy as np
 from tokenizers import Tokenizer
@@ -144,9 +146,11 @@ import json, sys
 tensors, t = json.load(open(sys.argv[1]))["tensors"], int(sys.argv[2])
 offsets = lambda name: (lambda s: s if s == "replicated" else s["offsets"])(tensors[name]["sharding"])
 q, k = offsets("model.layers.0.self_attn.q_proj.weight"), offsets("model.layers.0.self_attn.k_proj.weight")
+# Shift's biases are cut with their columns (down_proj's, after the sum, whole on every rank).
+biases = [offsets(f"model.layers.0.{name}.bias") for name in ("self_attn.q_proj", "self_attn.k_proj", "mlp.up_proj")]
 expected = {4: ([0, 192, 320, 448], "replicated"), 3: ([0, 192, 384], [0, 64, 128])}[t]
-print(f"q_proj offsets {q}, k_proj {k}")
-sys.exit(0 if (q, k) == expected else 1)
+print(f"q_proj offsets {q}, k_proj {k}; biases {biases}")
+sys.exit(0 if (q, k) == expected and biases == [q, k, offsets("model.layers.0.mlp.up_proj.weight")] else 1)
 PY
 )"; then pass "export reshard T = 2 -> $t: $message; $(tail -1 "$work/export-t$t.log")"
   else fail "export reshard T = 2 -> $t: ${message:-} $(grep FAIL "$work/export-t$t.log" | head -2)"; fi
@@ -173,20 +177,22 @@ sa, sb = (json.load(open(f"{p}/scales.json"))["layers"] for p in (a, b))
 same_scales = sa.keys() == sb.keys() and all(sa[k].get(part) == sb[k].get(part) for k in sa for part in ("activation", "weight"))
 ta, tb = load_file(f"{a}/model.safetensors"), load_file(f"{b}/model.safetensors")
 same_tensors = ta.keys() == tb.keys() and all(np.array_equal(ta[k], tb[k]) for k in ta)
-norm = "model.layers.0.input_layernorm.weight"
-print(f"{len(sa)} layers' thresholds, {len(ta)} tensors; {norm} smoothed to max {np.abs(ta[norm]).max():.4g}")
+transform = "model.layers.0.self_attn.input_transform.smooth_weight"
+scaled = transform if transform in ta else "model.layers.0.input_layernorm.weight"
+print(f"{len(sa)} layers' thresholds, {len(ta)} tensors; {scaled} smoothed to max {np.abs(ta[scaled]).max():.4g}")
 sys.exit(0 if same_scales and same_tensors else 1)
 PY
 }
 
-# 7. SmoothQuant (--scheme w8a8-smooth --smooth-all-linears) with --reproducible at T = 1, 2, 3, 4: the
-#    smoothed norms and weights and every threshold bit-identical (the factors are MAX-reduced over
-#    the ranks, never taken from a local shard as PaddleSlim does).
+# 7. Shift then SmoothQuant (--scheme w8a8-smooth --shift --smooth-all-linears) with --reproducible at
+#    T = 1, 2, 3, 4: the shifts, the smoothed transforms and weights, the biases and every threshold
+#    bit-identical (centres from MIN/MAX and factors from MAX over the ranks, never taken from a
+#    local shard as PaddleSlim does).
 for t in 1 2 3 4; do
-  run -np "$t" "${calibrate[@]}" --tp "$t" --scheme w8a8-smooth --smooth-all-linears --reproducible --out "$work/smooth$t" >/dev/null
+  run -np "$t" "${calibrate[@]}" --tp "$t" --scheme w8a8-smooth --shift --smooth-all-linears --reproducible --out "$work/smooth$t" >/dev/null
 done
 for t in 2 3 4; do
-  if message="$(same_folders "$work/smooth1" "$work/smooth$t")"; then pass "--reproducible w8a8-smooth at T = $t bit-identical to T = 1: $message"; else fail "w8a8-smooth at T = $t differs from T = 1: $message"; fi
+  if message="$(same_folders "$work/smooth1" "$work/smooth$t")"; then pass "--reproducible w8a8-smooth --shift at T = $t bit-identical to T = 1: $message"; else fail "w8a8-smooth --shift at T = $t differs from T = 1: $message"; fi
 done
 # The factor search (--smooth-search, PaddleSlim's PieceWiseSearch): one search on every rank, the
 # same candidate per group and so the same folder at T = 1 and 3 (v -> o included: 5 + 4 query heads
