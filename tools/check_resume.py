@@ -229,6 +229,10 @@ with tempfile.TemporaryDirectory() as folder:
         shutil.rmtree(os.path.join(folder, out), ignore_errors=True)
         killed = run(2, [*gptq, "--out", out, "--inject-failure", "1:3:kill"], folder)
         saved = sorted(os.listdir(checkpoint)) if os.path.isdir(checkpoint) else []
+        # A copy of the intact checkpoint, restored after the refusal below (one killed run, not two).
+        intact = os.path.join(folder, "gptq-intact.checkpoint")
+        if os.path.isdir(checkpoint):
+            shutil.copytree(checkpoint, intact)
         block = next((n for n in saved if n.startswith("rank-1.gptq-block-7.safetensors")), None)
         if block:
             with open(os.path.join(checkpoint, block), "r+b") as f:
@@ -238,7 +242,8 @@ with tempfile.TemporaryDirectory() as folder:
               and "rank-1.gptq-block-7.safetensors" in refused.stderr and "truncated" in refused.stderr,
               f"a truncated GPTQ block file on rank 1 is refused by name: {refused.stderr.strip().splitlines()[:1]}")
         shutil.rmtree(checkpoint, ignore_errors=True)
-        run(2, [*gptq, "--out", out, "--inject-failure", "1:3:kill"], folder)
+        if os.path.isdir(intact):
+            shutil.move(intact, checkpoint)
         resumed = run(2, [*talkative, "--out", out, "--resume"], folder)
         notes = [line.strip() for line in resumed.stderr.splitlines() if "resume:" in line]
         if resumed.returncode != 0:
