@@ -25,8 +25,8 @@ export SHARDQUANT_BINARY="$binary"
 checkpoint="${SHARDQUANT_SMOLLM2:-$HOME/.cache/shardquant/smollm2}/SmolLM2-135M-Instruct.Q4_1.gguf"
 work="$(mktemp -d)"
 failures=0
-fail() { echo "FAIL $*"; failures=$((failures + 1)); }
-pass() { echo "ok   $*"; }
+fail() { echo "FAIL $* [${SECONDS} s]"; failures=$((failures + 1)); }
+pass() { echo "ok   $* [${SECONDS} s]"; }
 set +e
 up_output="$(launch/hosts up 2 2>&1)"
 up_status=$?

@@ -20,8 +20,8 @@ model="${SHARDQUANT_MINILM:-$HOME/.cache/shardquant/minilm/model}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 failures=0
-fail() { echo "FAIL $*"; failures=$((failures + 1)); }
-pass() { echo "ok   $*"; }
+fail() { echo "FAIL $* [${SECONDS} s]"; failures=$((failures + 1)); }
+pass() { echo "ok   $* [${SECONDS} s]"; }
 run() { SHARDQUANT_BINARY="$binary" launch/shardquant "$@"; }
 
 # 1. Float parity.
