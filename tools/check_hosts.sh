@@ -82,9 +82,20 @@ for observer in abs_max hist; do
 done
 
 # 2. SmolLM2 across the hosts.
+# one_host OUT ARGS...: the one-host reference run. Once in CI (stop 31) its mpirun reported a rank
+# "exiting improperly" with no message from the rank and no kernel trace, and did not recur by hand;
+# such a launch is reported here, with mpirun's words, and retried once (a second failure stops).
+one_host() {
+  local out="$1"; shift
+  if ! launch/shardquant "$@" --quiet --out "$out" < /dev/null > /dev/null 2> "$out.log"; then
+    echo "note the one-host run $(basename "$out") failed and is retried: $(grep -E '[a-z]' "$out.log" | head -3 | tr '\n' ' ')"
+    rm -rf "$out"
+    launch/shardquant "$@" --quiet --out "$out" < /dev/null > /dev/null
+  fi
+}
 if [ -s "$checkpoint" ]; then
   llama=(calibrate --model llama --text examples/llama/GPL-2.txt --seq 32 --batch-size 2 --steps 2 --observer hist --reproducible --tp 2)
-  launch/shardquant -np 2 "${llama[@]}" --quiet --out "$work/llama-local" < /dev/null > /dev/null
+  one_host "$work/llama-local" -np 2 "${llama[@]}"
   before=$(link_bytes)
   if launch/shardquant --hostfile "$hostfile" --map-by node -np 2 "${llama[@]}" --verbose --out "$work/llama-hosts" \
       < /dev/null > "$work/llama-hosts.log" 2>&1; then
@@ -95,7 +106,7 @@ if [ -s "$checkpoint" ]; then
     grep -E "^(statistics|model) collectives" "$work/llama-hosts.log" | sed 's/^/     SmolLM2 rank 0 /' || true
   else fail "SmolLM2 T = 2 across 2 hosts did not run: $(tail -5 "$work/llama-hosts.log")"; fi
   # T = 2 × D = 2, two ranks per host (tensor-parallel pairs within a host), against one host.
-  launch/shardquant -np 4 "${llama[@]}" --dp 2 --quiet --out "$work/llama22-local" < /dev/null > /dev/null
+  one_host "$work/llama22-local" -np 4 "${llama[@]}" --dp 2
   before=$(link_bytes)
   if launch/shardquant --hostfile "$hostfile" -np 4 "${llama[@]}" --dp 2 --quiet --out "$work/llama22-hosts" \
       < /dev/null > "$work/llama22-hosts.log" 2>&1; then
