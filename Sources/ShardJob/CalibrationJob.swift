@@ -349,7 +349,7 @@ public struct CalibrationJob {
             if let gptq = plan.gptq {
                 notes.append("weights quantized by \(gptq.summary); the exported integers and thresholds are GPTQ's")
             }
-            if let llama = s.model as? LlamaDefinition, let obstacle = LlamaGGUFExport.obstacle(model: llama, layers: layers, shifted: plan.shift != nil) { notes.append(obstacle) }
+            if let llama = s.model as? LlamaDefinition, let obstacle = LlamaGGUFExport.obstacle(model: llama, layers: layers, converted: converted!) { notes.append(obstacle) }
             report!.notes = notes.isEmpty ? nil : notes
             report!.run = .init(command: s.commandLine, config: s.configPath, version: s.toolVersion, date: ISO8601DateFormatter().string(from: Date()), blasKernel: BLASKernelSelection.outcome)
         }

@@ -14,12 +14,12 @@ import ShardTensor
 /// metadata is the source checkpoint's (architecture, sizes, tokenizer), with `general.file_type`
 /// set. Any other result gets no GGUF and a note saying why (never a failed run).
 enum LlamaGGUFExport {
-    /// Why `layers` cannot be written as GGUF Q4_0/Q8_0, or `nil` when they can.
-    static func obstacle(model llama: LlamaDefinition, layers: [LayerScales], shifted: Bool) -> String? {
+    /// Why `converted` (with `layers`) cannot be written as GGUF Q4_0/Q8_0, or `nil` when it can.
+    static func obstacle(model llama: LlamaDefinition, layers: [LayerScales], converted: Layer) -> String? {
         guard let checkpoint = try? llama.checkpoint(), checkpoint.source is LlamaGGUFSource else {
             return "model.gguf not written: the checkpoint is not a GGUF file, so there is no llama.cpp metadata to carry over"
         }
-        if shifted {
+        if converted.namedSublayers().contains(where: { $0.layer is ChannelTransform }) {
             return "model.gguf not written: Shift's input transforms (after the norms) have no place in llama.cpp's Llama graph"
         }
         for layer in layers {

@@ -61,8 +61,7 @@ public enum ModelExport {
                 for (name, data) in files { try AtomicFile.write(data, to: subfolder.appendingPathComponent(name)) }
             }))
         }
-        if let llama = model as? LlamaDefinition, LlamaGGUFExport.obstacle(model: llama, layers: layers,
-                                                                               shifted: converted.namedSublayers().contains { $0.layer is ChannelTransform }) == nil {
+        if let llama = model as? LlamaDefinition, LlamaGGUFExport.obstacle(model: llama, layers: layers, converted: converted) == nil {
             writers.append(("gguf", { try AtomicFile.write(try LlamaGGUFExport.data(converted: converted, model: llama), to: folder.appendingPathComponent("model.gguf")) }))
         }
         for (name, data) in try model.generatedFiles() {

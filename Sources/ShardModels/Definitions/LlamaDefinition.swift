@@ -128,20 +128,18 @@ public struct LlamaDefinition: ModelDefinition {
     public func smoothingGroups(of network: Layer, allLinears: Bool) -> [SmoothingGroup] {
         var groups: [SmoothingGroup] = []
         let keyValueHeads = allLinears ? (try? checkpoint().configuration.keyValueHeads) : nil
-        // After Shift the pre-norm groups' factors go into the input transforms that hold the
-        // shifts ((x − z) / s needs the scale after the shift), not into the norms.
-        func preNorm(_ norm: String, _ container: String) -> SmoothingGroup.Source {
-            network.sublayer(at: container + "." + ChannelTransform.name) is ChannelTransform ? .transform(container) : .norm(norm)
-        }
         for (path, layer) in network.namedSublayers() where layer is LlamaDecoderLayer {
-            groups.append(SmoothingGroup(source: preNorm(path + ".input_layernorm", path + ".self_attn"),
-                                         consumers: ["q_proj", "k_proj", "v_proj"].map { path + ".self_attn." + $0 }))
+            // After Shift the pre-norm groups' factors go into the input transforms that hold the
+            // shifts ((x − z) / s needs the scale after the shift), not into the norms.
+            let preNorm = Self.preNormGroups(of: path) { norm, container in
+                network.sublayer(at: container + "." + ChannelTransform.name) is ChannelTransform ? .transform(container) : .norm(norm)
+            }
+            groups.append(preNorm.attention)
             if let keyValueHeads, let attention = network.sublayer(at: path + ".self_attn") as? LlamaAttention,
                let map = Self.valueChannelMap(of: attention, keyValueHeads: keyValueHeads) {
                 groups.append(SmoothingGroup(source: .linear(path + ".self_attn.v_proj"), consumers: [path + ".self_attn.o_proj"], channelMap: map))
             }
-            groups.append(SmoothingGroup(source: preNorm(path + ".post_attention_layernorm", path + ".mlp"),
-                                         consumers: ["gate_proj", "up_proj"].map { path + ".mlp." + $0 }))
+            groups.append(preNorm.mlp)
             if allLinears {
                 groups.append(SmoothingGroup(source: .linear(path + ".mlp.up_proj"), consumers: [path + ".mlp.down_proj"]))
             }
@@ -162,9 +160,20 @@ public struct LlamaDefinition: ModelDefinition {
             throw ModelSettingsError("--shift-all-linears: a Llama shifts only the linears after its norms (q/k/v and gate/up, --shift); o_proj's and down_proj's inputs have no input transform of their own")
         }
         return network.namedSublayers().filter { $0.layer is LlamaDecoderLayer }.flatMap { path, _ in
-            [SmoothingGroup(source: .transform(path + ".self_attn"), consumers: ["q_proj", "k_proj", "v_proj"].map { path + ".self_attn." + $0 }),
-             SmoothingGroup(source: .transform(path + ".mlp"), consumers: ["gate_proj", "up_proj"].map { path + ".mlp." + $0 })]
+            let groups = Self.preNormGroups(of: path) { _, container in .transform(container) }
+            return [groups.attention, groups.mlp]
         }
+    }
+
+    /// Decoder layer `path`'s two pre-norm groups: q/k/v after `input_layernorm` (container
+    /// `self_attn`) and gate/up after `post_attention_layernorm` (container `mlp`), each with the
+    /// source `source(norm, container)` gives.
+    private static func preNormGroups(of path: String, source: (_ norm: String, _ container: String) -> SmoothingGroup.Source)
+        -> (attention: SmoothingGroup, mlp: SmoothingGroup) {
+        (SmoothingGroup(source: source(path + ".input_layernorm", path + ".self_attn"),
+                        consumers: ["q_proj", "k_proj", "v_proj"].map { path + ".self_attn." + $0 }),
+         SmoothingGroup(source: source(path + ".post_attention_layernorm", path + ".mlp"),
+                        consumers: ["gate_proj", "up_proj"].map { path + ".mlp." + $0 }))
     }
 
     /// v_proj → o_proj's channel map on this rank: value channel `(g, j)` is factor `g·d + j`; o_proj's

@@ -13,7 +13,7 @@ extension Llama: GraphModel {
     /// query and key heads (cos/sin tables of the model's context, cut to the sequence), each key/
     /// value head repeated for its query heads (Gather), causal attention (a `Trilu` mask of −∞
     /// above the diagonal), SwiGLU (`g · sigmoid(g) · u`), then the final norm and the head. Shift's
-/// input transforms, where a layer has them, follow its norms (Add, Mul).
+    /// input transforms, where a layer has them, follow its norms (Add, Mul).
     /// Describes a single-process model (its vocabulary and heads whole).
     public func describeGraph(path: String, input: String, into writer: inout some GraphWriter) throws -> String {
         guard group.size == 1 else { throw GraphDescriptionError.unsupportedLayer(path: path, type: "Llama over \(group.size) ranks") }
@@ -72,6 +72,11 @@ extension Llama: GraphModel {
                                      name: name + ".rotated_second")
             return writer.node("Concat", [first, second], name: name + ".rotated", attributes: [.int("axis", 3)])
         }
+        // Shift's input transforms (Add, Mul) sit between each pre-norm and its linears.
+        func transformed(_ container: Layer, _ path: String, _ input: String, into writer: inout some GraphWriter) throws -> String {
+            guard let transform = container.sublayers[ChannelTransform.name] else { return input }
+            return try writer.emit(transform, path: path + "." + ChannelTransform.name, input: input)
+        }
         let repeatIndices = writer.constant("attention.key_value_heads", int64s: (0..<c.heads).map { Int64($0 / c.groupSize) }, shape: [c.heads])
 
         for (index, child) in backbone.layers.sublayers {
@@ -80,11 +85,6 @@ extension Llama: GraphModel {
                 throw GraphDescriptionError.unsupportedLayer(path: prefix, type: child.typeName)
             }
             let p = prefix + ".self_attn"
-            // Shift's input transforms (Add, Mul) sit between each pre-norm and its linears.
-            func transformed(_ container: Layer, _ path: String, _ input: String, into writer: inout some GraphWriter) throws -> String {
-                guard let transform = container.sublayers[ChannelTransform.name] else { return input }
-                return try writer.emit(transform, path: path + "." + ChannelTransform.name, input: input)
-            }
             let h = try transformed(attention, p, norm(layer.inputNorm, prefix + ".input_layernorm", x, into: &writer), into: &writer)
             let q = rotated(heads(try writer.emit(attention.query, path: p + ".q_proj", input: h), count: c.heads, p + ".q", into: &writer), p + ".q", into: &writer)
             let k = rotated(heads(try writer.emit(attention.key, path: p + ".k_proj", input: h), count: c.keyValueHeads, p + ".k", into: &writer), p + ".k", into: &writer)
