@@ -40,15 +40,15 @@ let package = Package(
         ),
         // CPUID and XCR0, header-only: what the processor and the OS allow (BLAS kernel selection).
         .systemLibrary(name: "CProcessor"),
-        // AVX2 kernels of the observers' threshold searches (function-level target attribute; callers
-        // check the processor first).
+        // AVX2 kernels of the observers' threshold searches and of the decoder's activations, each
+        // with a scalar twin (function-level target attribute; callers check the processor first).
         .target(name: "CKernels"),
 
         // MARK: - Libraries
 
         .target(
             name: "ShardTensor",
-            dependencies: ["CBLAS", "CProcessor"]
+            dependencies: ["CBLAS", "CKernels", "CProcessor"]
         ),
         .target(
             name: "ShardNN",

@@ -77,11 +77,14 @@ public final class VocabularyParallelEmbedding: Layer {
 /// part holds whole; each chunk's sum is taken on the rank that holds it and the chunk sums are
 /// added in chunk order, so the result is the same for every degree.
 public enum VocabularyParallelCrossEntropy {
-    /// Negative log-likelihoods (nats), one per row of `logits` `[N, parts[rank]]` and `targets`.
+    /// Negative log-likelihoods (nats), one per row of `logits` `[N, parts[rank]]` and `targets`
+    /// (`logits` may hold more rows than `targets`: the rows after the first `targets.count` are
+    /// not read). Rows are spread over the threads; each row's sums are the same whatever the split.
     public static func negativeLogLikelihoods(logits: Tensor, targets: [Int], offset: Int, chunks: [Int], group: Communicator) -> [Double] {
         let width = logits.shape.last ?? 0
         let rows = targets.count
-        precondition(logits.count == rows * width, "logits \(logits.shape) for \(rows) targets")
+        precondition(logits.count >= rows * width && (width == 0 || logits.count % width == 0),
+                     "logits \(logits.shape) for \(rows) targets")
         var chunkStarts: [Int] = []
         var position = 0
         for chunk in chunks { chunkStarts.append(position); position += chunk }
@@ -92,25 +95,38 @@ public enum VocabularyParallelCrossEntropy {
         var targetLogits = [Double](repeating: 0, count: rows)
         var chunkSums = [Double](repeating: 0, count: rows * chunks.count)
         logits.scalars.withUnsafeBufferPointer { z in
-            for row in 0..<rows {
-                var largest = -Float.infinity
-                for v in 0..<width { largest = Swift.max(largest, z[row * width + v]) }
-                maxima[row] = largest
+            maxima.withUnsafeMutableBufferPointer { maxima in
+                let z = z.baseAddress!, maxima = maxima.baseAddress!
+                Parallelism.forEachRange(rows) { range in
+                    for row in range {
+                        var largest = -Float.infinity
+                        for v in 0..<width { largest = Swift.max(largest, z[row * width + v]) }
+                        maxima[row] = largest
+                    }
+                }
             }
         }
         if group.size > 1 { Collective.reduce(&maxima, .maximum, group: group) }
+        let chunkCount = chunks.count
         logits.scalars.withUnsafeBufferPointer { z in
-            for row in 0..<rows {
-                let base = row * width
-                let m = Double(maxima[row])
-                for chunk in localChunks {
-                    var sum = 0.0
-                    let start = chunkStarts[chunk] - offset
-                    for v in start..<(start + chunks[chunk]) { sum += Foundation.exp(Double(z[base + v]) - m) }
-                    chunkSums[row * chunks.count + chunk] = sum
+            chunkSums.withUnsafeMutableBufferPointer { chunkSums in
+                targetLogits.withUnsafeMutableBufferPointer { targetLogits in
+                    let z = z.baseAddress!, sums = chunkSums.baseAddress!, targetValues = targetLogits.baseAddress!
+                    Parallelism.forEachRange(rows) { range in
+                        for row in range {
+                            let base = row * width
+                            let m = Double(maxima[row])
+                            for chunk in localChunks {
+                                var sum = 0.0
+                                let start = chunkStarts[chunk] - offset
+                                for v in start..<(start + chunks[chunk]) { sum += Foundation.exp(Double(z[base + v]) - m) }
+                                sums[row * chunkCount + chunk] = sum
+                            }
+                            let local = targets[row] - offset
+                            if local >= 0 && local < width { targetValues[row] = Double(z[base + local]) }
+                        }
+                    }
                 }
-                let local = targets[row] - offset
-                if local >= 0 && local < width { targetLogits[row] = Double(z[base + local]) }
             }
         }
         if group.size > 1 {

@@ -1,5 +1,16 @@
 import Foundation
 import ShardTensor
+import Synchronization
+
+/// The last few ``RotaryEmbedding/tables(positions:)`` computed, keyed by head dimension, base
+/// (its bits) and positions: every layer's queries and keys rotate by the same angles.
+private let rotaryTableCache = Mutex<[RotaryTableKey: (cos: [Float], sin: [Float])]>([:])
+
+private struct RotaryTableKey: Hashable {
+    let headDimension: Int
+    let baseBits: UInt64
+    let positions: Int
+}
 
 /// Rotary position embeddings in Hugging Face's half-split layout (`rotate_half`): in each head
 /// of `d` features, feature `i < d/2` pairs with `i + d/2` and the pair turns by the angle
@@ -17,8 +28,19 @@ public struct RotaryEmbedding: Sendable, Equatable {
     }
 
     /// `cos` and `sin` of every (position, pair) angle for `positions` positions, `[positions · d/2]`,
-    /// computed in double precision and rounded once.
+    /// computed in double precision and rounded once (and kept: the last 8 sizes asked for).
     public func tables(positions: Int) -> (cos: [Float], sin: [Float]) {
+        let key = RotaryTableKey(headDimension: headDimension, baseBits: base.bitPattern, positions: positions)
+        if let known = rotaryTableCache.withLock({ $0[key] }) { return known }
+        let computed = computedTables(positions: positions)
+        rotaryTableCache.withLock { cache in
+            if cache.count >= 8 { cache.removeAll() }
+            cache[key] = computed
+        }
+        return computed
+    }
+
+    private func computedTables(positions: Int) -> (cos: [Float], sin: [Float]) {
         let half = headDimension / 2
         var cosines = [Float](repeating: 0, count: positions * half), sines = cosines
         for p in 0..<positions {
@@ -39,16 +61,22 @@ public struct RotaryEmbedding: Sendable, Equatable {
         let half = headDimension / 2
         let (cosines, sines) = tables(positions: sequence)
         var output = projection
-        output.scalars.withUnsafeMutableBufferPointer { values in
-            for b in 0..<batch {
-                for p in 0..<sequence {
-                    let row = (b * sequence + p) * width
-                    for head in stride(from: row, to: row + width, by: headDimension) {
-                        for i in 0..<half {
-                            let c = cosines[p * half + i], s = sines[p * half + i]
-                            let first = values[head + i], second = values[head + i + half]
-                            values[head + i] = first * c - second * s
-                            values[head + i + half] = second * c + first * s
+        output.scalars.withUnsafeMutableBufferPointer { buffer in
+            let values = buffer.baseAddress!
+            cosines.withUnsafeBufferPointer { cosines in
+                sines.withUnsafeBufferPointer { sines in
+                    // Rows (batch × position) spread over the threads; each row's heads in place.
+                    Parallelism.forEachRange(batch * sequence, minimumPerThread: 64) { rows in
+                        for r in rows {
+                            let p = r % sequence, row = r * width
+                            for head in stride(from: row, to: row + width, by: headDimension) {
+                                for i in 0..<half {
+                                    let c = cosines[p * half + i], s = sines[p * half + i]
+                                    let first = values[head + i], second = values[head + i + half]
+                                    values[head + i] = first * c - second * s
+                                    values[head + i + half] = second * c + first * s
+                                }
+                            }
                         }
                     }
                 }

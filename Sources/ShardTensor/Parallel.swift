@@ -17,6 +17,12 @@ public enum Parallelism {
         }
     }
 
+    /// Runs `body(range)` over `0..<count` split into at most ``threadCount`` contiguous ranges,
+    /// concurrently; work below `minimumPerThread` items per thread runs on the calling thread.
+    /// `body` must only write disjoint memory (its range's).
+    public static func forEachRange(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
+        parallelFor(count, minimumPerThread: minimumPerThread, body)
+    }
 }
 
 /// Runs `body(range)` over `0..<count` split into at most `Parallelism.threadCount` contiguous

@@ -17,7 +17,8 @@ extension Tensor {
         }
     }
 
-    /// Softmax along the last axis: `e^{x_i − max x} / Σ_j e^{x_j − max x}`.
+    /// Softmax along the last axis: `e^{x_i − max x} / Σ_j e^{x_j − max x}` (``ActivationKernels``'
+    /// exponential and lane order).
     public func softmax() -> Tensor {
         precondition(rank >= 1, "softmax of a rank-0 tensor")
         return softmaxOfRows(causal: false)
@@ -33,7 +34,7 @@ extension Tensor {
     }
 
     /// Each row's softmax over its first `kept` entries (all of them, or `i + 1` for row `i` of a
-    /// square when `causal`), in order, zeros after them.
+    /// square when `causal`), zeros after them: ``ActivationKernels/softmaxRow(_:into:kept:vector:)``.
     private func softmaxOfRows(causal: Bool) -> Tensor {
         let length = shape[rank - 1]
         if count == 0 || length == 0 { return self }
@@ -45,16 +46,7 @@ extension Tensor {
                         let input = source.baseAddress! + row * length
                         let output = destination.baseAddress! + row * length
                         let kept = causal ? row % length + 1 : length
-                        var largest = -Float.infinity
-                        for i in 0..<kept { largest = Swift.max(largest, input[i]) }
-                        var total: Float = 0
-                        for i in 0..<kept {
-                            let e = Foundation.exp(input[i] - largest)
-                            output[i] = e
-                            total += e
-                        }
-                        let inverse = 1 / total
-                        for i in 0..<kept { output[i] *= inverse }
+                        ActivationKernels.softmaxRow(input, into: output, kept: kept)
                         (output + kept).initialize(repeating: 0, count: length - kept)
                     }
                 }

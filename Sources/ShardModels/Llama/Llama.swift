@@ -278,10 +278,10 @@ public final class Llama: Layer {
     public func negativeLogLikelihoods(window ids: [Int]) -> [Double] {
         precondition(ids.count >= 2, "a window needs at least 2 tokens")
         let logits = localLogits(Tensor(shape: [1, ids.count], scalars: ids.map(Float.init)))
-        let width = logits.shape[2]
-        let scored = logits.slice(axis: 1, start: 0, end: ids.count - 1).reshaped([ids.count - 1, width])
+        // Every row but the last is scored: the last row's logits are there but not read.
+        let rows = logits.reshaped([ids.count, logits.shape[2]])
         return VocabularyParallelCrossEntropy.negativeLogLikelihoods(
-            logits: scored, targets: Array(ids.dropFirst()), offset: vocabularyOffset, chunks: layout.vocabularyChunks, group: group)
+            logits: rows, targets: Array(ids.dropFirst()), offset: vocabularyOffset, chunks: layout.vocabularyChunks, group: group)
     }
 
     public override func makeCopy() -> Layer { Llama(copying: self) }

@@ -1,0 +1,79 @@
+import Foundation
+import ShardTensor
+import Testing
+
+/// How many float32 steps separate `actual` from the double-precision `exact` (both finite).
+private func unitsInLastPlace(_ actual: Float, _ exact: Double) -> Double {
+    let rounded = Float(exact)
+    return abs(Double(actual) - exact) / Double(rounded.ulp)
+}
+
+@Suite("ActivationKernels")
+struct ActivationKernelsTests {
+    @Test("e^x is within 2 ulp of the exact exponential over the normal range, 0 below −87.34 and +∞ above 88")
+    func exponentialAccuracy() {
+        var worst = 0.0
+        // 200,001 points over [−87, 88], plus every float near 0 and the range ends.
+        for step in 0...200_000 {
+            let x = Float(-87 + 175 * Double(step) / 200_000)
+            worst = max(worst, unitsInLastPlace(ActivationKernels.exp(x), Foundation.exp(Double(x))))
+        }
+        for x: Float in [0, -0.0, .leastNormalMagnitude, -1e-7, 1e-7, 0.5, -0.5, 0.34657359, -0.34657359] {
+            worst = max(worst, unitsInLastPlace(ActivationKernels.exp(x), Foundation.exp(Double(x))))
+        }
+        #expect(worst <= 2, "worst error \(worst) ulp")
+        #expect(ActivationKernels.exp(-87.34) == 0 && ActivationKernels.exp(-.infinity) == 0 && ActivationKernels.exp(-1000) == 0)
+        #expect(ActivationKernels.exp(88.01) == .infinity && ActivationKernels.exp(.infinity) == .infinity)
+        #expect(ActivationKernels.exp(.nan).isNaN)
+    }
+
+    @Test("softmax rows: the AVX2 form equals the scalar form bit for bit, and the float64 softmax within 4e-7 relative")
+    func softmaxRows() throws {
+        for (index, kept) in [1, 2, 7, 8, 9, 15, 16, 17, 63, 512, 1000].enumerated() {
+            var row = Tensor.normal([kept], standardDeviation: 8, generator: CounterRandom(seed: UInt64(100 + index))).scalars
+            if kept > 3 { row[1] = -.infinity; row[2] = -200 }
+            var scalar = [Float](repeating: .nan, count: kept), vector = scalar
+            row.withUnsafeBufferPointer { x in
+                scalar.withUnsafeMutableBufferPointer { ActivationKernels.softmaxRow(x.baseAddress!, into: $0.baseAddress!, kept: kept, vector: false) }
+                if ActivationKernels.useVector {
+                    vector.withUnsafeMutableBufferPointer { ActivationKernels.softmaxRow(x.baseAddress!, into: $0.baseAddress!, kept: kept, vector: true) }
+                }
+            }
+            if ActivationKernels.useVector {
+                #expect(vector.map(\.bitPattern) == scalar.map(\.bitPattern), "\(kept) entries")
+            }
+            // Float64 reference: each output is one exp (≤ 2 ulp) times a reciprocal of a float sum
+            // of ≤ 1000 terms (≤ 1000 · 2⁻²⁴ relative in the worst case, 6e-5; in practice the
+            // lanes' sums stay within a few roundings), so 4e-7 relative plus 1e-30 absolute.
+            let largest = row.map(Double.init).max()!
+            let exponentials = row.map { Foundation.exp(Double($0) - largest) }
+            let total = exponentials.reduce(0, +)
+            for (actual, e) in zip(scalar, exponentials) {
+                let expected = e / total
+                #expect(abs(Double(actual) - expected) <= 4e-7 * expected + 1e-30, "\(kept) entries: \(actual) against \(expected)")
+            }
+            #expect(abs(scalar.map(Double.init).reduce(0, +) - 1) < 1e-5)
+        }
+    }
+
+    @Test("SwiGLU: the AVX2 form equals the scalar form bit for bit, and silu(g)·u within 3 ulp")
+    func swiGLU() {
+        var gate = Tensor.normal([1003], standardDeviation: 6, generator: CounterRandom(seed: 7)).scalars
+        gate[0] = 0; gate[1] = -0.0; gate[2] = 100; gate[3] = -100; gate[4] = -88.5; gate[5] = 87.9
+        let up = Tensor.normal([1003], standardDeviation: 2, generator: CounterRandom(seed: 8)).scalars
+        var scalar = up, vector = up
+        gate.withUnsafeBufferPointer { g in
+            scalar.withUnsafeMutableBufferPointer { ActivationKernels.swiGLU(gate: g.baseAddress!, product: $0.baseAddress!, count: g.count, vector: false) }
+            if ActivationKernels.useVector {
+                vector.withUnsafeMutableBufferPointer { ActivationKernels.swiGLU(gate: g.baseAddress!, product: $0.baseAddress!, count: g.count, vector: true) }
+            }
+        }
+        if ActivationKernels.useVector { #expect(vector.map(\.bitPattern) == scalar.map(\.bitPattern)) }
+        for i in 0..<gate.count {
+            let g = Double(gate[i]), expected = g / (1 + Foundation.exp(-g)) * Double(up[i])
+            // exp (2 ulp), add, divide and multiply (one rounding each); below 1e-30 absolute.
+            if abs(expected) < 1e-30 { #expect(abs(Double(scalar[i])) < 1e-30); continue }
+            #expect(unitsInLastPlace(scalar[i], expected) <= 3, "gate \(gate[i]), up \(up[i]): \(scalar[i]) against \(expected)")
+        }
+    }
+}
