@@ -65,6 +65,12 @@ void shardquant_swiglu_scalar(const float *gate, float *product, size_t count) {
     }
 }
 
+double shardquant_exp_sum_scalar(const float *x, size_t count, float m) {
+    double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t i = 0; i < count; i++) lanes[i % 8] += (double)shardquant_exp_scalar(x[i] - m);
+    return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -159,9 +165,28 @@ void shardquant_swiglu_avx2(const float *gate, float *product, size_t count) {
     if (i < count) shardquant_swiglu_scalar(gate + i, product + i, count - i);
 }
 
+__attribute__((target("avx2")))
+double shardquant_exp_sum_avx2(const float *x, size_t count, float m) {
+    const __m256 vm = _mm256_set1_ps(m);
+    __m256d low = _mm256_setzero_pd(), high = _mm256_setzero_pd();  // lanes 0–3 and 4–7
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        low = _mm256_add_pd(low, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        high = _mm256_add_pd(high, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double lanes[8];
+    _mm256_storeu_pd(lanes, low);
+    _mm256_storeu_pd(lanes + 4, high);
+    // The tail's terms go to lanes 0, 1, … in order, as in the scalar form.
+    for (size_t l = 0; i < count; i++, l++) lanes[l] += (double)shardquant_exp_scalar(x[i] - m);
+    return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
 #else
 
 int shardquant_activation_kernels_available(void) { return 0; }
+double shardquant_exp_sum_avx2(const float *x, size_t count, float m) { return shardquant_exp_sum_scalar(x, count, m); }
 void shardquant_softmax_row_avx2(const float *x, float *y, size_t kept) { shardquant_softmax_row_scalar(x, y, kept); }
 void shardquant_swiglu_avx2(const float *gate, float *product, size_t count) { shardquant_swiglu_scalar(gate, product, count); }
 

@@ -69,7 +69,8 @@ public final class VocabularyParallelEmbedding: Layer {
 ///
 /// ```
 /// m = max_r max_v z_rv                      (MAX all-reduce)
-/// Σ = Σ_c Σ_{v ∈ chunk c} e^{z_v − m}       (per fixed chunk, double precision, chunks added in order)
+/// Σ = Σ_c Σ_{v ∈ chunk c} e^{z_v − m}       (per fixed chunk: float32 terms, ActivationKernels'
+///                                            exponential, added in double; chunks added in order)
 /// −log p(t) = log Σ + m − z_t               (z_t from the rank that holds t; SUM all-reduce of one term)
 /// ```
 ///
@@ -115,12 +116,9 @@ public enum VocabularyParallelCrossEntropy {
                     Parallelism.forEachRange(rows) { range in
                         for row in range {
                             let base = row * width
-                            let m = Double(maxima[row])
                             for chunk in localChunks {
-                                var sum = 0.0
-                                let start = chunkStarts[chunk] - offset
-                                for v in start..<(start + chunks[chunk]) { sum += Foundation.exp(Double(z[base + v]) - m) }
-                                sums[row * chunkCount + chunk] = sum
+                                sums[row * chunkCount + chunk] = ActivationKernels.exponentialSum(
+                                    z + base + chunkStarts[chunk] - offset, count: chunks[chunk], subtracting: maxima[row])
                             }
                             let local = targets[row] - offset
                             if local >= 0 && local < width { targetValues[row] = Double(z[base + local]) }

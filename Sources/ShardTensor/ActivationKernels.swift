@@ -28,4 +28,10 @@ public enum ActivationKernels {
     public static func swiGLU(gate: UnsafePointer<Float>, product: UnsafeMutablePointer<Float>, count: Int, vector: Bool = useVector) {
         if vector { shardquant_swiglu_avx2(gate, product, count) } else { shardquant_swiglu_scalar(gate, product, count) }
     }
+
+    /// `Σ_i e^{x_i − m}` over `values`: float32 differences and exponentials, each widened to
+    /// double and added in 8 interleaved lanes, `((s₀ + s₁) + (s₂ + s₃)) + ((s₄ + s₅) + (s₆ + s₇))`.
+    public static func exponentialSum(_ values: UnsafePointer<Float>, count: Int, subtracting m: Float, vector: Bool = useVector) -> Double {
+        vector ? shardquant_exp_sum_avx2(values, count, m) : shardquant_exp_sum_scalar(values, count, m)
+    }
 }

@@ -79,4 +79,21 @@ struct ActivationKernelsTests {
             #expect(unitsInLastPlace(scalar[i], expected) <= 3, "gate \(gate[i]), up \(up[i]): \(scalar[i]) against \(expected)")
         }
     }
+
+    @Test("exponential sums: the AVX2 form equals the scalar form bit for bit, and the float64 sum within 1e-6 relative")
+    func exponentialSums() {
+        for (index, count) in [1, 5, 8, 13, 4096, 4099].enumerated() {
+            let values = Tensor.normal([count], standardDeviation: 5, generator: CounterRandom(seed: UInt64(300 + index))).scalars
+            let m = values.max()!
+            let scalar = values.withUnsafeBufferPointer { ActivationKernels.exponentialSum($0.baseAddress!, count: count, subtracting: m, vector: false) }
+            if ActivationKernels.useVector {
+                let vector = values.withUnsafeBufferPointer { ActivationKernels.exponentialSum($0.baseAddress!, count: count, subtracting: m, vector: true) }
+                #expect(vector.bitPattern == scalar.bitPattern, "\(count) values")
+            }
+            // Each term: the float difference (|x − m| ≤ 40 here: ≤ 2.4e-6 relative in e^…) and
+            // exp (2 ulp); the terms are positive, so the sum's relative error is at most that.
+            let exact = values.map { Foundation.exp(Double($0) - Double(m)) }.reduce(0, +)
+            #expect(abs(scalar / exact - 1) <= 3e-6, "\(count) values: \(scalar) against \(exact)")
+        }
+    }
 }

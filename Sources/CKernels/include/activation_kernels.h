@@ -29,4 +29,11 @@ void shardquant_softmax_row_avx2(const float *x, float *y, size_t kept);
 void shardquant_swiglu_scalar(const float *gate, float *product, size_t count);
 void shardquant_swiglu_avx2(const float *gate, float *product, size_t count);
 
+/// Σ over i < count of exp(x[i] − m) (exp as shardquant_exp_scalar, the difference in float32),
+/// each term widened to double and added in 8 lanes (lane l: the terms i ≡ l mod 8, in order of i),
+/// total = ((s₀ + s₁) + (s₂ + s₃)) + ((s₄ + s₅) + (s₆ + s₇)) in double: a cross entropy's
+/// normaliser.
+double shardquant_exp_sum_scalar(const float *x, size_t count, float m);
+double shardquant_exp_sum_avx2(const float *x, size_t count, float m);
+
 #endif
