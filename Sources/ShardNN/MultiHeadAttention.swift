@@ -60,14 +60,18 @@ open class MultiHeadAttention: Layer {
             precondition(projection.shape == [batch, sequence, width], "projection \(projection.shape) is not [\(batch), \(sequence), \(width)]")
             return projection.reshaped([batch, sequence, headCount, headDimension]).permuted([0, 2, 1, 3])
         }
+        if isCausal && keyMask == nil {
+            // The decoder's case: head by head in place, the masked half skipped.
+            for projection in [key, value] {
+                precondition(projection.shape == [batch, sequence, width], "projection \(projection.shape) is not [\(batch), \(sequence), \(width)]")
+            }
+            return Tensor.causalAttention(query: query, key: key, value: value, headDimension: headDimension,
+                                          keyValueHead: Array(0..<headCount))
+        }
         let q = heads(query)
         let k = heads(key)
         let v = heads(value)
         var scores = q.matmulTransposed(k) * (1 / Float(headDimension).squareRoot())  // [B, h, S, S]
-        if isCausal && keyMask == nil {
-            // The decoder's case: the mask folded into the softmax (the same numbers, half the work).
-            return scores.causalSoftmax().matmul(v).permuted([0, 2, 1, 3]).reshaped([batch, sequence, width])
-        }
         if isCausal || keyMask != nil {
             if let keyMask { precondition(keyMask.shape == [batch, sequence], "key mask \(keyMask.shape) for [\(batch), \(sequence)]") }
             // Per sample, which keys are padding (none when every key is: that row keeps them all).

@@ -374,25 +374,9 @@ public final class LlamaAttention: Layer {
         let q = rotary.rotated(query(input))
         let k = rotary.rotated(key(input))
         let v = value(input)
-        // Each local query head's key/value head, as columns of k and v.
+        // Each local query head's key/value head, a column block of k and v (read in place).
         let keyValueIndex = (0..<headCount).map { (headOffset + $0) / groupSize - keyValueOffset }
-        func expanded(_ projection: Tensor) -> Tensor {
-            if keyValueIndex == Array(0..<headCount) && projection.shape[2] == headCount * d { return projection }
-            let rows = projection.count / projection.shape[2], width = projection.shape[2]
-            var result = Tensor.zeros([projection.shape[0], projection.shape[1], headCount * d])
-            projection.scalars.withUnsafeBufferPointer { source in
-                result.scalars.withUnsafeMutableBufferPointer { destination in
-                    for r in 0..<rows {
-                        for (h, g) in keyValueIndex.enumerated() {
-                            for j in 0..<d { destination[(r * headCount + h) * d + j] = source[r * width + g * d + j] }
-                        }
-                    }
-                }
-            }
-            return result
-        }
-        let context = MultiHeadAttention.context(query: q, key: expanded(k), value: expanded(v), headCount: headCount,
-                                                 headDimension: d, isCausal: true, keyMask: nil)
+        let context = Tensor.causalAttention(query: q, key: k, value: v, headDimension: d, keyValueHead: keyValueIndex)
         return output(context)
     }
 
