@@ -68,8 +68,13 @@ open class BaseQuanter: Layer {
                 observed = Tensor(shape: [kept.count], scalars: kept)
             }
         } else if firstNonFinite == nil && (callCount == 1 || checksEveryCall) {
-            let count = input.nonFiniteCount()
-            if count > 0 { firstNonFinite = (callCount, count) }
+            // The observer's own pass often proves the batch finite; only when it does not is the
+            // batch checked again (one pass over the activation instead of two).
+            if !observeProvingFinite(input) {
+                let count = input.nonFiniteCount()
+                if count > 0 { firstNonFinite = (callCount, count) }
+            }
+            return fakeQuantize(input)
         }
         observe(observed)
         return fakeQuantize(input)
@@ -91,6 +96,15 @@ open class BaseQuanter: Layer {
     /// Records the statistics of one calibration batch. Subclasses override it.
     open func observe(_ input: Tensor) {
         fatalError("\(typeName) does not implement observe(_:)")
+    }
+
+    /// Records one batch as ``observe(_:)`` does and returns whether that pass proved every value
+    /// of `input` finite (`true` only then); the forward then skips its own NaN/±∞ check. The
+    /// default observes and proves nothing. Observers whose statistic already reads every value
+    /// with a finiteness check (abs-max, range) override it, and their ``observe(_:)`` calls it.
+    open func observeProvingFinite(_ input: Tensor) -> Bool {
+        observe(input)
+        return false
     }
 
     /// The thresholds, or `nil` when nothing has been observed.

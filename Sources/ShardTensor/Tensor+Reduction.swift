@@ -100,6 +100,12 @@ extension Tensor {
     /// that is 0 exactly when every element is finite. Only a run with NaN or ±∞ takes the scalar
     /// pass that tells NaN (the result) from infinities (ordinary values).
     public static func extreme(of run: UnsafeBufferPointer<Float>, _ kind: ReductionKind) -> Float {
+        extremeProvingFinite(of: run, kind).value
+    }
+
+    /// ``extreme(of:_:)`` and whether its one pass proved every element finite (`false` when the
+    /// run holds NaN or ±∞).
+    public static func extremeProvingFinite(of run: UnsafeBufferPointer<Float>, _ kind: ReductionKind) -> (value: Float, allFinite: Bool) {
         switch kind {
         case .max: vectorExtreme(of: run, kind, combine: { $1.replacing(with: $0, where: $0 .> $1) }, scalar: { Swift.max($0, $1) })
         case .min: vectorExtreme(of: run, kind, combine: { $1.replacing(with: $0, where: $0 .< $1) }, scalar: { Swift.min($0, $1) })
@@ -115,9 +121,9 @@ extension Tensor {
     private static func vectorExtreme(
         of run: UnsafeBufferPointer<Float>, _ kind: ReductionKind,
         combine: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>, scalar: (Float, Float) -> Float
-    ) -> Float {
+    ) -> (value: Float, allFinite: Bool) {
         let start: Float = kind == .min ? .infinity : -.infinity
-        guard let base = run.baseAddress, !run.isEmpty else { return start }
+        guard let base = run.baseAddress, !run.isEmpty else { return (start, true) }
         let count = run.count
         var best = start
         var check: Float = 0
@@ -152,14 +158,57 @@ extension Tensor {
             check += value - value
             index += 1
         }
-        if check == 0 { return best }
+        if check == 0 { return (best, true) }
         // NaN or ±∞ somewhere: NaN wins, infinities are values.
         var exact = start
         for value in run {
-            if value.isNaN { return .nan }
+            if value.isNaN { return (.nan, false) }
             exact = scalar(exact, value)
         }
-        return exact
+        return (exact, false)
+    }
+
+    /// `max |x|` over every element (NaN if any is NaN, `−∞` when empty) and whether every element
+    /// is finite: one vector pass (``extremeProvingFinite(of:_:)``) over the threads' shares.
+    public func absMaxProvingFinite() -> (value: Float, allFinite: Bool) {
+        let threads = Swift.max(1, Swift.min(Parallelism.threadCount, count / 262_144))
+        var partials = [(value: Float, allFinite: Bool)](repeating: (-.infinity, true), count: threads)
+        scalars.withUnsafeBufferPointer { buffer in
+            partials.withUnsafeMutableBufferPointer { partials in
+                Parallelism.forEach(threads) { part in
+                    let share = UnsafeBufferPointer(rebasing: buffer[(buffer.count * part / threads)..<(buffer.count * (part + 1) / threads)])
+                    partials[part] = Tensor.extremeProvingFinite(of: share, .absMax)
+                }
+            }
+        }
+        var value = -Float.infinity, allFinite = true
+        for partial in partials {
+            if partial.value.isNaN || value.isNaN { value = .nan } else { value = Swift.max(value, partial.value) }
+            allFinite = allFinite && partial.allFinite
+        }
+        return (value, allFinite)
+    }
+
+    /// `max_j |x[r, j]|` of every row of this tensor seen as `[rows, count / rows]` (NaN for a row
+    /// holding one) and whether every element is finite, in one pass over the threads.
+    public func rowAbsMaximaProvingFinite(rows: Int) -> (maxima: [Float], allFinite: Bool) {
+        precondition(rows > 0 && count % rows == 0 && count > 0, "\(rows) rows of \(shape)")
+        let length = count / rows
+        var maxima = [Float](repeating: 0, count: rows)
+        var finite = [Bool](repeating: true, count: rows)
+        scalars.withUnsafeBufferPointer { source in
+            maxima.withUnsafeMutableBufferPointer { maxima in
+                finite.withUnsafeMutableBufferPointer { finite in
+                    parallelFor(rows, minimumPerThread: Swift.max(1, 65_536 / length)) { range in
+                        for row in range {
+                            (maxima[row], finite[row]) = Tensor.extremeProvingFinite(
+                                of: UnsafeBufferPointer(rebasing: source[(row * length)..<((row + 1) * length)]), .absMax)
+                        }
+                    }
+                }
+            }
+        }
+        return (maxima, !finite.contains(false))
     }
 
     /// `(min, max)` of a run in one vector pass, or `nil` when the run is empty or holds NaN or

@@ -50,13 +50,25 @@ struct DegenerateInputTests {
 
     @Test("NaN and ±∞ are flagged with the call and the count (PTQ stops the run naming the layer)", arguments: observers)
     func nonFinite(name: String) throws {
-        for bad in [Float.nan, .infinity, -.infinity] {
-            let observer = try ObserverRegistry.standaloneObserver(named: name, bits: 8, axis: name.hasSuffix("channel_wise") ? 1 : nil)
-            var values = [Float](repeating: 1, count: 64)
-            values[5] = bad
-            values[9] = bad
-            _ = observer(Tensor(shape: [4, 16], scalars: values))
-            #expect(observer.firstNonFinite?.call == 1 && observer.firstNonFinite?.count == 2, "\(name) with \(bad)")
+        // Small rows (scalar tails) and long ones (the vector passes whose sums of x − x prove a
+        // batch finite, so that the forward does not check it again).
+        for width in [16, 8192] {
+            for bad in [Float.nan, .infinity, -.infinity] {
+                let observer = try ObserverRegistry.standaloneObserver(named: name, bits: 8, axis: name.hasSuffix("channel_wise") ? 1 : nil)
+                var values = [Float](repeating: 1, count: 4 * width)
+                values[5] = bad
+                values[3 * width + 9] = bad
+                _ = observer(Tensor(shape: [4, width], scalars: values))
+                #expect(observer.firstNonFinite?.call == 1 && observer.firstNonFinite?.count == 2, "\(name) with \(bad), rows of \(width)")
+                if observer.checksEveryCall {
+                    // A finite first call, then a bad one: flagged at call 2.
+                    let again = try ObserverRegistry.standaloneObserver(named: name, bits: 8, axis: name.hasSuffix("channel_wise") ? 1 : nil)
+                    _ = again(Tensor(shape: [4, width], scalars: [Float](repeating: 0.5, count: 4 * width)))
+                    #expect(again.firstNonFinite == nil, "\(name): a finite batch is not flagged")
+                    _ = again(Tensor(shape: [4, width], scalars: values))
+                    #expect(again.firstNonFinite?.call == 2 && again.firstNonFinite?.count == 2, "\(name) with \(bad) at call 2, rows of \(width)")
+                }
+            }
         }
     }
 }

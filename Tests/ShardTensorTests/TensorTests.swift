@@ -290,6 +290,30 @@ struct RadixSortTests {
     }
 }
 
+@Suite("Tensor: abs-maxima that prove finiteness")
+struct AbsMaxProvingFiniteTests {
+    @Test("equal absMax() and the per-row absMax, and say whether every element is finite")
+    func agreesAndFlags() {
+        for (index, shape) in [[3, 7], [4, 70_000], [2, 300_000], [1, 1]].enumerated() {
+            let clean = Tensor.normal(shape, standardDeviation: 3, generator: CounterRandom(seed: UInt64(900 + index)))
+            let whole = clean.absMaxProvingFinite()
+            #expect(whole.value == clean.absMax() && whole.allFinite, "\(shape)")
+            let rows = clean.rowAbsMaximaProvingFinite(rows: shape[0])
+            #expect(rows.maxima == clean.absMax(alongAxes: 1).scalars && rows.allFinite, "\(shape)")
+            for bad in [Float.infinity, -.infinity, .nan] {
+                var dirty = clean
+                dirty.scalars[dirty.count - 1] = bad
+                let flagged = dirty.absMaxProvingFinite()
+                #expect(!flagged.allFinite, "\(shape) with \(bad)")
+                #expect(bad.isNaN ? flagged.value.isNaN : flagged.value == .infinity, "\(shape) with \(bad)")
+                let flaggedRows = dirty.rowAbsMaximaProvingFinite(rows: shape[0])
+                #expect(!flaggedRows.allFinite, "\(shape) rows with \(bad)")
+                #expect(flaggedRows.maxima.dropLast() == rows.maxima.dropLast(), "\(shape): the clean rows keep their maxima")
+            }
+        }
+    }
+}
+
 @Suite("Tensor.causalSoftmax")
 struct CausalSoftmaxTests {
     @Test("equals softmax after masking the entries above the diagonal with −∞, bit for bit")

@@ -41,12 +41,21 @@ public final class AVGObserverLayer: BaseQuanter {
 
     /// Records this rank's per-row abs-maxima; the reduction waits for ``scales()`` (the statistic
     /// is associative, so one reduction serves every batch).
-    public override func observe(_ input: Tensor) {
+    public override func observe(_ input: Tensor) { _ = observeProvingFinite(input) }
+
+    /// The row maxima come from one pass that also proves the batch finite.
+    public override func observeProvingFinite(_ input: Tensor) -> Bool {
         let rows = input.rank == 0 ? 1 : input.shape[0]
-        pendingRows.append(rows == 0 || input.count == 0
-            ? [Float](repeating: -.infinity, count: rows)
-            : input.reshaped([rows, -1]).absMax(alongAxes: 1).scalars)
+        var allFinite = true
+        if rows == 0 || input.count == 0 {
+            pendingRows.append([Float](repeating: -.infinity, count: rows))
+        } else {
+            let (maxima, finite) = input.rowAbsMaximaProvingFinite(rows: rows)
+            pendingRows.append(maxima)
+            allFinite = finite
+        }
         if pendingRows.count >= AVGObserverLayer.pendingLimit { reducePending() }
+        return allFinite
     }
 
     /// Reduces the pending calls (a collective: every rank calls it in the same order) in three

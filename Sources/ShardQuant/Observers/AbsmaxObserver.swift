@@ -37,14 +37,21 @@ public final class AbsmaxObserverLayer: BaseQuanter {
         super.init(observerName: "abs_max", bitLength: quantBits, quantAxis: -1, reducer: reducer)
     }
 
-    public override func observe(_ input: Tensor) {
+    public override func observe(_ input: Tensor) { _ = observeProvingFinite(input) }
+
+    /// The abs-maximum's pass also proves the batch finite.
+    public override func observeProvingFinite(_ input: Tensor) -> Bool {
+        var allFinite = true
         if input.count > 0 {
-            runningMaximum = Swift.max(runningMaximum, input.absMax())
+            let (largest, finite) = input.absMaxProvingFinite()
+            runningMaximum = Swift.max(runningMaximum, largest)
+            allFinite = finite
             if !symmetric {
                 runningRange = (Swift.min(runningRange.minimum, input.min()), Swift.max(runningRange.maximum, input.max()))
             }
         }
         reduced = nil
+        return allFinite
     }
 
     /// The statistics over every rank (one collective the first time after new data).

@@ -39,8 +39,17 @@ public final class EMDObserverLayer: BaseQuanter {
         super.init(observerName: "emd", bitLength: quantBits, quantAxis: -1, reducer: reducer)
     }
 
-    public override func observe(_ input: Tensor) {
-        let reducedMax = reducer.maximum(input.count == 0 ? -.infinity : input.absMax())
+    public override func observe(_ input: Tensor) { _ = observeProvingFinite(input) }
+
+    /// The abs-maximum pass also proves the batch finite.
+    public override func observeProvingFinite(_ input: Tensor) -> Bool {
+        let (local, allFinite) = input.count == 0 ? (-Float.infinity, true) : input.absMaxProvingFinite()
+        record(input, localAbsMax: local)
+        return allFinite
+    }
+
+    private func record(_ input: Tensor, localAbsMax: Float) {
+        let reducedMax = reducer.maximum(localAbsMax)
         // A batch empty on every rank (all of it non-finite and skipped) is not a batch: every
         // rank sees the same reduced value, so all return before the next collective.
         if reducedMax == -.infinity { return }

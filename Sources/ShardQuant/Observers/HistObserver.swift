@@ -58,7 +58,10 @@ public final class PercentHistObserverLayer: BaseQuanter {
         super.init(observerName: "hist", bitLength: quantBits, quantAxis: -1, reducer: reducer)
     }
 
-    public override func observe(_ input: Tensor) {
+    public override func observe(_ input: Tensor) { _ = observeProvingFinite(input) }
+
+    /// The histogram's range pass also proves the batch finite.
+    public override func observeProvingFinite(_ input: Tensor) -> Bool {
         state.add(input.scalars, reducer: reducer)
     }
 

@@ -39,10 +39,20 @@ struct HistogramState: Sendable {
         }
     }
 
-    /// Adds one batch whose values are `values` on this rank.
-    mutating func add(_ values: [Float], reducer: StatisticReducer) {
-        if fixedRange != nil { return addOnFixedRange(values, magnitudes: false, reducer: reducer) }
+    /// Adds one batch whose values are `values` on this rank; returns whether the range pass
+    /// proved every value finite (never on a fixed range, which takes no such pass).
+    @discardableResult
+    mutating func add(_ values: [Float], reducer: StatisticReducer) -> Bool {
+        if fixedRange != nil {
+            addOnFixedRange(values, magnitudes: false, reducer: reducer)
+            return false
+        }
         let local = UniformHistogram.range(values)
+        add(values, localRange: (local.minimum, local.maximum), reducer: reducer)
+        return local.allFinite
+    }
+
+    private mutating func add(_ values: [Float], localRange local: (Float, Float), reducer: StatisticReducer) {
         var range = [-local.0, local.1]  // MIN and MAX in one collective
         reducer.reduceMaximum(&range)
         let newMinimum = Double(-range[0]), newMaximum = Double(range[1])

@@ -45,13 +45,24 @@ public final class KLObserverLayer: BaseQuanter {
         super.init(observerName: "kl", bitLength: quantBits, quantAxis: -1, reducer: reducer)
     }
 
-    public override func observe(_ input: Tensor) {
+    public override func observe(_ input: Tensor) { _ = observeProvingFinite(input) }
+
+    /// The range pass that finds the batch's largest |x| also proves the batch finite.
+    public override func observeProvingFinite(_ input: Tensor) -> Bool {
         cached = nil
-        if state.fixedRange != nil { return state.addOnFixedRange(input.scalars, magnitudes: true, reducer: reducer) }
+        if state.fixedRange != nil {
+            state.addOnFixedRange(input.scalars, magnitudes: true, reducer: reducer)
+            return false
+        }
+        let (low, high, allFinite) = UniformHistogram.range(input.scalars)
+        record(input, low: low, high: high)
+        return allFinite
+    }
+
+    private func record(_ input: Tensor, low: Float, high: Float) {
         // |x| with an explicit zero, so every rank's range starts at 0 (one more value per rank
         // would change counts; the zero is added to the range only, not binned).
         // The largest finite |x| from the finite range of x (no copy of |x|): max(−min, max).
-        let (low, high) = UniformHistogram.range(input.scalars)
         let largest = Swift.max(-low, high)
         let local = largest == 0 ? 0 : largest  // +0, never −0
         let maximum = reducer.maximum(local)

@@ -55,9 +55,21 @@ public final class MSEObserverLayer: BaseQuanter {
         super.init(observerName: "mse", bitLength: quantBits, quantAxis: -1, reducer: reducer)
     }
 
-    public override func observe(_ input: Tensor) {
-        if !symmetric { return observeAsymmetric(input) }
-        let reducedMax = reducer.maximum(input.count == 0 ? -.infinity : input.absMax())
+    public override func observe(_ input: Tensor) { _ = observeProvingFinite(input) }
+
+    /// The symmetric search's abs-maximum pass also proves the batch finite.
+    public override func observeProvingFinite(_ input: Tensor) -> Bool {
+        if !symmetric {
+            observeAsymmetric(input)
+            return false
+        }
+        let (local, allFinite) = input.count == 0 ? (-Float.infinity, true) : input.absMaxProvingFinite()
+        observeSymmetric(input, localAbsMax: local)
+        return allFinite
+    }
+
+    private func observeSymmetric(_ input: Tensor, localAbsMax: Float) {
+        let reducedMax = reducer.maximum(localAbsMax)
         // A batch empty on every rank (all of it non-finite and skipped) is not a batch: every
         // rank sees the same reduced value, so all return before the next collective.
         if reducedMax == -.infinity { return }

@@ -89,18 +89,20 @@ struct UniformHistogram: Sendable {
         return counts
     }
 
-    /// `(min, max)` of the finite values (`(+∞, −∞)` when there are none), over the kernel threads.
+    /// `(min, max)` of the finite values (`(+∞, −∞)` when there are none), over the kernel threads,
+    /// and whether every value is finite (the common case takes one vector pass that proves it).
     /// NaN and ±∞ are left out so that a non-finite batch cannot break the binning before the run
     /// reports it (every such batch is an error at the next agreement point).
-    static func range(_ values: [Float]) -> (Float, Float) {
+    static func range(_ values: [Float]) -> (minimum: Float, maximum: Float, allFinite: Bool) {
         let threads = Swift.max(1, Swift.min(Parallelism.threadCount, values.count / 65_536))
-        var partials = [(Float, Float)](repeating: (.infinity, -.infinity), count: threads)
+        var partials = [(Float, Float, Bool)](repeating: (.infinity, -.infinity, true), count: threads)
         values.withUnsafeBufferPointer { x in
             partials.withUnsafeMutableBufferPointer { partials in
                 Parallelism.forEach(threads) { part in
                     let share = UnsafeBufferPointer(rebasing: x[(x.count * part / threads)..<(x.count * (part + 1) / threads)])
+                    if share.isEmpty { return }
                     if let range = Tensor.finiteRange(of: share) {
-                        partials[part] = range  // the common case: one vector pass
+                        partials[part] = (range.minimum, range.maximum, true)  // the common case: one vector pass
                         return
                     }
                     var low = Float.infinity, high = -Float.infinity
@@ -108,11 +110,11 @@ struct UniformHistogram: Sendable {
                         low = Swift.min(low, value)
                         high = Swift.max(high, value)
                     }
-                    partials[part] = (low, high)
+                    partials[part] = (low, high, false)
                 }
             }
         }
-        return partials.reduce((Float.infinity, -Float.infinity)) { (Swift.min($0.0, $1.0), Swift.max($0.1, $1.1)) }
+        return partials.reduce((Float.infinity, -Float.infinity, true)) { (Swift.min($0.0, $1.0), Swift.max($0.1, $1.1), $0.2 && $1.2) }
     }
 
     static func grownRange(oldMinimum: Double, oldMaximum: Double, newMinimum: Double, newMaximum: Double, bins: Int)
