@@ -56,15 +56,14 @@ open class MultiHeadAttention: Layer {
         precondition(query.rank == 3, "attention expects projections [batch, sequence, heads·dimension], got \(query.shape)")
         let (batch, sequence) = (query.shape[0], query.shape[1])
         let width = headCount * headDimension
-        func heads(_ projection: Tensor) -> Tensor {
+        for projection in [query, key, value] {
             precondition(projection.shape == [batch, sequence, width], "projection \(projection.shape) is not [\(batch), \(sequence), \(width)]")
-            return projection.reshaped([batch, sequence, headCount, headDimension]).permuted([0, 2, 1, 3])
+        }
+        func heads(_ projection: Tensor) -> Tensor {
+            projection.reshaped([batch, sequence, headCount, headDimension]).permuted([0, 2, 1, 3])
         }
         if isCausal && keyMask == nil {
             // The decoder's case: head by head in place, the masked half skipped.
-            for projection in [key, value] {
-                precondition(projection.shape == [batch, sequence, width], "projection \(projection.shape) is not [\(batch), \(sequence), \(width)]")
-            }
             return Tensor.causalAttention(query: query, key: key, value: value, headDimension: headDimension,
                                           keyValueHead: Array(0..<headCount))
         }
